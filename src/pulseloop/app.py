@@ -1,0 +1,228 @@
+"""The embedding API: what tests, the CLI, the server and users' own services call.
+
+    app = App(loops=[HealthCheck], database_url="sqlite:///runs.db")
+    async with app:                 # opens the store, runs an in-process worker
+        run = await app.trigger("health-check", {"patientId": "p1"})
+        run = await app.wait_for_run(run.id, timeout="1 minute")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+from pulseloop.config import Settings
+from pulseloop.durations import Duration, duration_seconds
+from pulseloop.engine.clock import Clock, SystemClock
+from pulseloop.engine.codec import encode
+from pulseloop.engine.context import ConnectorFactory
+from pulseloop.engine.loop import Loop, loop_name
+from pulseloop.engine.worker import Worker
+from pulseloop.errors import LoopNotFound, PulseloopError, RunNotFound
+from pulseloop.runs import Deploy, Run, build_deploy, build_run
+from pulseloop.store import open_store
+from pulseloop.store.base import TERMINAL_STATUSES, RunRecord, Store
+
+_SETTLE_POLL_S = 0.1
+
+
+class App:
+    """A set of loops bound to a database and an organization, with an optional worker."""
+
+    def __init__(
+        self,
+        loops: Sequence[type[Loop]] = (),
+        database_url: str | None = None,
+        *,
+        org: str | None = None,
+        clock: Clock | None = None,
+        worker: bool = True,
+        concurrency: int = 100,
+        lease: Duration = "30 seconds",
+        poll_interval: Duration = "500 milliseconds",
+        connectors: Mapping[str, ConnectorFactory] | None = None,
+        only_run: str | None = None,
+    ) -> None:
+        self.settings = Settings.load(database_url=database_url, org=org)
+        self.loops: dict[str, type[Loop]] = {}
+        for cls in loops:
+            if not (isinstance(cls, type) and issubclass(cls, Loop)):
+                raise PulseloopError(f"{cls!r} is not a Loop subclass; pass loop classes")
+            name = loop_name(cls)
+            if name in self.loops and self.loops[name] is not cls:
+                raise PulseloopError(f"two loops are named {name!r}; set `name = ...` on one")
+            self.loops[name] = cls
+        self.clock: Clock = clock or SystemClock()
+        self.org = self.settings.org
+        self._run_worker = worker
+        self._concurrency = concurrency
+        self._lease_s = duration_seconds(lease)
+        self._poll_s = duration_seconds(poll_interval)
+        self._connectors = dict(connectors or {})
+        self._only_run = only_run
+        self._store: Store | None = None
+        self.worker: Worker | None = None
+        self._settled: dict[str, asyncio.Event] = {}
+
+    # lifecycle -------------------------------------------------------------------------
+    async def __aenter__(self) -> App:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Open (and migrate) the database; start the worker unless ``worker=False``."""
+        store = open_store(self.settings.database_url)
+        await store.open()
+        self._store = store
+        if self._run_worker and self.loops:
+            self.worker = Worker(
+                store, self.loops, org=self.org, clock=self.clock,
+                concurrency=self._concurrency, lease_s=self._lease_s, poll_s=self._poll_s,
+                connectors=self._connectors, connector_services=self, only_run=self._only_run,
+                on_settled=self._on_settled,
+            )  # fmt: skip
+            await self.worker.start()
+
+    async def close(self) -> None:
+        """Stop the worker (handing back runs in flight) and close the database."""
+        if self.worker is not None:
+            await self.worker.stop()
+            self.worker = None
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
+
+    @property
+    def store(self) -> Store:
+        """The open store (for connectors and tools built on the App)."""
+        if self._store is None:
+            raise PulseloopError("the App is not open; use `async with App(...) as app:`")
+        return self._store
+
+    # runs ------------------------------------------------------------------------------
+    async def trigger(self, loop: str, body: Any = None, *, id: str | None = None) -> Run:
+        """Start a run of ``loop`` with ``body``; an existing ``id`` returns that run."""
+        if loop not in self.loops and (self.loops or self._run_worker):
+            known = ", ".join(sorted(self.loops)) or "none"
+            raise LoopNotFound(f"no loop named {loop!r} in this app; known loops: {known}")
+        if id is not None and (not isinstance(id, str) or not id or len(id) > 200):
+            raise PulseloopError(f"run id {id!r} must be a non-empty string of <= 200 chars")
+        text = encode(body, "the event body")
+        record, _ = await self.store.create_run(
+            self.org, id or uuid.uuid4().hex, loop, text, self.clock.now()
+        )
+        self._kick()
+        return build_run(record)
+
+    async def get_run(self, run_id: str) -> Run:
+        """The run with its step timeline (RunNotFound if it is not in this org)."""
+        record = await self._record(run_id)
+        store = self.store
+        steps = await store.get_steps(self.org, run_id)
+        attempts = await store.get_attempts(self.org, run_id)
+        waits = await store.get_waits(self.org, run_id)
+        return build_run(record, steps, attempts, waits)
+
+    async def list_runs(
+        self, *, loop: str | None = None, status: str | None = None, limit: int = 50
+    ) -> list[Run]:
+        """Newest runs first (without their steps)."""
+        records = await self.store.list_runs(self.org, loop=loop, status=status, limit=limit)
+        return [build_run(r) for r in records]
+
+    async def wait_for_run(self, run_id: str, timeout: Duration | None = None) -> Run:
+        """Wait until the run is completed, failed or cancelled; return it.
+
+        Raises TimeoutError if ``timeout`` (real time) passes first.
+        """
+        limit = None if timeout is None else duration_seconds(timeout)
+        try:
+            async with asyncio.timeout(limit):
+                while True:
+                    record = await self._record(run_id)
+                    if record.status in TERMINAL_STATUSES:
+                        return await self.get_run(run_id)
+                    event = self._settled.setdefault(run_id, asyncio.Event())
+                    event.clear()
+                    try:
+                        await asyncio.wait_for(event.wait(), _SETTLE_POLL_S)
+                    except TimeoutError:
+                        pass
+        except TimeoutError:
+            raise TimeoutError(
+                f"run {run_id!r} did not finish within {timeout}; it keeps running, "
+                "wait again or inspect it with get_run"
+            ) from None
+
+    async def send_event(self, run_id: str, type: str, payload: Any = None) -> None:
+        """Deliver an event to ``step.wait_for_event(type=...)`` of the run (buffered)."""
+        text = encode(payload, f"the payload of event {type!r}")
+        if not await self.store.send_signal(self.org, run_id, f"event:{type}", text, self.clock.now()):
+            raise RunNotFound(f"no run {run_id!r} in this organization; check the id")
+        self._kick()
+
+    # operators -------------------------------------------------------------------------
+    async def cancel(self, run_id: str) -> Run:
+        """Cancel an unfinished run; a step in flight is abandoned, nothing more runs."""
+        record = await self.store.cancel_run(self.org, run_id, self.clock.now())
+        if self.worker is not None:
+            self.worker.abort(run_id)
+        return build_run(record)
+
+    async def pause(self, run_id: str) -> Run:
+        """Pause a run; a running one stops after its current step is recorded."""
+        return build_run(await self.store.pause_run(self.org, run_id, self.clock.now()))
+
+    async def resume(self, run_id: str) -> Run:
+        """Resume a paused run."""
+        record = await self.store.resume_run(self.org, run_id, self.clock.now(), _wall())
+        self._kick()
+        return build_run(record)
+
+    async def retry(self, run_id: str) -> Run:
+        """Re-run a failed run: finished steps replay, failed ones run again."""
+        record = await self.store.retry_run(self.org, run_id, self.clock.now())
+        self._kick()
+        return build_run(record)
+
+    async def restart(self, run_id: str, from_step: str) -> Run:
+        """Forget ``from_step`` and everything after it, and run on from there."""
+        record = await self.store.restart_run(self.org, run_id, from_step, self.clock.now())
+        if self.worker is not None:
+            self.worker.abort(run_id)
+        self._kick()
+        return build_run(record)
+
+    async def deploys(self) -> list[Deploy]:
+        """Every loop version a worker of this organization served, newest first."""
+        return [build_deploy(d) for d in await self.store.list_deploys(self.org)]
+
+    # internals -------------------------------------------------------------------------
+    async def _record(self, run_id: str) -> RunRecord:
+        record = await self.store.get_run(self.org, run_id)
+        if record is None:
+            raise RunNotFound(f"no run {run_id!r} in this organization; check the id")
+        return record
+
+    def _kick(self) -> None:
+        if self.worker is not None:
+            self.worker.kick()
+
+    def _on_settled(self, run_id: str, status: str) -> None:
+        event = self._settled.pop(run_id, None)
+        if event is not None:
+            event.set()
+
+
+def _wall() -> float:
+    import time
+
+    return time.time()

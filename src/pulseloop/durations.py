@@ -1,0 +1,68 @@
+"""Durations as users write them: ``"30 minutes"``, ``90``, ``timedelta(hours=1)``.
+
+Accepted: a non-negative number of seconds (int or float), a :class:`~datetime.timedelta`,
+or text ``"<number> <unit>"`` with units milliseconds/ms, seconds/s/sec, minutes/m/min,
+hours/h/hr, days/d, weeks/w (singular or plural, any case). Anything else raises
+:class:`~pulseloop.errors.InvalidDuration` naming the bad value.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import timedelta
+
+from pulseloop.errors import InvalidDuration
+
+Duration = str | int | float | timedelta
+"""What every ``timeout``/``delay``/``duration`` parameter accepts."""
+
+_UNIT_SECONDS: dict[str, float] = {}
+for _names, _seconds in (
+    (("ms", "msec", "millisecond", "milliseconds"), 0.001),
+    (("s", "sec", "secs", "second", "seconds"), 1.0),
+    (("m", "min", "mins", "minute", "minutes"), 60.0),
+    (("h", "hr", "hrs", "hour", "hours"), 3600.0),
+    (("d", "day", "days"), 86400.0),
+    (("w", "week", "weeks"), 604800.0),
+):
+    for _name in _names:
+        _UNIT_SECONDS[_name] = _seconds
+
+_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*([a-zA-Z]+)\s*$")
+
+_HELP = (
+    'write it as "<number> <unit>" (e.g. "30 minutes", "1 hour", "500 milliseconds"), '
+    "a number of seconds, or a datetime.timedelta"
+)
+
+
+def parse_duration(value: Duration) -> timedelta:
+    """Read a duration; raise InvalidDuration (naming the value) if it is not one."""
+    if isinstance(value, timedelta):
+        if value < timedelta(0):
+            raise InvalidDuration(f"duration {value!r} is negative; {_HELP}")
+        return value
+    if isinstance(value, bool):
+        raise InvalidDuration(f"duration {value!r} is a bool, not a duration; {_HELP}")
+    if isinstance(value, int | float):
+        if not math.isfinite(value) or value < 0:
+            raise InvalidDuration(f"duration {value!r} must be a finite number >= 0; {_HELP}")
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        match = _PATTERN.match(value)
+        if match is not None:
+            unit = match.group(2).lower()
+            if unit in _UNIT_SECONDS:
+                seconds = float(match.group(1)) * _UNIT_SECONDS[unit]
+                if math.isfinite(seconds) and seconds <= timedelta.max.total_seconds():
+                    return timedelta(seconds=seconds)
+        raise InvalidDuration(f"cannot read duration {value!r}; {_HELP}")
+    raise InvalidDuration(
+        f"duration {value!r} has type {type(value).__name__}, not a duration; {_HELP}"
+    )
+
+
+def duration_seconds(value: Duration) -> float:
+    """:func:`parse_duration` in seconds."""
+    return parse_duration(value).total_seconds()

@@ -1,0 +1,371 @@
+"""Executing one run: replay from the top, checkpoint new steps, suspend on waits.
+
+Design record. A run is re-executed from the top of ``run()`` every time it is claimed;
+completed steps return their stored result instead of running, so code between steps
+re-runs and only steps are checkpointed (DESIGN.md). Considered and rejected:
+
+* keeping a parked run's coroutine alive (Cloudflare's local engine, asyncio frames):
+  costs memory per waiting run and dies with the process;
+* replaying by position (DBOS): a loop edited between deploys shifts every later step.
+  Names are the replay key, so a renamed step simply runs and an added one is new.
+
+A step never moves forward before its record is committed: ``record_step`` returns only
+after the group commit that holds it. Every write is fenced by the worker's lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import traceback
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from types import CodeType
+from typing import Any
+
+from pulseloop import errors
+from pulseloop.durations import Duration, duration_seconds
+from pulseloop.engine.clock import Clock
+from pulseloop.engine.codec import decode, encode, round_trip
+from pulseloop.engine.context import ConnectorFactory, StepCtx, StepScope
+from pulseloop.engine.loop import Event, Loop
+from pulseloop.engine.retries import DEFAULT_TIMEOUT, Retries, as_retries
+from pulseloop.engine.suspend import Interrupted, Suspend
+from pulseloop.store.base import (
+    AttemptRecord,
+    History,
+    Lease,
+    LeaseLost,
+    RunRecord,
+    Store,
+    StepRecord,
+    WaitRecord,
+)
+
+MAX_STEPS = 10_000
+"""Steps (and waits) per run."""
+MAX_WAIT_S = 365 * 86400.0
+"""Longest sleep or wait."""
+
+# Errors a failed step record re-raises as themselves (not wrapped in StepFailed), so
+# the first run and every replay raise the same type.
+_REPLAYED_AS_ITSELF: dict[str, type[errors.PulseloopError]] = {
+    cls.__name__: cls
+    for cls in (errors.NotSerializable, errors.LimitExceeded, errors.WaitTimeout,
+                errors.ScanTimeout)
+}  # fmt: skip
+_DETERMINISTIC = (errors.NotSerializable, errors.LimitExceeded)
+
+_WANTS_CTX: dict[CodeType, bool] = {}
+
+
+def wants_ctx(fn: Callable[..., Any]) -> bool:
+    """Whether a step callback takes the ``ctx`` argument (cached per code object)."""
+    code = getattr(fn, "__code__", None)
+    if code is not None and code in _WANTS_CTX:
+        return _WANTS_CTX[code]
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    answer = any(
+        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params
+    )
+    if code is not None:
+        _WANTS_CTX[code] = answer
+    return answer
+
+
+class Services:
+    """What executions share within one worker."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        worker_id: str,
+        connectors: Mapping[str, ConnectorFactory],
+        connector_services: Any,
+        on_park: Callable[[float | None], None],
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.worker_id = worker_id
+        self.connectors = connectors
+        self.connector_services = connector_services
+        self.on_park = on_park
+
+
+class Execution:
+    """One pass of one run through its loop's ``run()``."""
+
+    def __init__(
+        self, services: Services, run: RunRecord, history: History, loop: type[Loop], version: str
+    ) -> None:
+        self.services = services
+        self.run = run
+        self.history = history
+        self.loop = loop
+        self.version = version
+        self.lease = Lease(run.id, services.worker_id)
+        self._names: set[str] = set()
+        self._wake_ats: list[float] = []
+        self._keys: list[str] = []
+        self._suspended = False
+        self._fatal: BaseException | None = None
+
+    # the run as a whole -------------------------------------------------------------
+    async def execute(self) -> str:
+        """Run ``run()`` once; return the status the run was left in."""
+        from pulseloop.engine.step import Step
+
+        store, clock = self.services.store, self.services.clock
+        event = Event(
+            id=self.run.id,
+            body=decode(self.run.input),
+            received_at=datetime.fromtimestamp(self.run.created_at, UTC),
+        )
+        try:
+            try:
+                output = await self.loop().run(event, Step(self))
+                if self._suspended:  # user code swallowed a Suspend: park anyway
+                    raise Suspend()
+                if self._fatal is not None:
+                    raise self._fatal
+                text = encode(output, f"the return value of loop {self.run.loop!r}")
+            except (Suspend, Interrupted, LeaseLost, asyncio.CancelledError):
+                raise
+            except BaseException as exc:
+                if not isinstance(exc, Exception):
+                    raise
+                await store.finish_run(self.lease, "failed", None, _run_error(exc), clock.now())
+                return "failed"
+            await store.finish_run(self.lease, "completed", text, None, clock.now())
+            return "completed"
+        except Suspend:
+            wake_at = min(self._wake_ats) if self._wake_ats else None
+            status = await store.park_run(self.lease, wake_at, self._keys, clock.now())
+            self.services.on_park(wake_at)
+            return status
+        except Interrupted:
+            await store.release_run(self.lease, clock.now())
+            return "paused"
+        except LeaseLost:
+            return "lost"
+
+    def _use_name(self, name: str) -> int:
+        """Claim ``name`` for this execution; return its sequence number."""
+        if not isinstance(name, str) or not name:
+            raise errors.PulseloopError(f"step name {name!r} must be a non-empty string")
+        if name in self._names:
+            error = errors.DuplicateStepName(name)
+            self._fatal = error  # the run fails even if the caller catches it
+            raise error
+        if len(self._names) >= MAX_STEPS:
+            error_ = errors.LimitExceeded(
+                f"run {self.run.id!r} reached {MAX_STEPS:,} steps at step {name!r}; split the "
+                "work across runs (trigger a new run from a step) or batch items per step"
+            )
+            self._fatal = error_
+            raise error_
+        self._names.add(name)
+        return len(self._names)
+
+    def _suspend(self, wake_at: float | None, key: str | None = None) -> Suspend:
+        if wake_at is not None:
+            self._wake_ats.append(wake_at)
+        if key is not None:
+            self._keys.append(key)
+        self._suspended = True
+        return Suspend()
+
+    async def _record(
+        self, step: StepRecord, attempt: AttemptRecord | None, consume: int | None = None
+    ) -> None:
+        status = await self.services.store.record_step(self.lease, step, attempt, consume)
+        self.history.steps[step.name] = step
+        if status == "paused":
+            raise Interrupted()
+
+    # step.do --------------------------------------------------------------------------
+    async def do(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        retries: Retries | Mapping[str, Any] | int | None,
+        timeout: Duration | None,
+    ) -> Any:
+        """Return the step's recorded result, or run it (with retries) and record it."""
+        seq = self._use_name(name)
+        recorded = self.history.steps.get(name)
+        if recorded is not None:
+            return _replay(recorded)
+        if not callable(fn):
+            raise errors.PulseloopError(f"step {name!r}: {fn!r} is not callable; pass a function")
+        policy = as_retries(retries)
+        timeout_s = duration_seconds(DEFAULT_TIMEOUT if timeout is None else timeout)
+        clock = self.services.clock
+        failed, retry_at = self.history.failures.get(name, (0, None))
+        started = clock.now()
+        if failed and retry_at is not None and retry_at > started:
+            raise self._suspend(retry_at)
+        attempt = failed + 1
+        scope = StepScope(
+            self.run.org, self.run.id, name, attempt, self.services.connector_services
+        )
+        ctx = StepCtx(scope, self.services.connectors)
+        try:
+            value = await self._invoke(fn, ctx, timeout_s, name)
+            result, text = round_trip(value, f"the result of step {name!r}")
+        except Exception as exc:
+            ctx.close()
+            await self._failed(name, seq, attempt, started, exc, policy)
+            raise AssertionError("unreachable") from exc
+        ctx.close()
+        finished = clock.now()
+        await self._record(
+            StepRecord(self.run.id, name, seq, "do", "completed", text, None, attempt, started,
+                       finished, self.version),
+            self._attempt(name, attempt, "completed", started, finished, None, None),
+        )  # fmt: skip
+        return result
+
+    async def _invoke(
+        self, fn: Callable[..., Any], ctx: StepCtx, timeout_s: float, name: str
+    ) -> Any:
+        args = (ctx,) if wants_ctx(fn) else ()
+        deadline = self.services.clock.timeout(timeout_s)
+        try:
+            async with deadline:
+                if inspect.iscoroutinefunction(fn):
+                    result = await fn(*args)
+                else:  # sync code runs off the event loop; other runs keep moving
+                    result = await asyncio.to_thread(fn, *args)
+                while inspect.isawaitable(result):
+                    result = await result
+                return result
+        except TimeoutError as exc:
+            if getattr(deadline, "expired", lambda: False)():
+                raise errors.StepTimeout(
+                    f"step {name!r} ran longer than its timeout of {timeout_s:g} s; raise "
+                    "timeout= on step.do or make the work shorter"
+                ) from exc
+            raise
+
+    async def _failed(
+        self, name: str, seq: int, attempt: int, started: float, exc: Exception, policy: Retries
+    ) -> None:
+        """Record a failed attempt; park for the retry or fail the step for good."""
+        finished = self.services.clock.now()
+        info = _step_error(exc)
+        retry = not isinstance(exc, _DETERMINISTIC) and policy.should_retry(exc, attempt)
+        if retry:
+            retry_at = finished + policy.delay_s(attempt)
+            record = self._attempt(name, attempt, "failed", started, finished, info, retry_at)
+            status = await self.services.store.record_failed_attempt(self.lease, record)
+            if status == "paused":
+                raise Interrupted()
+            raise self._suspend(retry_at)
+        step = StepRecord(
+            self.run.id, name, seq, "do", "failed", None, info, attempt, started, finished,
+            self.version,
+        )  # fmt: skip
+        await self._record(
+            step, self._attempt(name, attempt, "failed", started, finished, info, None)
+        )
+        raise _failure(step) from exc
+
+    def _attempt(
+        self,
+        name: str,
+        attempt: int,
+        status: str,
+        started: float,
+        finished: float,
+        error: dict[str, Any] | None,
+        retry_at: float | None,
+    ) -> AttemptRecord:
+        return AttemptRecord(
+            self.run.id, name, self.run.generation, attempt, status, started, finished, error,
+            retry_at, self.version, self.services.worker_id,
+        )  # fmt: skip
+
+    # durable waits ---------------------------------------------------------------------
+    async def wait(
+        self,
+        name: str,
+        kind: str,
+        key: str | None,
+        timeout: Duration | None,
+        on_timeout: Callable[[], errors.PulseloopError] | None,
+        deadline_at: float | None = None,
+    ) -> Any:
+        """Wait durably for a signal on ``key`` (or, with no key, until the deadline).
+
+        The deadline is fixed the first time the wait is reached and stored; replays read
+        it back. A signal that arrived before the wait was reached is consumed here.
+        """
+        seq = self._use_name(name)
+        recorded = self.history.steps.get(name)
+        if recorded is not None:
+            return _replay(recorded)
+        now = self.services.clock.now()
+        if deadline_at is None and timeout is not None:
+            seconds = duration_seconds(timeout)
+            if seconds > MAX_WAIT_S:
+                raise errors.LimitExceeded(
+                    f"{kind} {name!r} lasts {seconds:,.0f} s, over the 365-day limit; "
+                    "use a shorter duration"
+                )
+            deadline_at = now + seconds
+        wait = self.history.waits.get(name)
+        signal = None
+        if wait is None or key is not None:
+            fresh = WaitRecord(self.run.id, name, seq, kind, key, deadline_at, now)
+            wait, signal = await self.services.store.open_wait(self.lease, fresh)
+            self.history.waits[name] = wait
+        if signal is not None:
+            step = StepRecord(self.run.id, name, seq, kind, "completed", signal.payload, None, 1,
+                              wait.created_at, now, self.version)  # fmt: skip
+            await self._record(step, None, consume=signal.id)
+            return decode(signal.payload)
+        if wait.deadline_at is not None and wait.deadline_at <= now:
+            if on_timeout is None:
+                step = StepRecord(self.run.id, name, seq, kind, "completed", None, None, 1,
+                                  wait.created_at, now, self.version)  # fmt: skip
+                await self._record(step, None)
+                return None
+            error = on_timeout()
+            step = StepRecord(self.run.id, name, seq, kind, "failed", None, errors.error_info(error),
+                              1, wait.created_at, now, self.version)  # fmt: skip
+            await self._record(step, None)
+            raise error
+        raise self._suspend(wait.deadline_at, key)
+
+
+def _replay(step: StepRecord) -> Any:
+    if step.status == "completed":
+        return decode(step.output)
+    raise _failure(step)
+
+
+def _failure(step: StepRecord) -> errors.PulseloopError:
+    info = step.error or {}
+    kind, message = str(info.get("type", "Exception")), str(info.get("message", ""))
+    replayed = _REPLAYED_AS_ITSELF.get(kind)
+    if replayed is not None:
+        return replayed(message)
+    return errors.StepFailed(step.name, kind, message, step.attempts)
+
+
+def _step_error(exc: BaseException) -> dict[str, Any]:
+    info = errors.error_info(exc)
+    info["traceback"] = "".join(traceback.format_exception(exc))[-4000:]
+    return info
+
+
+def _run_error(exc: BaseException) -> dict[str, Any]:
+    info = _step_error(exc)
+    if isinstance(exc, errors.StepFailed):
+        info["step"] = exc.step
+    return info

@@ -1,0 +1,61 @@
+"""What users write: a :class:`Loop` with ``async def run(self, event, step)``."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from pulseloop.engine.step import Step
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """What a run was triggered with: its id, the JSON body and when it arrived."""
+
+    id: str
+    body: Any
+    received_at: datetime
+
+
+class Loop:
+    """Base class of a durable workflow.
+
+    Subclass it and implement ``run``. The loop's name (what ``trigger`` takes) is the
+    class attribute ``name`` if set, else the kebab-cased class name
+    (``HealthCheck`` -> ``"health-check"``).
+    """
+
+    name: ClassVar[str] = ""
+
+    async def run(self, event: Event, step: Step) -> Any:
+        """The workflow. Side effects belong in ``step.do``; code between steps re-runs."""
+        raise NotImplementedError(f"{type(self).__name__} must implement `async def run`")
+
+
+def loop_name(cls: type[Loop]) -> str:
+    """The name a loop is triggered by."""
+    explicit = cls.__dict__.get("name")
+    if isinstance(explicit, str) and explicit:
+        return explicit
+    return kebab_case(cls.__name__)
+
+
+def kebab_case(name: str) -> str:
+    """``HealthCheck`` -> ``health-check``; ``HTTPPoller`` -> ``http-poller``."""
+    words = re.sub(r"([a-z0-9])([A-Z])", r"\1-\2", name)
+    words = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1-\2", words)
+    return words.replace("_", "-").lower()
+
+
+def loop_version(cls: type[Loop]) -> str:
+    """A short hash of the loop's source: what a deploy of this loop is called."""
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):
+        source = f"{cls.__module__}.{cls.__qualname__}"
+    return hashlib.sha256(source.encode()).hexdigest()[:12]

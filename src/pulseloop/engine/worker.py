@@ -1,0 +1,202 @@
+"""The worker: claims runs, executes them concurrently, fires timers, keeps leases.
+
+Design record. Three small loops on one event loop:
+
+* **claim**: while there is capacity, claim queued runs (or runs whose lease expired:
+  their worker died) and start an :class:`Execution` task for each. Woken at once by
+  in-process events (trigger, timer fired, signal, a run finished), and by polling for
+  work other processes queued.
+* **timers**: sleeps, retry delays and wait deadlines are ``wake_at`` on parked rows; this
+  loop sleeps (on the workflow clock) until the earliest one and re-queues what is due.
+* **heartbeat**: renews this worker's leases every third of the lease; runs it no longer
+  holds (an operator cancelled or restarted them) are stopped without further writes.
+
+A parked run holds nothing here: no task, no frame, no thread. Considered and rejected:
+one asyncio timer per parked run (memory grows with parked runs; lost on restart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pulseloop.engine.clock import Clock
+from pulseloop.engine.context import ConnectorFactory
+from pulseloop.engine.execution import Execution, Services
+from pulseloop.engine.loop import Loop, loop_version
+from pulseloop.store.base import History, RunRecord, Store
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    """Executes the runs of one organization's loops."""
+
+    def __init__(
+        self,
+        store: Store,
+        loops: Mapping[str, type[Loop]],
+        *,
+        org: str,
+        clock: Clock,
+        concurrency: int = 100,
+        lease_s: float = 30.0,
+        poll_s: float = 0.5,
+        connectors: Mapping[str, ConnectorFactory] | None = None,
+        connector_services: Any = None,
+        only_run: str | None = None,
+        on_settled: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.id = f"w-{uuid.uuid4().hex[:12]}"
+        self.store = store
+        self.loops = dict(loops)
+        self.versions = {name: loop_version(cls) for name, cls in self.loops.items()}
+        self.org = org
+        self.clock = clock
+        self.concurrency = concurrency
+        self.lease_s = lease_s
+        self.poll_s = poll_s
+        self.only_run = only_run
+        self.on_settled = on_settled
+        self.services = Services(
+            store, clock, self.id, connectors or {}, connector_services, self._on_park
+        )
+        self._active: dict[str, asyncio.Task[str]] = {}
+        self._kick = asyncio.Event()
+        self._timer_kick = asyncio.Event()
+        self._loops: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        """Record the deploy and start claiming."""
+        for name, version in self.versions.items():
+            await self.store.record_deploy(self.org, name, version, self.clock.now())
+        self._loops = [
+            asyncio.create_task(self._claim_loop(), name="pulseloop-claim"),
+            asyncio.create_task(self._timer_loop(), name="pulseloop-timers"),
+            asyncio.create_task(self._heartbeat_loop(), name="pulseloop-heartbeat"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop claiming; hand back runs in flight so another worker continues them."""
+        for task in self._loops:
+            task.cancel()
+        for task in self._loops:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        in_flight = list(self._active.items())
+        for _, task in in_flight:
+            task.cancel()
+        for run_id, task in in_flight:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            with contextlib.suppress(BaseException):
+                from pulseloop.store.base import Lease
+
+                await self.store.release_run(Lease(run_id, self.id), self.clock.now())
+
+    def kick(self) -> None:
+        """Look for work now (something was queued in this process)."""
+        self._kick.set()
+
+    def timers_changed(self) -> None:
+        """Recompute the next timer (a run parked, or the clock moved)."""
+        self._timer_kick.set()
+
+    def abort(self, run_id: str) -> None:
+        """Stop executing ``run_id`` at once (it was cancelled or restarted)."""
+        task = self._active.get(run_id)
+        if task is not None:
+            task.cancel()
+
+    @property
+    def active(self) -> int:
+        """Runs executing right now."""
+        return len(self._active)
+
+    # loops -----------------------------------------------------------------------------
+    async def _claim_loop(self) -> None:
+        while True:
+            free = self.concurrency - len(self._active)
+            claimed: list[RunRecord] = []
+            if free > 0:
+                self._kick.clear()
+                claimed = await self.store.claim_runs(
+                    self.org, self.id, list(self.loops), free, time.time(), self.lease_s,
+                    self.clock.now(), run_id=self.only_run,
+                )  # fmt: skip
+                for run in claimed:
+                    self._start(run)
+            if claimed and len(claimed) == free:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), self.poll_s)
+
+    async def _timer_loop(self) -> None:
+        while True:
+            self._timer_kick.clear()
+            fired, next_at = await self.store.fire_timers(self.org, self.clock.now())
+            if fired:
+                self.kick()
+            waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._timer_kick.wait())}
+            if next_at is not None:
+                delay = max(0.0, next_at - self.clock.now())
+                waiters.add(asyncio.ensure_future(self.clock.sleep(delay)))
+            try:
+                await asyncio.wait(waiters, timeout=self.poll_s, return_when="FIRST_COMPLETED")
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            if not self._active:
+                continue
+            try:
+                lost = await self.store.renew_leases(
+                    self.id, list(self._active), time.time(), self.lease_s
+                )
+            except Exception:
+                log.exception("lease renewal failed; will retry")
+                continue
+            for run_id in lost:
+                self.abort(run_id)
+
+    # executions ------------------------------------------------------------------------
+    def _start(self, run: RunRecord) -> None:
+        task = asyncio.create_task(self._execute(run), name=f"pulseloop-run-{run.id}")
+        self._active[run.id] = task
+        task.add_done_callback(lambda t, run_id=run.id: self._finished(run_id, t))
+
+    async def _execute(self, run: RunRecord) -> str:
+        history = (
+            await self.store.load_history(run.id, run.generation) if run.history_len else History()
+        )
+        execution = Execution(
+            self.services, run, history, self.loops[run.loop], self.versions[run.loop]
+        )
+        return await execution.execute()
+
+    def _finished(self, run_id: str, task: asyncio.Task[str]) -> None:
+        self._active.pop(run_id, None)
+        self.kick()
+        if task.cancelled():
+            status = "aborted"
+        elif task.exception() is not None:
+            status = "crashed"
+            log.error("run %s crashed in the engine", run_id, exc_info=task.exception())
+        else:
+            status = task.result()
+        if status == "queued":
+            self.kick()
+        if self.on_settled is not None:
+            self.on_settled(run_id, status)
+
+    def _on_park(self, wake_at: float | None) -> None:
+        if wake_at is not None:
+            self.timers_changed()

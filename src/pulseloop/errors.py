@@ -1,0 +1,165 @@
+"""The one exception tree of pulseloop.
+
+Every error a user can meet derives from :class:`PulseloopError`, carries a stable
+``code`` (the HTTP layer maps codes to statuses in one place) and a message that says
+what was wrong and what to do::
+
+    PulseloopError
+    ├── InvalidDuration          a duration string/number that cannot be read
+    ├── DuplicateStepName        a step name used twice in one run
+    ├── ContextUnavailable       a ctx used outside its step
+    ├── NotSerializable          a step result / event body that is not JSON
+    ├── LimitExceeded            too many steps, payload too large, wait too long
+    ├── StepFailed               a step that failed for good (re-raised on replay)
+    ├── StepTimeout              one attempt ran longer than its timeout
+    ├── WaitTimeout              a durable wait whose deadline passed
+    │   └── ScanTimeout          ... waiting for a facial scan
+    ├── NoScanProvisioned        wait_for_scan with no scan made earlier in the run
+    ├── NonRetryableError        raise it from a step to fail it at once
+    ├── LoopNotFound             trigger of a loop no App serves
+    ├── RunNotFound              no run with that id (in this organization)
+    ├── InvalidRunState          an operator action that does not fit the run's status
+    └── StoreError               the database refused (newer schema, unreachable)
+        └── SchemaTooNew
+
+Control flow that user code must never swallow (suspension, lease loss) derives from
+``BaseException`` and lives in :mod:`pulseloop.engine.suspend`, not here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PulseloopError(Exception):
+    """Root of every pulseloop error."""
+
+    code = "pulseloop_error"
+
+
+class InvalidDuration(PulseloopError, ValueError):
+    """A duration that cannot be read, e.g. ``"30 minuets"``."""
+
+    code = "invalid_duration"
+
+
+class DuplicateStepName(PulseloopError):
+    """A step name was used twice in one run; names are the replay key."""
+
+    code = "duplicate_step_name"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"step name {name!r} is used twice in this run; step names are the replay key "
+            "and must be unique within a run (add a distinguishing suffix, e.g. an index)"
+        )
+        self.name = name
+
+
+class ContextUnavailable(PulseloopError):
+    """A ``ctx`` was used after (or outside) the step it was given to."""
+
+    code = "context_unavailable"
+
+
+class NotSerializable(PulseloopError, TypeError):
+    """A value that must be stored is not JSON-serialisable."""
+
+    code = "not_serializable"
+
+
+class LimitExceeded(PulseloopError):
+    """A documented limit was exceeded (steps per run, payload size, wait length)."""
+
+    code = "limit_exceeded"
+
+
+class StepFailed(PulseloopError):
+    """A step failed for good: its retries are used up or it raised NonRetryableError.
+
+    Replays re-raise the same failure (same type name and message) without calling the
+    step again, so code that catches it takes the same path every time.
+    """
+
+    code = "step_failed"
+
+    def __init__(self, step: str, error_type: str, message: str, attempts: int) -> None:
+        super().__init__(
+            f"step {step!r} failed after {attempts} attempt(s): {error_type}: {message}"
+        )
+        self.step = step
+        self.error_type = error_type
+        self.error_message = message
+        self.attempts = attempts
+
+
+class StepTimeout(PulseloopError, TimeoutError):
+    """One attempt of a step ran past its ``timeout``; it counts as a failed attempt."""
+
+    code = "step_timeout"
+
+
+class WaitTimeout(PulseloopError, TimeoutError):
+    """A durable wait reached its deadline before what it waited for arrived."""
+
+    code = "wait_timeout"
+
+
+class ScanTimeout(WaitTimeout):
+    """``wait_for_scan`` reached its timeout before the scan finished.
+
+    Catching it leaves the run healthy: it may provision another scan and wait again.
+    """
+
+    code = "scan_timeout"
+
+
+class NoScanProvisioned(PulseloopError):
+    """``wait_for_scan`` was reached but no earlier step of this run created a scan."""
+
+    code = "no_scan_provisioned"
+
+
+class NonRetryableError(PulseloopError):
+    """Raise this (or a subclass) inside a step to fail it at once, without retries."""
+
+    code = "non_retryable"
+
+
+class LoopNotFound(PulseloopError, LookupError):
+    """No loop of that name is served by this App."""
+
+    code = "loop_not_found"
+
+
+class RunNotFound(PulseloopError, LookupError):
+    """No run with that id exists in this organization."""
+
+    code = "run_not_found"
+
+
+class InvalidRunState(PulseloopError):
+    """An operator action that does not fit the run's current status."""
+
+    code = "invalid_run_state"
+
+
+class StoreError(PulseloopError):
+    """The database could not be opened or refused an operation."""
+
+    code = "store_error"
+
+
+class SchemaTooNew(StoreError):
+    """The database was written by a newer pulseloop; it is refused, never touched."""
+
+    code = "schema_too_new"
+
+
+def error_info(exc: BaseException) -> dict[str, Any]:
+    """The JSON shape an error is stored as: type, message and (for ours) code."""
+    return {
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "code": getattr(exc, "code", None),
+    }

@@ -1,0 +1,158 @@
+"""What operators and embedding code read about runs: :class:`Run` and its steps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pulseloop.engine.codec import decode
+from pulseloop.store.base import (
+    TERMINAL_STATUSES,
+    AttemptRecord,
+    DeployRecord,
+    RunRecord,
+    StepRecord,
+    WaitRecord,
+)
+
+
+def _time(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One execution of a step's callback."""
+
+    number: int
+    status: str
+    started_at: datetime
+    finished_at: datetime
+    error: dict[str, Any] | None
+    version: str | None
+
+    @property
+    def duration(self) -> timedelta:
+        """How long the attempt ran."""
+        return self.finished_at - self.started_at
+
+
+@dataclass(frozen=True, slots=True)
+class StepInfo:
+    """A step (or sleep / wait) as the timeline shows it.
+
+    ``status`` is ``completed`` or ``failed`` once recorded, ``retrying`` between failed
+    attempts, ``waiting`` for a wait or sleep not yet over.
+    """
+
+    name: str
+    kind: str
+    status: str
+    output: Any
+    error: dict[str, Any] | None
+    started_at: datetime
+    finished_at: datetime | None
+    deadline: datetime | None
+    version: str | None
+    attempts: tuple[Attempt, ...]
+
+    @property
+    def duration(self) -> timedelta | None:
+        """From the first attempt (or the wait being reached) to the result."""
+        return None if self.finished_at is None else self.finished_at - self.started_at
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """A run's state: status, input, output or error, and its step timeline."""
+
+    id: str
+    loop: str
+    status: str
+    body: Any
+    output: Any
+    error: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    wake_at: datetime | None
+    steps: tuple[StepInfo, ...] = ()
+
+    @property
+    def done(self) -> bool:
+        """Completed, failed or cancelled."""
+        return self.status in TERMINAL_STATUSES
+
+    def step(self, name: str) -> StepInfo:
+        """The step called ``name`` (KeyError naming the known steps otherwise)."""
+        for info in self.steps:
+            if info.name == name:
+                return info
+        raise KeyError(f"run {self.id!r} has no step {name!r}; it has {[s.name for s in self.steps]}")
+
+
+@dataclass(frozen=True, slots=True)
+class Deploy:
+    """A version of a loop that some worker served."""
+
+    loop: str
+    version: str
+    first_seen: datetime
+    last_seen: datetime
+
+
+def build_run(
+    record: RunRecord,
+    steps: list[StepRecord] | None = None,
+    attempts: list[AttemptRecord] | None = None,
+    waits: list[WaitRecord] | None = None,
+) -> Run:
+    """Assemble the public view of a run from its records."""
+    by_step: dict[str, list[Attempt]] = {}
+    for a in attempts or []:
+        by_step.setdefault(a.step, []).append(
+            Attempt(a.attempt, a.status, _dt(a.started_at), _dt(a.finished_at), a.error, a.version)
+        )
+    infos: list[tuple[int, StepInfo]] = []
+    for s in steps or []:
+        infos.append((s.seq, StepInfo(
+            s.name, s.kind, s.status, decode(s.output), s.error, _dt(s.started_at),
+            _time(s.finished_at), None, s.version, tuple(by_step.pop(s.name, ())),
+        )))  # fmt: skip
+    for w in waits or []:
+        infos.append((w.seq, StepInfo(
+            w.name, w.kind, "waiting", None, None, _dt(w.created_at), None,
+            _time(w.deadline_at), None, tuple(by_step.pop(w.name, ())),
+        )))  # fmt: skip
+    for name, tries in by_step.items():  # failed attempts of a step that will be retried
+        if tries and record.status not in TERMINAL_STATUSES:
+            infos.append((1 << 30, StepInfo(
+                name, "do", "retrying", None, tries[-1].error, tries[0].started_at, None,
+                None, tries[-1].version, tuple(tries),
+            )))  # fmt: skip
+    infos.sort(key=lambda pair: (pair[0], pair[1].started_at))
+    return Run(
+        id=record.id,
+        loop=record.loop,
+        status=record.status,
+        body=decode(record.input),
+        output=decode(record.output),
+        error=record.error,
+        created_at=_dt(record.created_at),
+        updated_at=_dt(record.updated_at),
+        started_at=_time(record.started_at),
+        finished_at=_time(record.finished_at),
+        wake_at=_time(record.wake_at),
+        steps=tuple(info for _, info in infos),
+    )
+
+
+def build_deploy(record: DeployRecord) -> Deploy:
+    """The public view of a deploy record."""
+    return Deploy(record.loop, record.version, _dt(record.first_seen), _dt(record.last_seen))
+
+
+def _dt(value: float) -> datetime:
+    return datetime.fromtimestamp(value, UTC)

@@ -1,0 +1,270 @@
+"""The storage interface the engine is written against, documented once.
+
+Two backends implement it (SQLite now, PostgreSQL next); the engine never sees SQL. Every
+read and write is scoped by organization or reached through a run id that was (a lease
+proves the caller claimed it). Times are epoch seconds as floats. JSON payloads cross this
+boundary already encoded (``str``) so the engine alone owns the codec and its limits.
+
+Fencing: every write a worker makes on behalf of a run names its :class:`Lease`; the store
+applies it only if that worker still holds the run, otherwise it raises
+:class:`LeaseLost` and writes nothing. That is what makes
+"a dead worker's late write" harmless after another worker took the run over.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+RUN_STATUSES = ("queued", "running", "waiting", "paused", "completed", "failed", "cancelled")
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseLost(BaseException):  # noqa: N818 - control flow, not an error
+    """The worker no longer holds the run (lease expired, run cancelled or restarted).
+
+    A BaseException so user code's ``except Exception`` cannot swallow it: the execution
+    must unwind without writing anything more.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Proof that ``worker`` claimed ``run_id``; passed to every fenced write."""
+
+    run_id: str
+    worker: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One run as stored."""
+
+    org: str
+    id: str
+    loop: str
+    status: str
+    input: str
+    output: str | None
+    error: dict[str, Any] | None
+    generation: int
+    history_len: int
+    """How many step, wait and attempt rows the run has (0: nothing to replay)."""
+    created_at: float
+    updated_at: float
+    started_at: float | None
+    finished_at: float | None
+    wake_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """A step's (or wait's) final result: what replay returns instead of running it."""
+
+    run_id: str
+    name: str
+    seq: int
+    kind: str
+    status: str  # "completed" | "failed"
+    output: str | None
+    error: dict[str, Any] | None
+    attempts: int
+    started_at: float
+    finished_at: float
+    version: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One execution of a step callback, successful or not."""
+
+    run_id: str
+    step: str
+    generation: int
+    attempt: int
+    status: str  # "completed" | "failed"
+    started_at: float
+    finished_at: float
+    error: dict[str, Any] | None
+    retry_at: float | None
+    version: str | None
+    worker: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class WaitRecord:
+    """A durable wait the run reached and that has not resolved yet."""
+
+    run_id: str
+    name: str
+    seq: int
+    kind: str  # "sleep" | "event" | "scan" | ...
+    key: str | None
+    deadline_at: float | None
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A buffered signal (event, scan outcome) a wait can consume."""
+
+    id: int
+    run_id: str
+    key: str
+    payload: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeployRecord:
+    """A loop version some worker served."""
+
+    org: str
+    loop: str
+    version: str
+    first_seen: float
+    last_seen: float
+
+
+@dataclass(slots=True)
+class History:
+    """Everything replay needs, loaded once when a worker starts executing a run."""
+
+    steps: dict[str, StepRecord] = field(default_factory=dict)
+    waits: dict[str, WaitRecord] = field(default_factory=dict)
+    failures: dict[str, tuple[int, float | None]] = field(default_factory=dict)
+    """step name -> (failed attempts in this generation, when the next may start)"""
+
+
+class Store(Protocol):
+    """What a storage backend provides. All methods are coroutines; see module doc."""
+
+    async def open(self) -> None:
+        """Connect, migrate to the latest schema; refuse a newer one (SchemaTooNew)."""
+
+    async def close(self) -> None:
+        """Finish pending writes and disconnect."""
+
+    # runs -------------------------------------------------------------------------
+    async def create_run(
+        self, org: str, run_id: str, loop: str, input_json: str, now: float
+    ) -> tuple[RunRecord, bool]:
+        """Insert a queued run; if ``run_id`` exists return it instead (created=False)."""
+
+    async def get_run(self, org: str, run_id: str) -> RunRecord | None:
+        """The run, or None if it does not exist in ``org``."""
+
+    async def list_runs(
+        self,
+        org: str,
+        *,
+        loop: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        before: float | None = None,
+    ) -> list[RunRecord]:
+        """Newest first, optionally filtered; ``before`` pages by created_at."""
+
+    async def get_steps(self, org: str, run_id: str) -> list[StepRecord]:
+        """The run's final step records, in seq order."""
+
+    async def get_attempts(self, org: str, run_id: str) -> list[AttemptRecord]:
+        """Every attempt of every step of the run."""
+
+    async def get_waits(self, org: str, run_id: str) -> list[WaitRecord]:
+        """The run's pending waits."""
+
+    # the worker's side --------------------------------------------------------------
+    async def claim_runs(
+        self,
+        org: str,
+        worker: str,
+        loops: list[str],
+        limit: int,
+        lease_now: float,
+        lease_s: float,
+        now: float,
+        run_id: str | None = None,
+    ) -> list[RunRecord]:
+        """Claim up to ``limit`` queued runs (or running ones whose lease expired)."""
+
+    async def renew_leases(
+        self, worker: str, run_ids: list[str], lease_now: float, lease_s: float
+    ) -> set[str]:
+        """Extend the leases; return the run ids the worker no longer holds."""
+
+    async def load_history(self, run_id: str, generation: int) -> History:
+        """Steps, pending waits and failure counts of a claimed run."""
+
+    async def record_step(
+        self,
+        lease: Lease,
+        step: StepRecord,
+        attempt: AttemptRecord | None,
+        consume_signal: int | None = None,
+    ) -> str:
+        """Durably record a final step result (and its attempt); drop its wait.
+
+        Returns the run's status after the write ("running", or "paused" when an operator
+        paused it meanwhile). A step recorded already keeps its first record.
+        """
+
+    async def record_failed_attempt(self, lease: Lease, attempt: AttemptRecord) -> str:
+        """Record a failed attempt that will be retried at ``attempt.retry_at``."""
+
+    async def open_wait(self, lease: Lease, wait: WaitRecord) -> tuple[WaitRecord, Signal | None]:
+        """Create the wait unless it exists; return the stored wait and the oldest
+        unconsumed signal matching its key (None for sleeps or when none arrived)."""
+
+    async def park_run(
+        self, lease: Lease, wake_at: float | None, keys: list[str], now: float
+    ) -> str:
+        """Release the run as "waiting" until ``wake_at`` or a signal on ``keys``.
+
+        If such a signal arrived meanwhile, or ``wake_at`` is past, the run goes straight
+        back to "queued" (the returned status), so no wake-up is ever missed."""
+
+    async def finish_run(
+        self,
+        lease: Lease,
+        status: str,
+        output: str | None,
+        error: dict[str, Any] | None,
+        now: float,
+    ) -> None:
+        """Record the run's end (completed or failed) and release it."""
+
+    async def release_run(self, lease: Lease, now: float) -> None:
+        """Give a paused run back without changing its status."""
+
+    async def fire_timers(self, org: str, now: float) -> tuple[int, float | None]:
+        """Re-queue waiting runs whose wake time has come; return (count, next wake)."""
+
+    async def send_signal(
+        self, org: str, run_id: str, key: str, payload_json: str, now: float
+    ) -> bool:
+        """Buffer a signal for the run and wake it if it is waiting; False if no run."""
+
+    # operators ----------------------------------------------------------------------
+    async def cancel_run(self, org: str, run_id: str, now: float) -> RunRecord:
+        """Cancel an unfinished run (InvalidRunState if finished, RunNotFound)."""
+
+    async def pause_run(self, org: str, run_id: str, now: float) -> RunRecord:
+        """Pause a queued, waiting or running run."""
+
+    async def resume_run(self, org: str, run_id: str, now: float, lease_now: float) -> RunRecord:
+        """Put a paused run back to work."""
+
+    async def retry_run(self, org: str, run_id: str, now: float) -> RunRecord:
+        """Re-queue a failed run; its failed steps are forgotten and run again."""
+
+    async def restart_run(self, org: str, run_id: str, from_step: str, now: float) -> RunRecord:
+        """Forget ``from_step`` and every step recorded after it; re-queue the run."""
+
+    # deploys ------------------------------------------------------------------------
+    async def record_deploy(self, org: str, loop: str, version: str, now: float) -> None:
+        """Note that a worker serves ``version`` of ``loop``."""
+
+    async def list_deploys(self, org: str) -> list[DeployRecord]:
+        """Every loop version seen, newest first."""

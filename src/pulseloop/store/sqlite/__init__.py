@@ -1,0 +1,5 @@
+"""The embedded SQLite backend."""
+
+from pulseloop.store.sqlite.store import SqliteStore
+
+__all__ = ["SqliteStore"]

@@ -1,0 +1,134 @@
+"""Operator actions on a run (cancel, pause, resume, retry, restart) as SQL.
+
+Each runs inside one transaction on the database thread. A run a worker is executing is
+changed only through its row: clearing ``lease_owner`` makes the worker's next fenced
+write fail (it unwinds and writes nothing more); setting ``paused`` while keeping the
+lease lets it record the step in hand and then stop.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from pulseloop.errors import InvalidRunState, PulseloopError, RunNotFound
+from pulseloop.store.base import RunRecord
+from pulseloop.store.sqlite.rows import RUN_COLUMNS, run_from_row
+
+UNFINISHED = ("queued", "running", "waiting", "paused")
+
+
+def id_taken(run_id: str) -> PulseloopError:
+    """A run id used by another organization, reported without revealing it."""
+    return InvalidRunState(f"run id {run_id!r} cannot be used; trigger with another id")
+
+
+def _load(conn: sqlite3.Connection, org: str, run_id: str) -> RunRecord:
+    row = conn.execute(
+        f"SELECT {RUN_COLUMNS} FROM runs WHERE org = ? AND id = ?", (org, run_id)
+    ).fetchone()
+    if row is None:
+        raise RunNotFound(f"no run {run_id!r} in this organization; check the id")
+    return run_from_row(row)
+
+
+def _refuse(run: RunRecord, action: str, allowed: tuple[str, ...]) -> InvalidRunState:
+    return InvalidRunState(
+        f"cannot {action} run {run.id!r}: it is {run.status}; only {'/'.join(allowed)} runs "
+        f"can be {action.rstrip('e')}ed"
+    )
+
+
+def cancel(conn: sqlite3.Connection, org: str, run_id: str, now: float) -> RunRecord:
+    """Unfinished -> cancelled; the worker holding it loses its lease."""
+    run = _load(conn, org, run_id)
+    if run.status not in UNFINISHED:
+        raise _refuse(run, "cancel", UNFINISHED)
+    conn.execute(
+        "UPDATE runs SET status = 'cancelled', finished_at = ?, updated_at = ?, wake_at = NULL, "
+        "lease_owner = NULL, lease_expires_at = NULL WHERE id = ?",
+        (now, now, run_id),
+    )
+    conn.execute("DELETE FROM waits WHERE run_id = ?", (run_id,))
+    return _load(conn, org, run_id)
+
+
+def pause(conn: sqlite3.Connection, org: str, run_id: str, now: float) -> RunRecord:
+    """Queued/waiting/running -> paused. A running one stops after its current step."""
+    run = _load(conn, org, run_id)
+    if run.status == "paused":
+        return run
+    allowed = ("queued", "running", "waiting")
+    if run.status not in allowed:
+        raise _refuse(run, "pause", allowed)
+    conn.execute("UPDATE runs SET status = 'paused', updated_at = ? WHERE id = ?", (now, run_id))
+    return _load(conn, org, run_id)
+
+
+def resume(
+    conn: sqlite3.Connection, org: str, run_id: str, now: float, lease_now: float
+) -> RunRecord:
+    """Paused -> queued (or back to running if its worker still holds it)."""
+    run = _load(conn, org, run_id)
+    if run.status in ("queued", "running", "waiting"):
+        return run
+    if run.status != "paused":
+        raise _refuse(run, "resume", ("paused",))
+    conn.execute(
+        "UPDATE runs SET updated_at = ?, status = CASE WHEN lease_owner IS NOT NULL "
+        "AND lease_expires_at > ? THEN 'running' ELSE 'queued' END, wake_at = NULL, "
+        "lease_owner = CASE WHEN lease_expires_at > ? THEN lease_owner END WHERE id = ?",
+        (now, lease_now, lease_now, run_id),
+    )
+    return _load(conn, org, run_id)
+
+
+def retry(conn: sqlite3.Connection, org: str, run_id: str, now: float) -> RunRecord:
+    """Failed -> queued: finished steps replay, failed ones run again with fresh retries."""
+    run = _load(conn, org, run_id)
+    if run.status != "failed":
+        raise _refuse(run, "retry", ("failed",))
+    conn.execute("DELETE FROM steps WHERE run_id = ? AND status = 'failed'", (run_id,))
+    _requeue(conn, run_id, now)
+    return _load(conn, org, run_id)
+
+
+def restart(
+    conn: sqlite3.Connection, org: str, run_id: str, from_step: str, now: float
+) -> RunRecord:
+    """Forget ``from_step`` and everything recorded after it; run again from there."""
+    run = _load(conn, org, run_id)
+    row = conn.execute(
+        "SELECT seq FROM steps WHERE run_id = ? AND name = ? "
+        "UNION ALL SELECT seq FROM waits WHERE run_id = ? AND name = ?",
+        (run_id, from_step, run_id, from_step),
+    ).fetchone()
+    if row is None:
+        known = [r[0] for r in conn.execute(
+            "SELECT name FROM steps WHERE run_id = ? ORDER BY seq", (run_id,)
+        )]  # fmt: skip
+        raise InvalidRunState(
+            f"run {run.id!r} has no step named {from_step!r}; its steps are {known}"
+        )
+    (seq,) = row
+    forgotten = [r[0] for r in conn.execute(
+        "SELECT name FROM steps WHERE run_id = ? AND seq >= ? "
+        "UNION SELECT name FROM waits WHERE run_id = ? AND seq >= ?",
+        (run_id, seq, run_id, seq),
+    )]  # fmt: skip
+    conn.execute("DELETE FROM steps WHERE run_id = ? AND seq >= ?", (run_id, seq))
+    conn.execute("DELETE FROM waits WHERE run_id = ? AND seq >= ?", (run_id, seq))
+    conn.executemany(
+        "UPDATE signals SET consumed_by = NULL WHERE run_id = ? AND consumed_by = ?",
+        [(run_id, name) for name in forgotten],
+    )
+    _requeue(conn, run_id, now)
+    return _load(conn, org, run_id)
+
+
+def _requeue(conn: sqlite3.Connection, run_id: str, now: float) -> None:
+    conn.execute(
+        "UPDATE runs SET status = 'queued', generation = generation + 1, output = NULL, "
+        "error = NULL, finished_at = NULL, wake_at = NULL, lease_owner = NULL, "
+        "lease_expires_at = NULL, updated_at = ? WHERE id = ?",
+        (now, run_id),
+    )

@@ -1,0 +1,452 @@
+"""The SQLite backend: embedded, WAL, synced commits, group commit.
+
+Every method builds a small function over a connection and hands it to the
+:class:`~pulseloop.store.sqlite.database.Database` thread, which batches concurrent calls
+into one transaction. Fenced writes check the lease inside that same transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from typing import Any
+
+from pulseloop.store.base import (
+    AttemptRecord,
+    DeployRecord,
+    History,
+    Lease,
+    LeaseLost,
+    RunRecord,
+    Signal,
+    StepRecord,
+    WaitRecord,
+)
+from pulseloop.store.sqlite import operators
+from pulseloop.store.sqlite.database import Database
+from pulseloop.store.sqlite.rows import (
+    ATTEMPT_COLUMNS,
+    RUN_COLUMNS,
+    STEP_COLUMNS,
+    WAIT_COLUMNS,
+    attempt_from_row,
+    attempt_to_row,
+    dump_error,
+    run_from_row,
+    step_from_row,
+    step_to_row,
+    wait_from_row,
+    wait_to_row,
+)
+from pulseloop.store.sqlite.schema import check_version, migrate, prepare_path
+
+
+def _fence(conn: sqlite3.Connection, lease: Lease, now: float, grow: int = 0) -> str:
+    """Apply a write only while ``lease`` holds; return the run's status."""
+    row = conn.execute(
+        "UPDATE runs SET updated_at = ?, history_len = history_len + ? "
+        "WHERE id = ? AND lease_owner = ? RETURNING status",
+        (now, grow, lease.run_id, lease.worker),
+    ).fetchone()
+    if row is None:
+        raise LeaseLost(lease.run_id)
+    return str(row[0])
+
+
+class SqliteStore:
+    """:class:`~pulseloop.store.base.Store` on one SQLite file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._db = Database(path)
+
+    @property
+    def commits(self) -> int:
+        """Transactions committed so far (for benchmarks: steps per commit)."""
+        return self._db.commits
+
+    async def open(self) -> None:
+        def setup() -> None:
+            prepare_path(self.path)
+            check_version(self.path)
+            self._db.start(init=migrate)
+
+        await asyncio.to_thread(setup)
+
+    async def close(self) -> None:
+        await self._db.stop()
+
+    async def _run(self, fn: Any) -> Any:
+        return await self._db.run(fn)
+
+    # runs -------------------------------------------------------------------------
+    async def create_run(
+        self, org: str, run_id: str, loop: str, input_json: str, now: float
+    ) -> tuple[RunRecord, bool]:
+        def op(conn: sqlite3.Connection) -> tuple[RunRecord, bool]:
+            inserted = conn.execute(
+                "INSERT OR IGNORE INTO runs (org, id, loop, status, input, created_at, "
+                "updated_at) VALUES (?, ?, ?, 'queued', ?, ?, ?)",
+                (org, run_id, loop, input_json, now, now),
+            ).rowcount
+            row = conn.execute(
+                f"SELECT {RUN_COLUMNS} FROM runs WHERE org = ? AND id = ?", (org, run_id)
+            ).fetchone()
+            if row is None:  # the id exists in another organization: never reveal it
+                raise operators.id_taken(run_id)
+            return run_from_row(row), bool(inserted)
+
+        result: tuple[RunRecord, bool] = await self._run(op)
+        return result
+
+    async def get_run(self, org: str, run_id: str) -> RunRecord | None:
+        def op(conn: sqlite3.Connection) -> RunRecord | None:
+            row = conn.execute(
+                f"SELECT {RUN_COLUMNS} FROM runs WHERE org = ? AND id = ?", (org, run_id)
+            ).fetchone()
+            return None if row is None else run_from_row(row)
+
+        result: RunRecord | None = await self._run(op)
+        return result
+
+    async def list_runs(
+        self,
+        org: str,
+        *,
+        loop: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        before: float | None = None,
+    ) -> list[RunRecord]:
+        where, params = ["org = ?"], [org]
+        for column, value in (("loop", loop), ("status", status)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if before is not None:
+            where.append("created_at < ?")
+            params.append(before)  # type: ignore[arg-type]
+        sql = (
+            f"SELECT {RUN_COLUMNS} FROM runs WHERE {' AND '.join(where)} "
+            "ORDER BY created_at DESC, id DESC LIMIT ?"
+        )
+
+        def op(conn: sqlite3.Connection) -> list[RunRecord]:
+            return [run_from_row(r) for r in conn.execute(sql, (*params, limit))]
+
+        result: list[RunRecord] = await self._run(op)
+        return result
+
+    async def _owned_rows(self, org: str, run_id: str, sql: str) -> list[tuple[Any, ...]]:
+        def op(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+            if conn.execute("SELECT 1 FROM runs WHERE org = ? AND id = ?", (org, run_id)).fetchone():
+                return list(conn.execute(sql, (run_id,)))
+            return []
+
+        result: list[tuple[Any, ...]] = await self._run(op)
+        return result
+
+    async def get_steps(self, org: str, run_id: str) -> list[StepRecord]:
+        sql = f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY seq"
+        return [step_from_row(r) for r in await self._owned_rows(org, run_id, sql)]
+
+    async def get_attempts(self, org: str, run_id: str) -> list[AttemptRecord]:
+        sql = (
+            f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE run_id = ? "
+            "ORDER BY started_at, attempt"
+        )
+        return [attempt_from_row(r) for r in await self._owned_rows(org, run_id, sql)]
+
+    async def get_waits(self, org: str, run_id: str) -> list[WaitRecord]:
+        sql = f"SELECT {WAIT_COLUMNS} FROM waits WHERE run_id = ? ORDER BY seq"
+        return [wait_from_row(r) for r in await self._owned_rows(org, run_id, sql)]
+
+    # the worker's side --------------------------------------------------------------
+    async def claim_runs(
+        self,
+        org: str,
+        worker: str,
+        loops: list[str],
+        limit: int,
+        lease_now: float,
+        lease_s: float,
+        now: float,
+        run_id: str | None = None,
+    ) -> list[RunRecord]:
+        marks = ", ".join("?" for _ in loops)
+        only = "AND id = ?" if run_id is not None else ""
+        sql = (
+            "UPDATE runs SET status = 'running', lease_owner = ?, lease_expires_at = ?, "
+            "updated_at = ?, started_at = COALESCE(started_at, ?) "
+            "WHERE org = ? AND id IN (SELECT id FROM runs WHERE org = ? "
+            f"AND loop IN ({marks}) {only} AND (status = 'queued' OR "
+            "(status = 'running' AND lease_expires_at < ?)) ORDER BY created_at LIMIT ?) "
+            f"RETURNING {RUN_COLUMNS}"
+        )
+        params: list[Any] = [worker, lease_now + lease_s, now, now, org, org, *loops]
+        if run_id is not None:
+            params.append(run_id)
+        params += [lease_now, limit]
+
+        def op(conn: sqlite3.Connection) -> list[RunRecord]:
+            return [run_from_row(r) for r in conn.execute(sql, params)]
+
+        if not loops or limit <= 0:
+            return []
+        result: list[RunRecord] = await self._run(op)
+        return result
+
+    async def renew_leases(
+        self, worker: str, run_ids: list[str], lease_now: float, lease_s: float
+    ) -> set[str]:
+        def op(conn: sqlite3.Connection) -> set[str]:
+            held = {
+                row[0]
+                for row in conn.execute(
+                    "UPDATE runs SET lease_expires_at = ? WHERE lease_owner = ? RETURNING id",
+                    (lease_now + lease_s, worker),
+                )
+            }
+            return set(run_ids) - held
+
+        result: set[str] = await self._run(op)
+        return result
+
+    async def load_history(self, run_id: str, generation: int) -> History:
+        def op(conn: sqlite3.Connection) -> History:
+            history = History()
+            for row in conn.execute(f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ?", (run_id,)):
+                history.steps[row[1]] = step_from_row(row)
+            for row in conn.execute(f"SELECT {WAIT_COLUMNS} FROM waits WHERE run_id = ?", (run_id,)):
+                history.waits[row[1]] = wait_from_row(row)
+            for step, failed, retry_at in conn.execute(
+                "SELECT step, count(*), max(retry_at) FROM attempts WHERE run_id = ? "
+                "AND generation = ? AND status = 'failed' GROUP BY step",
+                (run_id, generation),
+            ):
+                history.failures[step] = (failed, retry_at)
+            return history
+
+        result: History = await self._run(op)
+        return result
+
+    async def record_step(
+        self,
+        lease: Lease,
+        step: StepRecord,
+        attempt: AttemptRecord | None,
+        consume_signal: int | None = None,
+    ) -> str:
+        step_row, attempt_row = step_to_row(step), attempt and attempt_to_row(attempt)
+
+        def op(conn: sqlite3.Connection) -> str:
+            status = _fence(conn, lease, step.finished_at, grow=1)
+            conn.execute(
+                f"INSERT OR IGNORE INTO steps ({STEP_COLUMNS}) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                step_row,
+            )
+            if attempt_row:
+                conn.execute(
+                    f"INSERT OR REPLACE INTO attempts ({ATTEMPT_COLUMNS}) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    attempt_row,
+                )
+            conn.execute("DELETE FROM waits WHERE run_id = ? AND name = ?", (step.run_id, step.name))
+            if consume_signal is not None:
+                conn.execute(
+                    "UPDATE signals SET consumed_by = ? WHERE id = ?", (step.name, consume_signal)
+                )
+            return status
+
+        result: str = await self._run(op)
+        return result
+
+    async def record_failed_attempt(self, lease: Lease, attempt: AttemptRecord) -> str:
+        row = attempt_to_row(attempt)
+
+        def op(conn: sqlite3.Connection) -> str:
+            status = _fence(conn, lease, attempt.finished_at, grow=1)
+            conn.execute(
+                f"INSERT OR REPLACE INTO attempts ({ATTEMPT_COLUMNS}) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+            return status
+
+        result: str = await self._run(op)
+        return result
+
+    async def open_wait(self, lease: Lease, wait: WaitRecord) -> tuple[WaitRecord, Signal | None]:
+        def op(conn: sqlite3.Connection) -> tuple[WaitRecord, Signal | None]:
+            _fence(conn, lease, wait.created_at, grow=1)
+            conn.execute(
+                f"INSERT OR IGNORE INTO waits ({WAIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                wait_to_row(wait),
+            )
+            stored = wait_from_row(
+                conn.execute(
+                    f"SELECT {WAIT_COLUMNS} FROM waits WHERE run_id = ? AND name = ?",
+                    (wait.run_id, wait.name),
+                ).fetchone()
+            )
+            signal = None
+            if stored.key is not None:
+                row = conn.execute(
+                    "SELECT id, run_id, key, payload, created_at FROM signals WHERE run_id = ? "
+                    "AND key = ? AND consumed_by IS NULL ORDER BY id LIMIT 1",
+                    (wait.run_id, stored.key),
+                ).fetchone()
+                signal = None if row is None else Signal(*row)
+            return stored, signal
+
+        result: tuple[WaitRecord, Signal | None] = await self._run(op)
+        return result
+
+    async def park_run(
+        self, lease: Lease, wake_at: float | None, keys: list[str], now: float
+    ) -> str:
+        marks = ", ".join("?" for _ in keys)
+
+        def op(conn: sqlite3.Connection) -> str:
+            status = _fence(conn, lease, now)
+            ready = wake_at is not None and wake_at <= now
+            if keys and not ready:
+                ready = (
+                    conn.execute(
+                        f"SELECT 1 FROM signals WHERE run_id = ? AND key IN ({marks}) "
+                        "AND consumed_by IS NULL LIMIT 1",
+                        (lease.run_id, *keys),
+                    ).fetchone()
+                    is not None
+                )
+            if status == "running":
+                status = "queued" if ready else "waiting"
+            conn.execute(
+                "UPDATE runs SET status = ?, wake_at = ?, lease_owner = NULL, "
+                "lease_expires_at = NULL WHERE id = ?",
+                (status, None if status == "queued" else wake_at, lease.run_id),
+            )
+            return status
+
+        result: str = await self._run(op)
+        return result
+
+    async def finish_run(
+        self,
+        lease: Lease,
+        status: str,
+        output: str | None,
+        error: dict[str, Any] | None,
+        now: float,
+    ) -> None:
+        error_text = dump_error(error)
+
+        def op(conn: sqlite3.Connection) -> None:
+            _fence(conn, lease, now)
+            conn.execute(
+                "UPDATE runs SET status = ?, output = ?, error = ?, finished_at = ?, "
+                "wake_at = NULL, lease_owner = NULL, lease_expires_at = NULL WHERE id = ?",
+                (status, output, error_text, now, lease.run_id),
+            )
+            conn.execute("DELETE FROM waits WHERE run_id = ?", (lease.run_id,))
+
+        await self._run(op)
+
+    async def release_run(self, lease: Lease, now: float) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            _fence(conn, lease, now)
+            conn.execute(
+                "UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL WHERE id = ?",
+                (lease.run_id,),
+            )
+
+        await self._run(op)
+
+    async def fire_timers(self, org: str, now: float) -> tuple[int, float | None]:
+        def op(conn: sqlite3.Connection) -> tuple[int, float | None]:
+            fired = conn.execute(
+                "UPDATE runs SET status = 'queued', wake_at = NULL, updated_at = ? "
+                "WHERE org = ? AND status = 'waiting' AND wake_at <= ?",
+                (now, org, now),
+            ).rowcount
+            (next_at,) = conn.execute(
+                "SELECT min(wake_at) FROM runs WHERE org = ? AND status = 'waiting'", (org,)
+            ).fetchone()
+            return fired, next_at
+
+        result: tuple[int, float | None] = await self._run(op)
+        return result
+
+    async def send_signal(
+        self, org: str, run_id: str, key: str, payload_json: str, now: float
+    ) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            if not conn.execute(
+                "SELECT 1 FROM runs WHERE org = ? AND id = ?", (org, run_id)
+            ).fetchone():
+                return False
+            conn.execute(
+                "INSERT INTO signals (run_id, key, payload, created_at) VALUES (?, ?, ?, ?)",
+                (run_id, key, payload_json, now),
+            )
+            conn.execute(
+                "UPDATE runs SET status = 'queued', wake_at = NULL, updated_at = ? "
+                "WHERE id = ? AND status = 'waiting'",
+                (now, run_id),
+            )
+            return True
+
+        result: bool = await self._run(op)
+        return result
+
+    # operators ----------------------------------------------------------------------
+    async def cancel_run(self, org: str, run_id: str, now: float) -> RunRecord:
+        result: RunRecord = await self._run(lambda c: operators.cancel(c, org, run_id, now))
+        return result
+
+    async def pause_run(self, org: str, run_id: str, now: float) -> RunRecord:
+        result: RunRecord = await self._run(lambda c: operators.pause(c, org, run_id, now))
+        return result
+
+    async def resume_run(self, org: str, run_id: str, now: float, lease_now: float) -> RunRecord:
+        result: RunRecord = await self._run(
+            lambda c: operators.resume(c, org, run_id, now, lease_now)
+        )
+        return result
+
+    async def retry_run(self, org: str, run_id: str, now: float) -> RunRecord:
+        result: RunRecord = await self._run(lambda c: operators.retry(c, org, run_id, now))
+        return result
+
+    async def restart_run(self, org: str, run_id: str, from_step: str, now: float) -> RunRecord:
+        result: RunRecord = await self._run(
+            lambda c: operators.restart(c, org, run_id, from_step, now)
+        )
+        return result
+
+    # deploys ------------------------------------------------------------------------
+    async def record_deploy(self, org: str, loop: str, version: str, now: float) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO deploys (org, loop, version, first_seen, last_seen) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (org, loop, version) DO UPDATE SET "
+                "last_seen = excluded.last_seen, workers = workers + 1",
+                (org, loop, version, now, now),
+            )
+
+        await self._run(op)
+
+    async def list_deploys(self, org: str) -> list[DeployRecord]:
+        def op(conn: sqlite3.Connection) -> list[DeployRecord]:
+            return [
+                DeployRecord(*row)
+                for row in conn.execute(
+                    "SELECT org, loop, version, first_seen, last_seen FROM deploys "
+                    "WHERE org = ? ORDER BY first_seen DESC",
+                    (org,),
+                )
+            ]
+
+        result: list[DeployRecord] = await self._run(op)
+        return result
