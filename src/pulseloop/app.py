@@ -1,14 +1,16 @@
 """The embedding API: what tests, the CLI, the server and users' own services call.
 
-    app = App(loops=[HealthCheck], database_url="sqlite:///runs.db")
-    async with app:                 # opens the store, runs an in-process worker
-        run = await app.trigger("health-check", {"patientId": "p1"})
-        run = await app.wait_for_run(run.id, timeout="1 minute")
+app = App(loops=[HealthCheck], database_url="sqlite:///runs.db")
+async with app:                 # opens the store, runs an in-process worker
+    run = await app.trigger("health-check", {"patientId": "p1"})
+    run = await app.wait_for_run(run.id, timeout="1 minute")
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from types import TracebackType
@@ -152,10 +154,8 @@ class App:
                         return await self.get_run(run_id)
                     event = self._settled.setdefault(run_id, asyncio.Event())
                     event.clear()
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(event.wait(), _SETTLE_POLL_S)
-                    except TimeoutError:
-                        pass
         except TimeoutError:
             raise TimeoutError(
                 f"run {run_id!r} did not finish within {timeout}; it keeps running, "
@@ -165,7 +165,9 @@ class App:
     async def send_event(self, run_id: str, type: str, payload: Any = None) -> None:
         """Deliver an event to ``step.wait_for_event(type=...)`` of the run (buffered)."""
         text = encode(payload, f"the payload of event {type!r}")
-        if not await self.store.send_signal(self.org, run_id, f"event:{type}", text, self.clock.now()):
+        if not await self.store.send_signal(
+            self.org, run_id, f"event:{type}", text, self.clock.now()
+        ):
             raise RunNotFound(f"no run {run_id!r} in this organization; check the id")
         self._kick()
 
@@ -183,7 +185,7 @@ class App:
 
     async def resume(self, run_id: str) -> Run:
         """Resume a paused run."""
-        record = await self.store.resume_run(self.org, run_id, self.clock.now(), _wall())
+        record = await self.store.resume_run(self.org, run_id, self.clock.now(), time.time())
         self._kick()
         return build_run(record)
 
@@ -220,9 +222,3 @@ class App:
         event = self._settled.pop(run_id, None)
         if event is not None:
             event.set()
-
-
-def _wall() -> float:
-    import time
-
-    return time.time()

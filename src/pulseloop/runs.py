@@ -90,7 +90,9 @@ class Run:
         for info in self.steps:
             if info.name == name:
                 return info
-        raise KeyError(f"run {self.id!r} has no step {name!r}; it has {[s.name for s in self.steps]}")
+        raise KeyError(
+            f"run {self.id!r} has no step {name!r}; it has {[s.name for s in self.steps]}"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,8 +37,8 @@ from pulseloop.store.base import (
     Lease,
     LeaseLost,
     RunRecord,
-    Store,
     StepRecord,
+    Store,
     WaitRecord,
 )
 
@@ -68,8 +68,12 @@ def wants_ctx(fn: Callable[..., Any]) -> bool:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
         return False
+    # ``lambda i=i: ...`` (a default-bound loop variable) must not receive ctx as ``i``
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     answer = any(
-        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params
+        p.kind == p.VAR_POSITIONAL
+        or (p.kind in positional and (p.default is p.empty or p.name == "ctx"))
+        for p in params
     )
     if code is not None:
         _WANTS_CTX[code] = answer
@@ -324,21 +328,20 @@ class Execution:
             fresh = WaitRecord(self.run.id, name, seq, kind, key, deadline_at, now)
             wait, signal = await self.services.store.open_wait(self.lease, fresh)
             self.history.waits[name] = wait
-        if signal is not None:
-            step = StepRecord(self.run.id, name, seq, kind, "completed", signal.payload, None, 1,
+
+        def resolved(status: str, output: str | None, error: dict[str, Any] | None) -> StepRecord:
+            return StepRecord(self.run.id, name, seq, kind, status, output, error, 1,
                               wait.created_at, now, self.version)  # fmt: skip
-            await self._record(step, None, consume=signal.id)
+
+        if signal is not None:
+            await self._record(resolved("completed", signal.payload, None), None, signal.id)
             return decode(signal.payload)
         if wait.deadline_at is not None and wait.deadline_at <= now:
-            if on_timeout is None:
-                step = StepRecord(self.run.id, name, seq, kind, "completed", None, None, 1,
-                                  wait.created_at, now, self.version)  # fmt: skip
-                await self._record(step, None)
+            if on_timeout is None:  # a sleep that is over
+                await self._record(resolved("completed", None, None), None)
                 return None
             error = on_timeout()
-            step = StepRecord(self.run.id, name, seq, kind, "failed", None, errors.error_info(error),
-                              1, wait.created_at, now, self.version)  # fmt: skip
-            await self._record(step, None)
+            await self._record(resolved("failed", None, errors.error_info(error)), None)
             raise error
         raise self._suspend(wait.deadline_at, key)
 

@@ -72,7 +72,9 @@ def as_retries(value: Retries | Mapping[str, Any] | int | None) -> Retries:
         allowed = {"limit", "delay", "backoff", "retry_if", "retryIf"}
         unknown = set(value) - allowed
         if unknown:
-            raise PulseloopError(f"unknown retries option(s) {sorted(unknown)}; use {sorted(allowed)}")
+            raise PulseloopError(
+                f"unknown retries option(s) {sorted(unknown)}; use {sorted(allowed)}"
+            )
         options = dict(value)
         if "retryIf" in options:
             options["retry_if"] = options.pop("retryIf")

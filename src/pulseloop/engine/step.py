@@ -86,5 +86,5 @@ class Step:
         return await self._execution.wait(name, "event", f"event:{type}", timeout, timed_out)
 
     # the spec's camelCase names
-    sleepUntil = sleep_until  # noqa: N815
-    waitForEvent = wait_for_event  # noqa: N815
+    sleepUntil = sleep_until
+    waitForEvent = wait_for_event

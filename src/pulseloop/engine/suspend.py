@@ -7,9 +7,9 @@ a run that parks must really leave its frame, or it would hold a task while wait
 from __future__ import annotations
 
 
-class Suspend(BaseException):  # noqa: N818 - control flow, not an error
+class Suspend(BaseException):
     """The run reached a wait that is not ready: park it and free the worker."""
 
 
-class Interrupted(BaseException):  # noqa: N818 - control flow, not an error
+class Interrupted(BaseException):
     """An operator paused the run: stop after the step just recorded."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import uuid
@@ -69,7 +70,7 @@ class Worker:
         self._active: dict[str, asyncio.Task[str]] = {}
         self._kick = asyncio.Event()
         self._timer_kick = asyncio.Event()
-        self._loops: list[asyncio.Task[None]] = []
+        self._loops: list[asyncio.Task[Any]] = []
 
     async def start(self) -> None:
         """Record the deploy and start claiming."""
@@ -171,7 +172,7 @@ class Worker:
     def _start(self, run: RunRecord) -> None:
         task = asyncio.create_task(self._execute(run), name=f"pulseloop-run-{run.id}")
         self._active[run.id] = task
-        task.add_done_callback(lambda t, run_id=run.id: self._finished(run_id, t))
+        task.add_done_callback(functools.partial(self._finished, run.id))
 
     async def _execute(self, run: RunRecord) -> str:
         history = (

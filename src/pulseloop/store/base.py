@@ -20,8 +20,7 @@ RUN_STATUSES = ("queued", "running", "waiting", "paused", "completed", "failed",
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 
 
-@dataclass(frozen=True, slots=True)
-class LeaseLost(BaseException):  # noqa: N818 - control flow, not an error
+class LeaseLost(BaseException):
     """The worker no longer holds the run (lease expired, run cancelled or restarted).
 
     A BaseException so user code's ``except Exception`` cannot swallow it: the execution

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 from datetime import timedelta
@@ -53,9 +54,8 @@ class FakeClock:
         while self._timeouts and self._timeouts[0][0] <= self._now:
             _, _, cm = heapq.heappop(self._timeouts)
             if cm.when() is None and not cm.expired():
-                try:
+                # not entered yet, or already left: nothing to expire
+                with contextlib.suppress(AssertionError, RuntimeError):
                     cm.reschedule(loop.time())
-                except (AssertionError, RuntimeError):  # not entered yet, or already left
-                    pass
         for _ in range(3):
             await asyncio.sleep(0)

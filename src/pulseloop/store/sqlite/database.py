@@ -19,6 +19,7 @@ handed back to the event loop in one ``call_soon_threadsafe`` per batch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import sqlite3
@@ -150,10 +151,9 @@ class Database:
         for (_, _, loop), outcome in zip(batch, outcomes, strict=True):
             by_loop.setdefault(loop, []).append(outcome)
         for loop, results in by_loop.items():
-            try:
+            # RuntimeError: that event loop is closed; its callers are gone
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_resolve, results)
-            except RuntimeError:  # that event loop is closed; its callers are gone
-                pass
 
 
 def _resolve(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:

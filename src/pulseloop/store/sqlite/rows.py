@@ -12,7 +12,9 @@ RUN_COLUMNS = (
     "org, id, loop, status, input, output, error, generation, history_len, "
     "created_at, updated_at, started_at, finished_at, wake_at"
 )
-STEP_COLUMNS = "run_id, name, seq, kind, status, output, error, attempts, started_at, finished_at, version"
+STEP_COLUMNS = (
+    "run_id, name, seq, kind, status, output, error, attempts, started_at, finished_at, version"
+)
 ATTEMPT_COLUMNS = (
     "run_id, step, generation, attempt, status, started_at, finished_at, error, retry_at, "
     "version, worker"

@@ -139,7 +139,9 @@ class SqliteStore:
 
     async def _owned_rows(self, org: str, run_id: str, sql: str) -> list[tuple[Any, ...]]:
         def op(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
-            if conn.execute("SELECT 1 FROM runs WHERE org = ? AND id = ?", (org, run_id)).fetchone():
+            if conn.execute(
+                "SELECT 1 FROM runs WHERE org = ? AND id = ?", (org, run_id)
+            ).fetchone():
                 return list(conn.execute(sql, (run_id,)))
             return []
 
@@ -152,8 +154,7 @@ class SqliteStore:
 
     async def get_attempts(self, org: str, run_id: str) -> list[AttemptRecord]:
         sql = (
-            f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE run_id = ? "
-            "ORDER BY started_at, attempt"
+            f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE run_id = ? ORDER BY started_at, attempt"
         )
         return [attempt_from_row(r) for r in await self._owned_rows(org, run_id, sql)]
 
@@ -215,9 +216,13 @@ class SqliteStore:
     async def load_history(self, run_id: str, generation: int) -> History:
         def op(conn: sqlite3.Connection) -> History:
             history = History()
-            for row in conn.execute(f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ?", (run_id,)):
+            for row in conn.execute(
+                f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ?", (run_id,)
+            ):
                 history.steps[row[1]] = step_from_row(row)
-            for row in conn.execute(f"SELECT {WAIT_COLUMNS} FROM waits WHERE run_id = ?", (run_id,)):
+            for row in conn.execute(
+                f"SELECT {WAIT_COLUMNS} FROM waits WHERE run_id = ?", (run_id,)
+            ):
                 history.waits[row[1]] = wait_from_row(row)
             for step, failed, retry_at in conn.execute(
                 "SELECT step, count(*), max(retry_at) FROM attempts WHERE run_id = ? "
@@ -252,7 +257,9 @@ class SqliteStore:
                     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     attempt_row,
                 )
-            conn.execute("DELETE FROM waits WHERE run_id = ? AND name = ?", (step.run_id, step.name))
+            conn.execute(
+                "DELETE FROM waits WHERE run_id = ? AND name = ?", (step.run_id, step.name)
+            )
             if consume_signal is not None:
                 conn.execute(
                     "UPDATE signals SET consumed_by = ? WHERE id = ?", (step.name, consume_signal)
