@@ -8,6 +8,7 @@ hours/h/hr, days/d, weeks/w (singular or plural, any case). Anything else raises
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from datetime import timedelta
@@ -39,6 +40,8 @@ _HELP = (
 
 def parse_duration(value: Duration) -> timedelta:
     """Read a duration; raise InvalidDuration (naming the value) if it is not one."""
+    if isinstance(value, str):
+        return _parse_text(value)
     if isinstance(value, timedelta):
         if value < timedelta(0):
             raise InvalidDuration(f"duration {value!r} is negative; {_HELP}")
@@ -49,18 +52,22 @@ def parse_duration(value: Duration) -> timedelta:
         if not math.isfinite(value) or value < 0:
             raise InvalidDuration(f"duration {value!r} must be a finite number >= 0; {_HELP}")
         return timedelta(seconds=value)
-    if isinstance(value, str):
-        match = _PATTERN.match(value)
-        if match is not None:
-            unit = match.group(2).lower()
-            if unit in _UNIT_SECONDS:
-                seconds = float(match.group(1)) * _UNIT_SECONDS[unit]
-                if math.isfinite(seconds) and seconds <= timedelta.max.total_seconds():
-                    return timedelta(seconds=seconds)
-        raise InvalidDuration(f"cannot read duration {value!r}; {_HELP}")
     raise InvalidDuration(
         f"duration {value!r} has type {type(value).__name__}, not a duration; {_HELP}"
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_text(value: str) -> timedelta:
+    """Text durations repeat ("10 minutes" on every step): parse each spelling once."""
+    match = _PATTERN.match(value)
+    if match is not None:
+        unit = match.group(2).lower()
+        if unit in _UNIT_SECONDS:
+            seconds = float(match.group(1)) * _UNIT_SECONDS[unit]
+            if math.isfinite(seconds) and seconds <= timedelta.max.total_seconds():
+                return timedelta(seconds=seconds)
+    raise InvalidDuration(f"cannot read duration {value!r}; {_HELP}")
 
 
 def duration_seconds(value: Duration) -> float:

@@ -119,9 +119,15 @@ def build_run(
         )
     infos: list[tuple[int, StepInfo]] = []
     for s in steps or []:
+        tries = by_step.pop(s.name, [])
+        if s.kind == "do":  # the step record is its final attempt
+            begun = tries[-1].finished_at if tries else _dt(s.started_at)
+            final = Attempt(s.attempts, s.status, begun, _dt(s.finished_at), s.error, s.version)
+            tries.append(final)
+        first = tries[0].started_at if tries else _dt(s.started_at)
         infos.append((s.seq, StepInfo(
-            s.name, s.kind, s.status, decode(s.output), s.error, _dt(s.started_at),
-            _time(s.finished_at), None, s.version, tuple(by_step.pop(s.name, ())),
+            s.name, s.kind, s.status, decode(s.output), s.error, first, _time(s.finished_at),
+            None, s.version, tuple(tries),
         )))  # fmt: skip
     for w in waits or []:
         infos.append((w.seq, StepInfo(

@@ -183,10 +183,8 @@ class Execution:
         self._suspended = True
         return Suspend()
 
-    async def _record(
-        self, step: StepRecord, attempt: AttemptRecord | None, consume: int | None = None
-    ) -> None:
-        status = await self.services.store.record_step(self.lease, step, attempt, consume)
+    async def _record(self, step: StepRecord, consume: int | None = None) -> None:
+        status = await self.services.store.record_step(self.lease, step, consume)
         self.history.steps[step.name] = step
         if status == "paused":
             raise Interrupted()
@@ -230,7 +228,6 @@ class Execution:
         await self._record(
             StepRecord(self.run.id, name, seq, "do", "completed", text, None, attempt, started,
                        finished, self.version),
-            self._attempt(name, attempt, "completed", started, finished, None, None),
         )  # fmt: skip
         return result
 
@@ -265,7 +262,10 @@ class Execution:
         retry = not isinstance(exc, _DETERMINISTIC) and policy.should_retry(exc, attempt)
         if retry:
             retry_at = finished + policy.delay_s(attempt)
-            record = self._attempt(name, attempt, "failed", started, finished, info, retry_at)
+            record = AttemptRecord(
+                self.run.id, name, self.run.generation, attempt, "failed", started, finished,
+                info, retry_at, self.version, self.services.worker_id,
+            )  # fmt: skip
             status = await self.services.store.record_failed_attempt(self.lease, record)
             if status == "paused":
                 raise Interrupted()
@@ -274,25 +274,8 @@ class Execution:
             self.run.id, name, seq, "do", "failed", None, info, attempt, started, finished,
             self.version,
         )  # fmt: skip
-        await self._record(
-            step, self._attempt(name, attempt, "failed", started, finished, info, None)
-        )
+        await self._record(step)
         raise _failure(step) from exc
-
-    def _attempt(
-        self,
-        name: str,
-        attempt: int,
-        status: str,
-        started: float,
-        finished: float,
-        error: dict[str, Any] | None,
-        retry_at: float | None,
-    ) -> AttemptRecord:
-        return AttemptRecord(
-            self.run.id, name, self.run.generation, attempt, status, started, finished, error,
-            retry_at, self.version, self.services.worker_id,
-        )  # fmt: skip
 
     # durable waits ---------------------------------------------------------------------
     async def wait(
@@ -334,14 +317,14 @@ class Execution:
                               wait.created_at, now, self.version)  # fmt: skip
 
         if signal is not None:
-            await self._record(resolved("completed", signal.payload, None), None, signal.id)
+            await self._record(resolved("completed", signal.payload, None), signal.id)
             return decode(signal.payload)
         if wait.deadline_at is not None and wait.deadline_at <= now:
             if on_timeout is None:  # a sleep that is over
-                await self._record(resolved("completed", None, None), None)
+                await self._record(resolved("completed", None, None))
                 return None
             error = on_timeout()
-            await self._record(resolved("failed", None, errors.error_info(error)), None)
+            await self._record(resolved("failed", None, errors.error_info(error)))
             raise error
         raise self._suspend(wait.deadline_at, key)
 

@@ -55,13 +55,13 @@ class Retries:
         return self.retry_if is None or bool(self.retry_if(error))
 
 
-NO_RETRIES = Retries(limit=0)
+DEFAULT_RETRIES = Retries()
 
 
 def as_retries(value: Retries | Mapping[str, Any] | int | None) -> Retries:
     """Accept a policy, a dict (``{"limit": 3, "delay": "1 second"}``), a limit, or None."""
     if value is None:
-        return Retries()
+        return DEFAULT_RETRIES
     if isinstance(value, Retries):
         return value
     if isinstance(value, bool):

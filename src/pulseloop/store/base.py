@@ -76,7 +76,11 @@ class StepRecord:
 
 @dataclass(frozen=True, slots=True)
 class AttemptRecord:
-    """One execution of a step callback, successful or not."""
+    """A failed attempt of a step that was retried.
+
+    The final attempt (success, or the failure that ended the step) is the step record
+    itself, so a step that succeeds at once costs one row.
+    """
 
     run_id: str
     step: str
@@ -197,13 +201,9 @@ class Store(Protocol):
         """Steps, pending waits and failure counts of a claimed run."""
 
     async def record_step(
-        self,
-        lease: Lease,
-        step: StepRecord,
-        attempt: AttemptRecord | None,
-        consume_signal: int | None = None,
+        self, lease: Lease, step: StepRecord, consume_signal: int | None = None
     ) -> str:
-        """Durably record a final step result (and its attempt); drop its wait.
+        """Durably record a final step result (its last attempt); drop its wait.
 
         Returns the run's status after the write ("running", or "paused" when an operator
         paused it meanwhile). A step recorded already keeps its first record.

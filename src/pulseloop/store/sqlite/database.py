@@ -118,7 +118,7 @@ class Database:
                 fn, future, _ = batch[0]
                 try:
                     outcomes.append((future, fn(conn), None))
-                except Exception as exc:
+                except BaseException as exc:  # LeaseLost is a BaseException by design
                     conn.execute("ROLLBACK")
                     outcomes.append((future, None, exc))
                     self._deliver(batch, outcomes)
@@ -128,7 +128,7 @@ class Database:
                     conn.execute("SAVEPOINT op")
                     try:
                         result = fn(conn)
-                    except Exception as exc:
+                    except BaseException as exc:
                         conn.execute("ROLLBACK TO op")
                         outcomes.append((future, None, exc))
                     else:
@@ -136,7 +136,7 @@ class Database:
                     conn.execute("RELEASE op")
             conn.execute("COMMIT")
             self.commits += 1
-        except Exception as exc:  # the commit itself failed: nobody's write is durable
+        except BaseException as exc:  # the commit itself failed: nobody's write is durable
             log.exception("sqlite transaction failed")
             if conn.in_transaction:
                 conn.execute("ROLLBACK")

@@ -236,13 +236,9 @@ class SqliteStore:
         return result
 
     async def record_step(
-        self,
-        lease: Lease,
-        step: StepRecord,
-        attempt: AttemptRecord | None,
-        consume_signal: int | None = None,
+        self, lease: Lease, step: StepRecord, consume_signal: int | None = None
     ) -> str:
-        step_row, attempt_row = step_to_row(step), attempt and attempt_to_row(attempt)
+        step_row = step_to_row(step)
 
         def op(conn: sqlite3.Connection) -> str:
             status = _fence(conn, lease, step.finished_at, grow=1)
@@ -251,15 +247,10 @@ class SqliteStore:
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 step_row,
             )
-            if attempt_row:
+            if step.kind != "do":  # a resolved wait: it is a step record now
                 conn.execute(
-                    f"INSERT OR REPLACE INTO attempts ({ATTEMPT_COLUMNS}) VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    attempt_row,
+                    "DELETE FROM waits WHERE run_id = ? AND name = ?", (step.run_id, step.name)
                 )
-            conn.execute(
-                "DELETE FROM waits WHERE run_id = ? AND name = ?", (step.run_id, step.name)
-            )
             if consume_signal is not None:
                 conn.execute(
                     "UPDATE signals SET consumed_by = ? WHERE id = ?", (step.name, consume_signal)
