@@ -113,10 +113,13 @@ def build_run(
 ) -> Run:
     """Assemble the public view of a run from its records."""
     by_step: dict[str, list[Attempt]] = {}
+    retrying: set[str] = set()  # failed in this generation, retry pending
     for a in attempts or []:
         by_step.setdefault(a.step, []).append(
             Attempt(a.attempt, a.status, _dt(a.started_at), _dt(a.finished_at), a.error, a.version)
         )
+        if a.generation == record.generation and a.retry_at is not None:
+            retrying.add(a.step)
     infos: list[tuple[int, StepInfo]] = []
     for s in steps or []:
         tries = by_step.pop(s.name, [])
@@ -135,7 +138,7 @@ def build_run(
             _time(w.deadline_at), None, tuple(by_step.pop(w.name, ())),
         )))  # fmt: skip
     for name, tries in by_step.items():  # failed attempts of a step that will be retried
-        if tries and record.status not in TERMINAL_STATUSES:
+        if name in retrying and record.status not in TERMINAL_STATUSES:
             infos.append((1 << 30, StepInfo(
                 name, "do", "retrying", None, tries[-1].error, tries[0].started_at, None,
                 None, tries[-1].version, tuple(tries),

@@ -164,3 +164,35 @@ async def test_restart_from_a_step_reruns_it_and_later_ones(
 
 async def _true(value: bool) -> bool:
     return value
+
+
+
+flaky_calls: list[int] = []
+
+
+class Flaky(Loop):
+    async def run(self, event: Event, step: Step) -> Any:
+        def once_broken() -> str:
+            flaky_calls.append(1)
+            if len(flaky_calls) == 1:
+                raise RuntimeError("first time broken")
+            return "fine"
+
+        return await step.do("call", once_broken, retries=0)
+
+
+async def test_retry_keeps_the_failed_attempt_in_history(make_app: AppFactory) -> None:
+    flaky_calls.clear()
+    async with make_app([Flaky]) as app:
+        run = await app.trigger("flaky")
+        assert (await app.wait_for_run(run.id, timeout="20 seconds")).status == "failed"
+        with pytest.raises(InvalidRunState, match=r"cannot pause .* it is failed"):
+            await app.pause(run.id)
+        await app.retry(run.id)
+        done = await app.wait_for_run(run.id, timeout="20 seconds")
+        with pytest.raises(InvalidRunState, match="retry works on failed runs"):
+            await app.retry(run.id)
+    assert done.output == "fine"
+    attempts = done.step("call").attempts
+    assert [a.status for a in attempts] == ["failed", "completed"]
+    assert attempts[0].error is not None and "first time broken" in attempts[0].error["message"]

@@ -1,0 +1,1 @@
+"""The ``pulseloop`` command line: see ``pulseloop.cli.main`` and ``docs/cli.md``."""

@@ -33,8 +33,23 @@ def _load(conn: sqlite3.Connection, org: str, run_id: str) -> RunRecord:
 
 def _refuse(run: RunRecord, action: str, allowed: tuple[str, ...]) -> InvalidRunState:
     return InvalidRunState(
-        f"cannot {action} run {run.id!r}: it is {run.status}; only {'/'.join(allowed)} runs "
-        f"can be {action.rstrip('e')}ed"
+        f"cannot {action} run {run.id!r}: it is {run.status}; {action} works on "
+        f"{'/'.join(allowed)} runs"
+    )
+
+
+def _keep_as_attempts(
+    conn: sqlite3.Connection, run_id: str, where: str, params: tuple[object, ...]
+) -> None:
+    """Move step records about to be forgotten into attempt history, so operators
+    still see what ran (and how it failed) before a retry or restart."""
+    conn.execute(
+        "INSERT OR IGNORE INTO attempts (run_id, step, generation, attempt, status, "
+        "started_at, finished_at, error, retry_at, version, worker) "
+        "SELECT s.run_id, s.name, r.generation, s.attempts, s.status, s.started_at, "
+        "s.finished_at, s.error, NULL, s.version, NULL FROM steps s JOIN runs r ON r.id = s.run_id "
+        f"WHERE s.run_id = ? AND s.kind = 'do' AND {where}",
+        (run_id, *params),
     )
 
 
@@ -87,6 +102,7 @@ def retry(conn: sqlite3.Connection, org: str, run_id: str, now: float) -> RunRec
     run = _load(conn, org, run_id)
     if run.status != "failed":
         raise _refuse(run, "retry", ("failed",))
+    _keep_as_attempts(conn, run_id, "s.status = 'failed'", ())
     conn.execute("DELETE FROM steps WHERE run_id = ? AND status = 'failed'", (run_id,))
     _requeue(conn, run_id, now)
     return _load(conn, org, run_id)
@@ -115,6 +131,7 @@ def restart(
         "UNION SELECT name FROM waits WHERE run_id = ? AND seq >= ?",
         (run_id, seq, run_id, seq),
     )]  # fmt: skip
+    _keep_as_attempts(conn, run_id, "s.seq >= ?", (seq,))
     conn.execute("DELETE FROM steps WHERE run_id = ? AND seq >= ?", (run_id, seq))
     conn.execute("DELETE FROM waits WHERE run_id = ? AND seq >= ?", (run_id, seq))
     conn.executemany(

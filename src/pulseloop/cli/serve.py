@@ -1,0 +1,212 @@
+"""``pulseloop dev`` and ``pulseloop worker``: serve an APP's loops in the foreground.
+
+Both run one in-process worker until SIGINT (Ctrl-C) or SIGTERM, then close the App, which
+hands runs in flight back to the database so another worker (or this one, restarted)
+continues them. ``worker`` is the production shape: plain log lines on stderr and one
+``worker <id> ready`` line on stdout once it claims work, which tests and supervisors wait
+for. ``dev`` adds a table of what it serves and a line per run as it settles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from pulseloop.app import App
+from pulseloop.cli.common import (
+    DbOption,
+    database_url,
+    duration_option,
+    run_async,
+    user_errors,
+)
+from pulseloop.cli.loading import LoadedApp, load_app
+from pulseloop.cli.render import console, format_duration, status_text
+from pulseloop.errors import PulseloopError
+
+log = logging.getLogger("pulseloop.cli")
+
+AppArgument = Annotated[
+    str, typer.Argument(help="The loops to serve: path/to/file.py or module:attr.", metavar="APP")
+]
+_QUIET_STATUSES = frozenset({"aborted", "queued"})  # handed back or re-queued: not news
+
+
+class Reporter:
+    """What a serving command tells its user. Every hook runs on the event loop."""
+
+    def ready(self, pulse: App) -> None:
+        """The worker has started; ``pulse.worker`` is set."""
+
+    def settled(self, pulse: App, run_id: str, status: str) -> None:
+        """A run stopped executing with ``status`` (must not block)."""
+
+    async def drain(self) -> None:
+        """Finish reporting before the App closes; later ``settled`` calls may be dropped."""
+
+    def stopped(self) -> None:
+        """The App is closed."""
+
+
+class WorkerLog(Reporter):
+    """``pulseloop worker``: log lines on stderr, one ``worker <id> ready`` line on stdout."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def ready(self, pulse: App) -> None:
+        assert pulse.worker is not None
+        for name, version in sorted(pulse.worker.versions.items()):
+            log.info("serving %s version %s on %s", name, version, self.url)
+        sys.stdout.write(f"worker {pulse.worker.id} ready\n")
+        sys.stdout.flush()
+
+    def settled(self, pulse: App, run_id: str, status: str) -> None:
+        log.info("run %s %s", run_id, status)
+
+    def stopped(self) -> None:
+        log.info("worker stopped; runs in flight were handed back")
+
+
+class DevConsole(Reporter):
+    """``pulseloop dev``: a table of what is served, then a line per settled run."""
+
+    def __init__(self, loaded: LoadedApp, url: str) -> None:
+        self.loaded = loaded
+        self.url = url
+        self.out = console()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+
+    def ready(self, pulse: App) -> None:
+        assert pulse.worker is not None
+        count = len(self.loaded.loops)
+        self.out.print(f"[bold]pulseloop dev[/bold] serving {count} loop(s) on {self.url}")
+        served = Table(box=None, padding=(0, 2), header_style="dim")
+        served.add_column("loop")
+        served.add_column("version")
+        for name, version in sorted(pulse.worker.versions.items()):
+            served.add_row(name, version)
+        self.out.print(served)
+        self.out.print(f"worker {pulse.worker.id} ready; press Ctrl-C to stop")
+
+    def settled(self, pulse: App, run_id: str, status: str) -> None:
+        if self._closing:
+            self.out.print(f"run {run_id} ", status_text(status), sep="")
+            return
+        task = asyncio.create_task(self._describe(pulse, run_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _describe(self, pulse: App, run_id: str) -> None:
+        with contextlib.suppress(PulseloopError):
+            run = await pulse.get_run(run_id)
+            when = datetime.now().strftime("%H:%M:%S")
+            took = ""
+            if run.finished_at is not None:
+                took = f" in {format_duration(run.finished_at - run.created_at)}"
+            self.out.print(
+                f"{when} run {run.id} ({run.loop}) ", status_text(run.status), took, sep=""
+            )
+
+    async def drain(self) -> None:
+        self._closing = True
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def stopped(self) -> None:
+        self.out.print("stopped; runs in flight were handed back")
+
+
+def dev(app_path: AppArgument, db: DbOption = None) -> None:
+    """Serve APP's loops in the foreground for development; Ctrl-C stops."""
+    with user_errors():
+        loaded = load_app(app_path)
+        url = database_url(db)
+    reporter = DevConsole(loaded, url)
+    run_async(_serve(loaded, url, reporter, poll="100 milliseconds"))
+    reporter.stopped()
+
+
+def worker(
+    app_path: AppArgument,
+    db: DbOption = None,
+    concurrency: Annotated[
+        int,
+        typer.Option("--concurrency", min=1, help="Runs executed at the same time.", metavar="N"),
+    ] = 100,
+    lease: Annotated[
+        str,
+        typer.Option(
+            "--lease",
+            help="How long a claimed run is ours without a heartbeat.",
+            metavar="DURATION",
+        ),
+    ] = "30 seconds",
+    poll: Annotated[
+        str,
+        typer.Option(
+            "--poll", help="How often to look for work nobody announced.", metavar="DURATION"
+        ),
+    ] = "500 milliseconds",
+) -> None:
+    """Run a worker for APP's loops (production; stops cleanly on SIGTERM or Ctrl-C)."""
+    with user_errors():
+        loaded = load_app(app_path)
+        lease_s = duration_option(lease, "--lease").total_seconds()
+        poll_s = duration_option(poll, "--poll").total_seconds()
+        url = database_url(db)
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
+    )
+    reporter = WorkerLog(url)
+    run_async(_serve(loaded, url, reporter, concurrency=concurrency, lease=lease_s, poll=poll_s))
+    reporter.stopped()
+
+
+async def _serve(
+    loaded: LoadedApp,
+    url: str,
+    reporter: Reporter,
+    *,
+    concurrency: int = 100,
+    lease: float | str = "30 seconds",
+    poll: float | str = "500 milliseconds",
+) -> None:
+    """Serve until SIGINT/SIGTERM, reporting runs as they settle; always close the App."""
+    pulse = App(
+        list(loaded.loops.values()), url, concurrency=concurrency, lease=lease, poll_interval=poll
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for signum in signals:
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await pulse.open()
+        assert pulse.worker is not None
+        chained = pulse.worker.on_settled
+
+        def on_settled(run_id: str, status: str) -> None:
+            if chained is not None:
+                chained(run_id, status)
+            if status not in _QUIET_STATUSES:
+                reporter.settled(pulse, run_id, status)
+
+        # The App wires its own settle hook into the worker; ours is chained after it.
+        pulse.worker.on_settled = on_settled
+        reporter.ready(pulse)
+        await stop.wait()
+    finally:
+        await reporter.drain()
+        await pulse.close()
+        for signum in signals:
+            loop.remove_signal_handler(signum)
