@@ -12,11 +12,13 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
 from pulseloop.config import Settings
+from pulseloop.connectors.facial_scan import FacialScanConnector
+from pulseloop.connectors.tokens import load_secret
 from pulseloop.durations import Duration, duration_seconds
 from pulseloop.engine.clock import Clock, SystemClock
 from pulseloop.engine.codec import encode
@@ -47,8 +49,10 @@ class App:
         poll_interval: Duration = "500 milliseconds",
         connectors: Mapping[str, ConnectorFactory] | None = None,
         only_run: str | None = None,
+        public_url: str | None = None,
+        on_settled: Callable[[str, str], None] | None = None,
     ) -> None:
-        self.settings = Settings.load(database_url=database_url, org=org)
+        self.settings = Settings.load(database_url=database_url, public_url=public_url, org=org)
         self.loops: dict[str, type[Loop]] = {}
         for cls in loops:
             if not (isinstance(cls, type) and issubclass(cls, Loop)):
@@ -63,7 +67,10 @@ class App:
         self._concurrency = concurrency
         self._lease_s = duration_seconds(lease)
         self._poll_s = duration_seconds(poll_interval)
-        self._connectors = dict(connectors or {})
+        self._connectors: dict[str, ConnectorFactory] = {"FACIAL_SCAN": FacialScanConnector}
+        self._connectors.update(connectors or {})
+        self._user_on_settled = on_settled
+        self._secret: bytes | None = None
         self._only_run = only_run
         self._store: Store | None = None
         self.worker: Worker | None = None
@@ -103,6 +110,18 @@ class App:
             self._store = None
 
     @property
+    def secret(self) -> bytes:
+        """The key that signs scan links (see :mod:`pulseloop.connectors.tokens`)."""
+        if self._secret is None:
+            self._secret = load_secret(self.settings)
+        return self._secret
+
+    def notify_work(self) -> None:
+        """Tell this process's worker that something may be runnable now."""
+        if self.worker is not None:
+            self.worker.kick()
+
+    @property
     def store(self) -> Store:
         """The open store (for connectors and tools built on the App)."""
         if self._store is None:
@@ -121,7 +140,7 @@ class App:
         record, _ = await self.store.create_run(
             self.org, id or uuid.uuid4().hex, loop, text, self.clock.now()
         )
-        self._kick()
+        self.notify_work()
         return build_run(record)
 
     async def get_run(self, run_id: str) -> Run:
@@ -169,7 +188,7 @@ class App:
             self.org, run_id, f"event:{type}", text, self.clock.now()
         ):
             raise RunNotFound(f"no run {run_id!r} in this organization; check the id")
-        self._kick()
+        self.notify_work()
 
     # operators -------------------------------------------------------------------------
     async def cancel(self, run_id: str) -> Run:
@@ -186,13 +205,13 @@ class App:
     async def resume(self, run_id: str) -> Run:
         """Resume a paused run."""
         record = await self.store.resume_run(self.org, run_id, self.clock.now(), time.time())
-        self._kick()
+        self.notify_work()
         return build_run(record)
 
     async def retry(self, run_id: str) -> Run:
         """Re-run a failed run: finished steps replay, failed ones run again."""
         record = await self.store.retry_run(self.org, run_id, self.clock.now())
-        self._kick()
+        self.notify_work()
         return build_run(record)
 
     async def restart(self, run_id: str, from_step: str) -> Run:
@@ -200,7 +219,7 @@ class App:
         record = await self.store.restart_run(self.org, run_id, from_step, self.clock.now())
         if self.worker is not None:
             self.worker.abort(run_id)
-        self._kick()
+        self.notify_work()
         return build_run(record)
 
     async def deploys(self) -> list[Deploy]:
@@ -214,11 +233,9 @@ class App:
             raise RunNotFound(f"no run {run_id!r} in this organization; check the id")
         return record
 
-    def _kick(self) -> None:
-        if self.worker is not None:
-            self.worker.kick()
-
     def _on_settled(self, run_id: str, status: str) -> None:
         event = self._settled.pop(run_id, None)
         if event is not None:
             event.set()
+        if self._user_on_settled is not None:
+            self._user_on_settled(run_id, status)

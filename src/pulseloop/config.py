@@ -16,6 +16,8 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     public_url: str = DEFAULT_PUBLIC_URL
     org: str = "default"
+    secret_key: str | None = None
+    """Signs scan links; from PULSELOOP_SECRET_KEY, else a key file beside the database."""
 
     @classmethod
     def load(
@@ -30,6 +32,7 @@ class Settings:
             database_url=database_url or env.get("PULSELOOP_DATABASE_URL") or DEFAULT_DATABASE_URL,
             public_url=public_url or env.get("PULSELOOP_PUBLIC_URL") or DEFAULT_PUBLIC_URL,
             org=org or env.get("PULSELOOP_ORG") or "default",
+            secret_key=env.get("PULSELOOP_SECRET_KEY") or None,
         )
 
 

@@ -15,6 +15,9 @@ what was wrong and what to do::
     ├── WaitTimeout              a durable wait whose deadline passed
     │   └── ScanTimeout          ... waiting for a facial scan
     ├── NoScanProvisioned        wait_for_scan with no scan made earlier in the run
+    ├── ScanNotFound             a scan link or id that does not exist (HTTP 404)
+    ├── ScanExpired              a scan link past its expiry (HTTP 410)
+    ├── ScanAlreadyUploaded      a second upload to a single-use link (HTTP 409)
     ├── NonRetryableError        raise it from a step to fail it at once
     ├── LoopNotFound             trigger of a loop no App serves
     ├── RunNotFound              no run with that id (in this organization)
@@ -118,6 +121,24 @@ class NoScanProvisioned(PulseloopError):
     """``wait_for_scan`` was reached but no earlier step of this run created a scan."""
 
     code = "no_scan_provisioned"
+
+
+class ScanNotFound(PulseloopError, LookupError):
+    """No scan behind this link or id."""
+
+    code = "scan_not_found"
+
+
+class ScanExpired(PulseloopError):
+    """The scan's link expired; the loop must provision a new scan."""
+
+    code = "scan_expired"
+
+
+class ScanAlreadyUploaded(PulseloopError):
+    """The link accepts one upload and already had it."""
+
+    code = "scan_already_uploaded"
 
 
 class NonRetryableError(PulseloopError):

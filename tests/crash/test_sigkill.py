@@ -27,9 +27,10 @@ LOOP_FILE = Path(__file__).with_name("crash_loop.py")
 KILLS = 20
 
 
-def _start_worker(db_url: str) -> subprocess.Popen[str]:
+def start_worker(loop_file: Path, db_url: str) -> subprocess.Popen[str]:
+    """A real worker process serving ``loop_file``, once it says it is ready."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pulseloop.cli.main", "worker", str(LOOP_FILE), "--db", db_url,
+        [sys.executable, "-m", "pulseloop.cli.main", "worker", str(loop_file), "--db", db_url,
          "--lease", "1 second", "--poll", "50 milliseconds"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
@@ -39,7 +40,8 @@ def _start_worker(db_url: str) -> subprocess.Popen[str]:
     return proc
 
 
-def _stop(proc: subprocess.Popen[str], sig: signal.Signals) -> None:
+def stop_worker(proc: subprocess.Popen[str], sig: signal.Signals) -> None:
+    """Signal the worker by its pid and reap it."""
     os.kill(proc.pid, sig)
     proc.wait(timeout=60)
     assert proc.stdout is not None
@@ -71,23 +73,23 @@ def test_sigkill_at_random_instants_loses_and_duplicates_nothing(tmp_path: Path)
     rng = random.Random(20261125)
     kills = 0
     while kills < KILLS:
-        proc = _start_worker(db_url)
+        proc = start_worker(LOOP_FILE, db_url)
         base = len(_effects(log))
         while len(_effects(log)) < base + 2 and proc.poll() is None:
             time.sleep(0.002)
         time.sleep(rng.uniform(0, 0.03))  # a random instant: mid-step, mid-commit, ...
-        _stop(proc, signal.SIGKILL)
+        stop_worker(proc, signal.SIGKILL)
         kills += 1
         assert len(set(_effects(log))) < STEPS, "the run finished before all kills happened"
 
-    proc = _start_worker(db_url)
+    proc = start_worker(LOOP_FILE, db_url)
     try:
         for _ in range(3000):
             if asyncio.run(_status(db_url, run_id)) == "completed":
                 break
             time.sleep(0.02)
     finally:
-        _stop(proc, signal.SIGTERM)
+        stop_worker(proc, signal.SIGTERM)
 
     async def final() -> tuple[object, list[str]]:
         async with App([], db_url, worker=False) as app:

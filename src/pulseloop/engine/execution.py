@@ -40,6 +40,7 @@ from pulseloop.store.base import (
     StepRecord,
     Store,
     WaitRecord,
+    scan_signal_key,
 )
 
 MAX_STEPS = 10_000
@@ -117,6 +118,7 @@ class Execution:
         self._keys: list[str] = []
         self._suspended = False
         self._fatal: BaseException | None = None
+        self._scan_waits = 0
 
     # the run as a whole -------------------------------------------------------------
     async def execute(self) -> str:
@@ -278,6 +280,27 @@ class Execution:
         raise _failure(step) from exc
 
     # durable waits ---------------------------------------------------------------------
+    def next_scan_wait_name(self) -> str:
+        """Scan waits have no user-given name: the n-th in the run is ``wait for scan #n``."""
+        self._scan_waits += 1
+        return f"wait for scan #{self._scan_waits}"
+
+    async def scan_wait_key(self, name: str) -> str | None:
+        """The signal a scan wait listens for: fixed when first reached (the run's latest
+        scan then), read back from the stored wait on replay."""
+        if name in self.history.steps:
+            return None
+        pending = self.history.waits.get(name)
+        if pending is not None:
+            return pending.key
+        scan = await self.services.store.latest_scan(self.run.org, self.run.id)
+        if scan is None:
+            raise errors.NoScanProvisioned(
+                "wait_for_scan was reached but no earlier step of this run provisioned a "
+                "scan; call ctx.FACIAL_SCAN.create in a step.do before waiting"
+            )
+        return scan_signal_key(scan.id)
+
     async def wait(
         self,
         name: str,

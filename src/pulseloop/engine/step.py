@@ -85,6 +85,38 @@ class Step:
 
         return await self._execution.wait(name, "event", f"event:{type}", timeout, timed_out)
 
+    async def wait_for_scan(
+        self, options: Mapping[str, Any] | None = None, *, timeout: Duration | None = None
+    ) -> Any:
+        """Park until the scan provisioned by an earlier step (the latest) finishes.
+
+        Returns the scan payload (``id``, ``status``, ``metadata`` echoed back, ``vitals``,
+        ``quality``, ``failure_reason``, timestamps) once it is completed, failed or
+        expired. A scan that finished before this line is reached is returned at once.
+        Raises :class:`~pulseloop.errors.ScanTimeout` if ``timeout`` passes first (the
+        deadline is fixed when the wait is first reached), and
+        :class:`~pulseloop.errors.NoScanProvisioned` if no scan was made. The spec's
+        spelling ``waitForScan({"timeout": "30 minutes"})`` works too.
+        """
+        if options is not None:
+            timeout = options.get("timeout", timeout)
+        if timeout is None:
+            raise errors.PulseloopError(
+                'wait_for_scan needs a timeout, e.g. wait_for_scan(timeout="30 minutes")'
+            )
+        execution = self._execution
+        name = execution.next_scan_wait_name()
+        key = await execution.scan_wait_key(name)
+
+        def timed_out() -> errors.PulseloopError:
+            return errors.ScanTimeout(
+                f"the scan was not finished within {timeout}; catch ScanTimeout to remind the "
+                "patient or provision a new scan"
+            )
+
+        return await execution.wait(name, "scan", key, timeout, timed_out)
+
     # the spec's camelCase names
     sleepUntil = sleep_until
     waitForEvent = wait_for_event
+    waitForScan = wait_for_scan

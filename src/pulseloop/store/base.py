@@ -13,7 +13,9 @@ applies it only if that worker still holds the run, otherwise it raises
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 RUN_STATUSES = ("queued", "running", "waiting", "paused", "completed", "failed", "cancelled")
@@ -130,6 +132,53 @@ class DeployRecord:
     last_seen: float
 
 
+SCAN_OPEN_STATUSES = ("pending", "capturing")
+SCAN_TERMINAL_STATUSES = frozenset({"completed", "failed", "expired"})
+
+
+@dataclass(frozen=True, slots=True)
+class ScanRecord:
+    """A facial scan as stored (the link token only as its hash)."""
+
+    org: str
+    id: str
+    run_id: str
+    step: str
+    status: str  # pending | capturing | processing | completed | failed | expired
+    metadata: str
+    result: str | None
+    failure_reason: str | None
+    created_at: float
+    updated_at: float
+    expires_at: float
+    completed_at: float | None
+
+    def payload(self) -> dict[str, Any]:
+        """What ``wait_for_scan`` and ``get_results`` return: plain JSON, metadata
+        echoed back unchanged, vitals and quality once analysed, ISO timestamps."""
+        result = json.loads(self.result) if self.result else {}
+        return {
+            "id": self.id,
+            "status": self.status,
+            "metadata": json.loads(self.metadata),
+            "vitals": result.get("vitals"),
+            "quality": result.get("quality"),
+            "failure_reason": self.failure_reason,
+            "created_at": _iso(self.created_at),
+            "expires_at": _iso(self.expires_at),
+            "completed_at": None if self.completed_at is None else _iso(self.completed_at),
+        }
+
+
+def _iso(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).isoformat()
+
+
+def scan_signal_key(scan_id: str) -> str:
+    """The signal a scan's terminal status sends to its run."""
+    return f"scan:{scan_id}"
+
+
 @dataclass(slots=True)
 class History:
     """Everything replay needs, loaded once when a worker starts executing a run."""
@@ -238,7 +287,8 @@ class Store(Protocol):
         """Give a paused run back without changing its status."""
 
     async def fire_timers(self, org: str, now: float) -> tuple[int, float | None]:
-        """Re-queue waiting runs whose wake time has come; return (count, next wake)."""
+        """Re-queue waiting runs whose wake time has come and expire open scans past
+        ``expires_at`` (signalling their runs); return (count, next wake or expiry)."""
 
     async def send_signal(
         self, org: str, run_id: str, key: str, payload_json: str, now: float
@@ -260,6 +310,45 @@ class Store(Protocol):
 
     async def restart_run(self, org: str, run_id: str, from_step: str, now: float) -> RunRecord:
         """Forget ``from_step`` and every step recorded after it; re-queue the run."""
+
+    # scans ----------------------------------------------------------------------------
+    async def create_scan(
+        self,
+        org: str,
+        run_id: str,
+        step: str,
+        scan_id: str,
+        token_hash: str,
+        metadata_json: str,
+        now: float,
+        expires_at: float,
+    ) -> ScanRecord:
+        """Insert a pending scan, or return the one this (run, step) made already."""
+
+    async def latest_scan(self, org: str, run_id: str) -> ScanRecord | None:
+        """The run's most recently provisioned scan."""
+
+    async def get_scan(self, org: str, scan_id: str) -> ScanRecord | None:
+        """A scan of this organization by id."""
+
+    async def scan_by_token(self, token_hash: str) -> ScanRecord | None:
+        """The scan a link token opens (the token is the patient's only credential)."""
+
+    async def move_scan(
+        self, token_hash: str, from_statuses: tuple[str, ...], to_status: str, now: float
+    ) -> ScanRecord | None:
+        """Move an open scan along (e.g. pending -> processing); None if it was not in
+        ``from_statuses`` or has expired (then nothing changes)."""
+
+    async def finish_scan(
+        self,
+        scan_id: str,
+        status: str,
+        result_json: str | None,
+        failure_reason: str | None,
+        now: float,
+    ) -> ScanRecord:
+        """Record the outcome; signal and wake the run, in the same transaction."""
 
     # deploys ------------------------------------------------------------------------
     async def record_deploy(self, org: str, loop: str, version: str, now: float) -> None:

@@ -18,11 +18,12 @@ from pulseloop.store.base import (
     Lease,
     LeaseLost,
     RunRecord,
+    ScanRecord,
     Signal,
     StepRecord,
     WaitRecord,
 )
-from pulseloop.store.sqlite import operators
+from pulseloop.store.sqlite import operators, scans
 from pulseloop.store.sqlite.database import Database
 from pulseloop.store.sqlite.rows import (
     ATTEMPT_COLUMNS,
@@ -363,15 +364,17 @@ class SqliteStore:
 
     async def fire_timers(self, org: str, now: float) -> tuple[int, float | None]:
         def op(conn: sqlite3.Connection) -> tuple[int, float | None]:
+            expired, next_expiry = scans.expire_due(conn, org, now)
             fired = conn.execute(
                 "UPDATE runs SET status = 'queued', wake_at = NULL, updated_at = ? "
                 "WHERE org = ? AND status = 'waiting' AND wake_at <= ?",
                 (now, org, now),
             ).rowcount
-            (next_at,) = conn.execute(
+            (next_wake,) = conn.execute(
                 "SELECT min(wake_at) FROM runs WHERE org = ? AND status = 'waiting'", (org,)
             ).fetchone()
-            return fired, next_at
+            upcoming = [t for t in (next_wake, next_expiry) if t is not None]
+            return fired + expired, min(upcoming, default=None)
 
         result: tuple[int, float | None] = await self._run(op)
         return result
@@ -420,6 +423,58 @@ class SqliteStore:
     async def restart_run(self, org: str, run_id: str, from_step: str, now: float) -> RunRecord:
         result: RunRecord = await self._run(
             lambda c: operators.restart(c, org, run_id, from_step, now)
+        )
+        return result
+
+    # scans ----------------------------------------------------------------------------
+    async def create_scan(
+        self,
+        org: str,
+        run_id: str,
+        step: str,
+        scan_id: str,
+        token_hash: str,
+        metadata_json: str,
+        now: float,
+        expires_at: float,
+    ) -> ScanRecord:
+        result: ScanRecord = await self._run(
+            lambda c: scans.create(
+                c, org, run_id, step, scan_id, token_hash, metadata_json, now, expires_at
+            )
+        )
+        return result
+
+    async def latest_scan(self, org: str, run_id: str) -> ScanRecord | None:
+        result: ScanRecord | None = await self._run(lambda c: scans.latest(c, org, run_id))
+        return result
+
+    async def get_scan(self, org: str, scan_id: str) -> ScanRecord | None:
+        result: ScanRecord | None = await self._run(lambda c: scans.by_id(c, org, scan_id))
+        return result
+
+    async def scan_by_token(self, token_hash: str) -> ScanRecord | None:
+        result: ScanRecord | None = await self._run(lambda c: scans.by_token(c, token_hash))
+        return result
+
+    async def move_scan(
+        self, token_hash: str, from_statuses: tuple[str, ...], to_status: str, now: float
+    ) -> ScanRecord | None:
+        result: ScanRecord | None = await self._run(
+            lambda c: scans.move(c, token_hash, from_statuses, to_status, now)
+        )
+        return result
+
+    async def finish_scan(
+        self,
+        scan_id: str,
+        status: str,
+        result_json: str | None,
+        failure_reason: str | None,
+        now: float,
+    ) -> ScanRecord:
+        result: ScanRecord = await self._run(
+            lambda c: scans.finish(c, scan_id, status, result_json, failure_reason, now)
         )
         return result
 

@@ -1,0 +1,228 @@
+"""``ctx.FACIAL_SCAN`` and the scan link's server side.
+
+:class:`FacialScanConnector` is what a step sees: ``create`` provisions a scan for this
+run (idempotent per run and step: a step re-executed after a crash gets the same scan and
+the same link), ``get_results`` peeks at the run's latest scan. :class:`ScanService` is
+what the HTTP layer calls when the patient's page talks to us: look a link up, note that
+filming started, accept the colour trace and analyse it off the event loop. A terminal
+outcome wakes the parked run through the store (see ``store/sqlite/scans.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pulseloop.connectors.tokens import derive_token, hash_token
+from pulseloop.durations import Duration, duration_seconds
+from pulseloop.engine.codec import encode
+from pulseloop.errors import (
+    LimitExceeded,
+    NoScanProvisioned,
+    PulseloopError,
+    ScanAlreadyUploaded,
+    ScanExpired,
+    ScanNotFound,
+)
+from pulseloop.store.base import SCAN_OPEN_STATUSES, ScanRecord
+
+if TYPE_CHECKING:
+    from pulseloop.app import App
+    from pulseloop.engine.context import StepCtx
+
+log = logging.getLogger(__name__)
+
+MAX_TRACE_BYTES = 4 * 1024 * 1024
+"""Largest colour-trace upload (a 30 s scan at 30 fps is about 150 KB)."""
+MAX_METADATA_BYTES = 64 * 1024
+MAX_EXPIRES_IN_S = 30 * 86400.0
+DEFAULT_EXPIRES_IN: Duration = "1 hour"
+
+
+def scan_url(app: App, scan: ScanRecord) -> str:
+    """The patient's link for ``scan``."""
+    return f"{app.settings.public_url.rstrip('/')}/s/{derive_token(app.secret, scan.id)}"
+
+
+class FacialScanConnector:
+    """The facial scan connector, scoped to the current run (``ctx.FACIAL_SCAN``)."""
+
+    def __init__(self, ctx: StepCtx) -> None:
+        self._ctx = ctx
+
+    async def create(
+        self,
+        options: Mapping[str, Any] | None = None,
+        *,
+        expires_in: Duration | None = None,
+        metadata: Any = None,
+    ) -> dict[str, Any]:
+        """Provision a scan; return ``{id, url, status, expires_at}``.
+
+        ``expires_in`` (default 1 hour, at most 30 days) bounds how long the link works;
+        ``metadata`` (any JSON up to 64 KiB) is echoed back unchanged with the result.
+        The spec's spelling ``create({"expiresIn": 3600, "metadata": {...}})`` works too.
+        """
+        scope = self._ctx.ensure_alive()
+        if options is not None:
+            unknown = set(options) - {"expiresIn", "expires_in", "metadata"}
+            if unknown:
+                raise PulseloopError(
+                    f"FACIAL_SCAN.create got unknown option(s) {sorted(unknown)}; "
+                    "use expires_in and metadata"
+                )
+            expires_in = options.get("expiresIn", options.get("expires_in", expires_in))
+            metadata = options.get("metadata", metadata)
+        seconds = duration_seconds(DEFAULT_EXPIRES_IN if expires_in is None else expires_in)
+        if not 0 < seconds <= MAX_EXPIRES_IN_S:
+            raise PulseloopError(
+                f"FACIAL_SCAN.create expires_in={expires_in!r} must be more than 0 and at most "
+                "30 days"
+            )
+        meta_json = encode({} if metadata is None else metadata, "scan metadata")
+        if len(meta_json.encode()) > MAX_METADATA_BYTES:
+            raise LimitExceeded(
+                f"scan metadata is {len(meta_json.encode()):,} bytes, over the 64 KiB limit; "
+                "keep ids in metadata, not documents"
+            )
+        app: App = scope.services
+        now = app.clock.now()
+        scan_id = f"scan_{uuid.uuid4().hex}"
+        record = await app.store.create_scan(
+            scope.org, scope.run_id, scope.step_name, scan_id,
+            hash_token(derive_token(app.secret, scan_id)), meta_json, now, now + seconds,
+        )  # fmt: skip
+        if app.worker is not None:
+            app.worker.timers_changed()  # the expiry is a timer too
+        return {
+            "id": record.id,
+            "url": scan_url(app, record),
+            "status": record.status,
+            "expires_at": record.payload()["expires_at"],
+        }
+
+    async def get_results(self) -> dict[str, Any]:
+        """The current state of this run's latest scan, without waiting."""
+        scope = self._ctx.ensure_alive()
+        app: App = scope.services
+        record = await app.store.latest_scan(scope.org, scope.run_id)
+        if record is None:
+            raise NoScanProvisioned(
+                "this run has not provisioned a scan yet; call ctx.FACIAL_SCAN.create in an "
+                "earlier step"
+            )
+        return record.payload()
+
+    getResults = get_results  # the spec's name
+
+
+@dataclass(frozen=True, slots=True)
+class ScanView:
+    """What the patient's page may know about its scan."""
+
+    id: str
+    status: str
+    failure_reason: str | None
+    expires_at: datetime
+    vitals: dict[str, Any] | None
+    quality: dict[str, Any] | None
+    metadata: Any
+
+    @classmethod
+    def of(cls, record: ScanRecord) -> ScanView:
+        """The view of a stored scan."""
+        payload = record.payload()
+        return cls(
+            record.id, record.status, record.failure_reason,
+            datetime.fromtimestamp(record.expires_at, UTC), payload["vitals"],
+            payload["quality"], payload["metadata"],
+        )  # fmt: skip
+
+
+class ScanService:
+    """The server side of scan links: lookup, capture start, trace upload, analysis."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self._analyses: set[asyncio.Task[None]] = set()
+
+    async def by_token(self, token: str) -> ScanView:
+        """The scan a link opens (ScanNotFound / ScanExpired otherwise)."""
+        return ScanView.of(await self._open(token))
+
+    async def mark_capturing(self, token: str) -> ScanView:
+        """The page started filming: pending -> capturing."""
+        record = await self._open(token)
+        moved = await self.app.store.move_scan(
+            hash_token(token), ("pending",), "capturing", self.app.clock.now()
+        )
+        return ScanView.of(moved or record)
+
+    async def accept_trace(self, token: str, body: bytes) -> ScanView:
+        """Validate an upload, take the link's one upload, analyse in the background."""
+        from pulseloop.vitals.trace import parse_trace  # optional extra: imported on use
+
+        if len(body) > MAX_TRACE_BYTES:
+            raise LimitExceeded(
+                f"the trace is {len(body):,} bytes, over the {MAX_TRACE_BYTES:,}-byte limit"
+            )
+        record = await self._open(token)
+        if record.status not in SCAN_OPEN_STATUSES:
+            raise _already(record)
+        trace = await asyncio.to_thread(parse_trace, body)  # TraceInvalid names the field
+        moved = await self.app.store.move_scan(
+            hash_token(token), SCAN_OPEN_STATUSES, "processing", self.app.clock.now()
+        )
+        if moved is None:  # a concurrent upload won, or it expired meanwhile
+            raise _already(await self._open(token))
+        task = asyncio.create_task(self._analyse(moved.id, trace))
+        self._analyses.add(task)
+        task.add_done_callback(self._analyses.discard)
+        return ScanView.of(moved)
+
+    async def drain(self) -> None:
+        """Wait for analyses in flight (tests, shutdown)."""
+        while self._analyses:
+            await asyncio.gather(*self._analyses, return_exceptions=True)
+
+    async def _open(self, token: str) -> ScanRecord:
+        record = await self.app.store.scan_by_token(hash_token(token))
+        if record is None:
+            raise ScanNotFound("this scan link does not exist; check the link you were sent")
+        expired = record.status == "expired" or (
+            record.status in SCAN_OPEN_STATUSES and record.expires_at <= self.app.clock.now()
+        )
+        if expired:
+            raise ScanExpired("this scan link has expired; ask your care team for a new one")
+        return record
+
+    async def _analyse(self, scan_id: str, trace: Any) -> None:
+        from pulseloop.vitals.pool import analyze_trace_async
+
+        try:
+            result = (await analyze_trace_async(trace)).to_json()
+            reason = result.get("failure_reason")
+            status = "failed" if reason else "completed"
+            await self.app.store.finish_scan(
+                scan_id, status, encode(result, "the vitals result"), reason, self.app.clock.now()
+            )
+        except Exception:
+            log.exception("analysis of scan %s failed", scan_id)
+            await self.app.store.finish_scan(
+                scan_id, "failed", None, "analysis_error", self.app.clock.now()
+            )
+        self.app.notify_work()
+
+
+def _already(record: ScanRecord) -> PulseloopError:
+    if record.status == "expired":
+        return ScanExpired("this scan link has expired; ask your care team for a new one")
+    return ScanAlreadyUploaded(
+        f"this scan link already received its upload (the scan is {record.status}); "
+        "each link accepts one upload"
+    )

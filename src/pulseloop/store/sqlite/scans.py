@@ -1,0 +1,135 @@
+"""Scan rows in SQLite: provisioning, the link's state machine, outcomes and expiry.
+
+A scan reaching a terminal status (completed, failed, expired) inserts the run's signal
+``scan:<id>`` carrying the scan payload, and re-queues the run if it is waiting, in the
+same transaction. So a wait reached after the scan finished still finds it (the signal is
+buffered), and a wait reached before is woken at once.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from pulseloop.store.base import SCAN_OPEN_STATUSES, ScanRecord, scan_signal_key
+
+SCAN_COLUMNS = (
+    "org, id, run_id, step, status, metadata, result, failure_reason, created_at, "
+    "updated_at, expires_at, completed_at"
+)
+
+
+def scan_from_row(row: tuple[Any, ...]) -> ScanRecord:
+    """A ``SELECT SCAN_COLUMNS`` row as a record."""
+    return ScanRecord(*row)
+
+
+def _one(conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> ScanRecord | None:
+    row = conn.execute(f"SELECT {SCAN_COLUMNS} FROM scans WHERE {where}", params).fetchone()
+    return None if row is None else scan_from_row(row)
+
+
+def create(
+    conn: sqlite3.Connection,
+    org: str,
+    run_id: str,
+    step: str,
+    scan_id: str,
+    token_hash: str,
+    metadata_json: str,
+    now: float,
+    expires_at: float,
+) -> ScanRecord:
+    """Insert, idempotently per (run, step)."""
+    conn.execute(
+        "INSERT OR IGNORE INTO scans (org, id, run_id, step, token_hash, status, metadata, "
+        "created_at, updated_at, expires_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+        (org, scan_id, run_id, step, token_hash, metadata_json, now, now, expires_at),
+    )
+    found = _one(conn, "run_id = ? AND step = ? AND org = ?", (run_id, step, org))
+    assert found is not None
+    return found
+
+
+def latest(conn: sqlite3.Connection, org: str, run_id: str) -> ScanRecord | None:
+    """The run's newest scan."""
+    return _one(conn, "run_id = ? AND org = ? ORDER BY seq DESC LIMIT 1", (run_id, org))
+
+
+def by_id(conn: sqlite3.Connection, org: str, scan_id: str) -> ScanRecord | None:
+    """A scan of ``org``."""
+    return _one(conn, "id = ? AND org = ?", (scan_id, org))
+
+
+def by_token(conn: sqlite3.Connection, token_hash: str) -> ScanRecord | None:
+    """The scan a link opens."""
+    return _one(conn, "token_hash = ?", (token_hash,))
+
+
+def move(
+    conn: sqlite3.Connection,
+    token_hash: str,
+    from_statuses: tuple[str, ...],
+    to_status: str,
+    now: float,
+) -> ScanRecord | None:
+    """Change status if it is one of ``from_statuses`` and the scan has not expired."""
+    marks = ", ".join("?" for _ in from_statuses)
+    row = conn.execute(
+        f"UPDATE scans SET status = ?, updated_at = ? WHERE token_hash = ? "
+        f"AND status IN ({marks}) AND expires_at > ? RETURNING {SCAN_COLUMNS}",
+        (to_status, now, token_hash, *from_statuses, now),
+    ).fetchone()
+    return None if row is None else scan_from_row(row)
+
+
+def finish(
+    conn: sqlite3.Connection,
+    scan_id: str,
+    status: str,
+    result_json: str | None,
+    failure_reason: str | None,
+    now: float,
+) -> ScanRecord:
+    """Record the outcome and signal the run."""
+    row = conn.execute(
+        "UPDATE scans SET status = ?, result = ?, failure_reason = ?, updated_at = ?, "
+        f"completed_at = ? WHERE id = ? RETURNING {SCAN_COLUMNS}",
+        (status, result_json, failure_reason, now, now, scan_id),
+    ).fetchone()
+    if row is None:
+        raise LookupError(f"no scan {scan_id!r}")
+    scan = scan_from_row(row)
+    _signal(conn, scan, now)
+    return scan
+
+
+def expire_due(conn: sqlite3.Connection, org: str, now: float) -> tuple[int, float | None]:
+    """Expire open scans past ``expires_at``; return (count, next expiry)."""
+    marks = ", ".join("?" for _ in SCAN_OPEN_STATUSES)
+    rows = conn.execute(
+        "UPDATE scans SET status = 'expired', failure_reason = 'expired', updated_at = ?, "
+        f"completed_at = ? WHERE org = ? AND status IN ({marks}) AND expires_at <= ? "
+        f"RETURNING {SCAN_COLUMNS}",
+        (now, now, org, *SCAN_OPEN_STATUSES, now),
+    ).fetchall()
+    for row in rows:
+        _signal(conn, scan_from_row(row), now)
+    (next_at,) = conn.execute(
+        f"SELECT min(expires_at) FROM scans WHERE org = ? AND status IN ({marks})",
+        (org, *SCAN_OPEN_STATUSES),
+    ).fetchone()
+    return len(rows), next_at
+
+
+def _signal(conn: sqlite3.Connection, scan: ScanRecord, now: float) -> None:
+    conn.execute(
+        "INSERT INTO signals (run_id, key, payload, created_at) VALUES (?, ?, ?, ?)",
+        (scan.run_id, scan_signal_key(scan.id), json.dumps(scan.payload()), now),
+    )
+    conn.execute(
+        "UPDATE runs SET status = 'queued', wake_at = NULL, updated_at = ? "
+        "WHERE id = ? AND status = 'waiting'",
+        (now, scan.run_id),
+    )
