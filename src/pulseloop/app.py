@@ -9,7 +9,6 @@ async with app:                 # opens the store, runs an in-process worker
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -24,13 +23,14 @@ from pulseloop.engine.clock import Clock, SystemClock
 from pulseloop.engine.codec import encode
 from pulseloop.engine.context import ConnectorFactory
 from pulseloop.engine.loop import Loop, loop_name
-from pulseloop.engine.worker import Worker
+from pulseloop.engine.worker import Worker, wait_event
 from pulseloop.errors import LoopNotFound, PulseloopError, RunNotFound
 from pulseloop.runs import Deploy, Run, build_deploy, build_run
 from pulseloop.store import open_store
-from pulseloop.store.base import TERMINAL_STATUSES, RunRecord, Store
+from pulseloop.store.base import RunRecord, Store
 
-_SETTLE_POLL_S = 0.1
+_SETTLE_POLL_S = 0.05
+_SETTLE_POLL_MAX_S = 1.0
 
 
 class App:
@@ -145,12 +145,10 @@ class App:
 
     async def get_run(self, run_id: str) -> Run:
         """The run with its step timeline (RunNotFound if it is not in this org)."""
-        record = await self._record(run_id)
-        store = self.store
-        steps = await store.get_steps(self.org, run_id)
-        attempts = await store.get_attempts(self.org, run_id)
-        waits = await store.get_waits(self.org, run_id)
-        return build_run(record, steps, attempts, waits)
+        detail = await self.store.get_run_detail(self.org, run_id)
+        if detail is None:
+            raise RunNotFound(f"no run {run_id!r} in this organization; check the id")
+        return build_run(detail.run, detail.steps, detail.attempts, detail.waits)
 
     async def list_runs(
         self, *, loop: str | None = None, status: str | None = None, limit: int = 50
@@ -165,16 +163,19 @@ class App:
         Raises TimeoutError if ``timeout`` (real time) passes first.
         """
         limit = None if timeout is None else duration_seconds(timeout)
+        poll_s = _SETTLE_POLL_S
         try:
             async with asyncio.timeout(limit):
                 while True:
-                    record = await self._record(run_id)
-                    if record.status in TERMINAL_STATUSES:
-                        return await self.get_run(run_id)
                     event = self._settled.setdefault(run_id, asyncio.Event())
                     event.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(event.wait(), _SETTLE_POLL_S)
+                    run = await self.get_run(run_id)
+                    if run.done:
+                        return run
+                    # this process's worker settles the event at once; polling (backing
+                    # off) covers runs executed by a worker in another process
+                    await wait_event(event, poll_s)
+                    poll_s = min(poll_s * 2, _SETTLE_POLL_MAX_S)
         except TimeoutError:
             raise TimeoutError(
                 f"run {run_id!r} did not finish within {timeout}; it keeps running, "

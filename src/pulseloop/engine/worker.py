@@ -35,6 +35,14 @@ from pulseloop.store.base import History, RunRecord, Store
 log = logging.getLogger(__name__)
 
 
+async def wait_event(event: asyncio.Event, timeout_s: float) -> None:
+    """Wait until ``event`` is set or ``timeout_s`` passes, without creating a task
+    (``asyncio.wait_for`` makes one per call, and the claim loop waits constantly)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout_s):
+            await event.wait()
+
+
 class Worker:
     """Executes the runs of one organization's loops."""
 
@@ -122,10 +130,10 @@ class Worker:
     # loops -----------------------------------------------------------------------------
     async def _claim_loop(self) -> None:
         while True:
+            self._kick.clear()  # every pass: a kick that came meanwhile is handled by it
             free = self.concurrency - len(self._active)
             claimed: list[RunRecord] = []
             if free > 0:
-                self._kick.clear()
                 claimed = await self.store.claim_runs(
                     self.org, self.id, list(self.loops), free, time.time(), self.lease_s,
                     self.clock.now(), run_id=self.only_run,
@@ -134,8 +142,7 @@ class Worker:
                     self._start(run)
             if claimed and len(claimed) == free:
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), self.poll_s)
+            await wait_event(self._kick, self.poll_s)
 
     async def _timer_loop(self) -> None:
         while True:

@@ -51,7 +51,7 @@ class RunRecord:
     error: dict[str, Any] | None
     generation: int
     history_len: int
-    """How many step, wait and attempt rows the run has (0: nothing to replay)."""
+    """Non-zero once the run has any step, wait or attempt row (0: nothing to replay)."""
     created_at: float
     updated_at: float
     started_at: float | None
@@ -119,6 +119,16 @@ class Signal:
     key: str
     payload: str
     created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RunDetail:
+    """A run and everything its timeline shows, from one consistent read."""
+
+    run: RunRecord
+    steps: list[StepRecord]
+    attempts: list[AttemptRecord]
+    waits: list[WaitRecord]
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +227,9 @@ class Store(Protocol):
         before: float | None = None,
     ) -> list[RunRecord]:
         """Newest first, optionally filtered; ``before`` pages by created_at."""
+
+    async def get_run_detail(self, org: str, run_id: str) -> RunDetail | None:
+        """The run with its steps, attempts and pending waits, read in one go."""
 
     async def get_steps(self, org: str, run_id: str) -> list[StepRecord]:
         """The run's final step records, in seq order."""

@@ -17,6 +17,7 @@ from pulseloop.store.base import (
     History,
     Lease,
     LeaseLost,
+    RunDetail,
     RunRecord,
     ScanRecord,
     Signal,
@@ -41,16 +42,29 @@ from pulseloop.store.sqlite.rows import (
 )
 from pulseloop.store.sqlite.schema import check_version, migrate, prepare_path
 
+_STEPS_SQL = f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY seq"
+_ATTEMPTS_SQL = (
+    f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE run_id = ? ORDER BY started_at, attempt"
+)
+_WAITS_SQL = f"SELECT {WAIT_COLUMNS} FROM waits WHERE run_id = ? ORDER BY seq"
+
 
 def _fence(conn: sqlite3.Connection, lease: Lease, now: float, grow: int = 0) -> str:
-    """Apply a write only while ``lease`` holds; return the run's status."""
+    """Apply a write only while ``lease`` holds; return the run's status.
+
+    A read, not an UPDATE: rewriting the run's row on every step cost a page write per
+    step. The row is touched only the first time the run gains history (``grow``).
+    """
     row = conn.execute(
-        "UPDATE runs SET updated_at = ?, history_len = history_len + ? "
-        "WHERE id = ? AND lease_owner = ? RETURNING status",
-        (now, grow, lease.run_id, lease.worker),
+        "SELECT status, history_len FROM runs WHERE id = ? AND lease_owner = ?",
+        (lease.run_id, lease.worker),
     ).fetchone()
     if row is None:
         raise LeaseLost(lease.run_id)
+    if grow and not row[1]:
+        conn.execute(
+            "UPDATE runs SET history_len = 1, updated_at = ? WHERE id = ?", (now, lease.run_id)
+        )
     return str(row[0])
 
 
@@ -138,30 +152,34 @@ class SqliteStore:
         result: list[RunRecord] = await self._run(op)
         return result
 
-    async def _owned_rows(self, org: str, run_id: str, sql: str) -> list[tuple[Any, ...]]:
-        def op(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
-            if conn.execute(
-                "SELECT 1 FROM runs WHERE org = ? AND id = ?", (org, run_id)
-            ).fetchone():
-                return list(conn.execute(sql, (run_id,)))
-            return []
+    async def get_run_detail(self, org: str, run_id: str) -> RunDetail | None:
+        def op(conn: sqlite3.Connection) -> RunDetail | None:
+            row = conn.execute(
+                f"SELECT {RUN_COLUMNS} FROM runs WHERE org = ? AND id = ?", (org, run_id)
+            ).fetchone()
+            if row is None:
+                return None
+            return RunDetail(
+                run_from_row(row),
+                [step_from_row(r) for r in conn.execute(_STEPS_SQL, (run_id,))],
+                [attempt_from_row(r) for r in conn.execute(_ATTEMPTS_SQL, (run_id,))],
+                [wait_from_row(r) for r in conn.execute(_WAITS_SQL, (run_id,))],
+            )
 
-        result: list[tuple[Any, ...]] = await self._run(op)
+        result: RunDetail | None = await self._run(op)
         return result
 
     async def get_steps(self, org: str, run_id: str) -> list[StepRecord]:
-        sql = f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY seq"
-        return [step_from_row(r) for r in await self._owned_rows(org, run_id, sql)]
+        detail = await self.get_run_detail(org, run_id)
+        return [] if detail is None else detail.steps
 
     async def get_attempts(self, org: str, run_id: str) -> list[AttemptRecord]:
-        sql = (
-            f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE run_id = ? ORDER BY started_at, attempt"
-        )
-        return [attempt_from_row(r) for r in await self._owned_rows(org, run_id, sql)]
+        detail = await self.get_run_detail(org, run_id)
+        return [] if detail is None else detail.attempts
 
     async def get_waits(self, org: str, run_id: str) -> list[WaitRecord]:
-        sql = f"SELECT {WAIT_COLUMNS} FROM waits WHERE run_id = ? ORDER BY seq"
-        return [wait_from_row(r) for r in await self._owned_rows(org, run_id, sql)]
+        detail = await self.get_run_detail(org, run_id)
+        return [] if detail is None else detail.waits
 
     # the worker's side --------------------------------------------------------------
     async def claim_runs(
