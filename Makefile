@@ -1,10 +1,13 @@
 # The two commands: `make demo` runs the main job, `make test` runs the whole test suite.
+# Both work on a fresh machine with python3, pip, make and apt (and node/npm for the
+# scan page's face model): they install what they need first.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+WEB    := src/pulseloop/server/static/vendor/mediapipe/.installed-$(shell cksum web/package-lock.json | cut -d' ' -f1)
 
-.PHONY: demo test lint bench install
+.PHONY: demo test lint bench install web
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,15 +15,22 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[vitals,dev]'
 	touch $(STAMP)
 
+$(WEB): web/package-lock.json scripts/install-web-deps.sh
+	bash scripts/install-web-deps.sh
+	touch $(WEB)
+
 install: $(STAMP)
+
+web: $(WEB)
 
 demo: $(STAMP)
 	$(VENV)/bin/pulseloop demo
 
-test: $(STAMP)
+# pytest exit 5 means "no tests collected": a broken collection, so it fails too.
+test: $(STAMP) $(WEB)
 	$(VENV)/bin/ruff check src tests bench examples
 	$(VENV)/bin/mypy
-	$(PY) -m pytest
+	$(PY) -m pytest -p no:cacheprovider
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench examples
@@ -30,3 +40,4 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) bench/engine.py
+	$(PY) bench/vitals.py

@@ -69,7 +69,8 @@ class App:
         self._poll_s = duration_seconds(poll_interval)
         self._connectors: dict[str, ConnectorFactory] = {"FACIAL_SCAN": FacialScanConnector}
         self._connectors.update(connectors or {})
-        self._user_on_settled = on_settled
+        self.on_settled = on_settled
+        """Called with (run id, status) whenever this process's worker stops executing a run."""
         self._secret: bytes | None = None
         self._only_run = only_run
         self._store: Store | None = None
@@ -238,5 +239,5 @@ class App:
         event = self._settled.pop(run_id, None)
         if event is not None:
             event.set()
-        if self._user_on_settled is not None:
-            self._user_on_settled(run_id, status)
+        if self.on_settled is not None:
+            self.on_settled(run_id, status)

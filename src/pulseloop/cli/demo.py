@@ -11,6 +11,7 @@ current directory or next to the package's source tree.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sys
 from collections.abc import Awaitable, Callable
@@ -33,6 +34,8 @@ from pulseloop.cli.render import console, format_duration, status_text, timeline
 from pulseloop.config import database_url_for
 from pulseloop.engine.loop import Loop
 from pulseloop.runs import Run
+from pulseloop.server.app import create_app
+from pulseloop.server.serve import free_port, serving
 
 DEFAULT_DEMO_DB = Path(".pulseloop") / "demo.db"
 RUN_TIMEOUT = "1 minute"
@@ -49,12 +52,36 @@ class Scenario:
     loop: str
     body: Callable[[ModuleType], Any]
     """The event body, given the imported example module."""
-    drive: Callable[[App, Run], Awaitable[None]] | None = None
-    """What the outside world does once the run is triggered (a reply, a scan)."""
+    drive: Callable[[App, Run], Awaitable[str | None]] | None = None
+    """What the outside world does once the run is triggered (a reply, a scan); may
+    return a line to show beside the result (e.g. the ground truth)."""
 
 
-async def _patient_replies(pulse: App, run: Run) -> None:
+async def _patient_replies(pulse: App, run: Run) -> str | None:
     await pulse.send_event(run.id, "patient-reply", {"text": "Much better, thanks"})
+    return None
+
+
+PATIENT_HEART_RATE_BPM = 76.0
+
+
+async def _patient_does_the_scan(pulse: App, run: Run) -> str | None:
+    """Wait for the link, then film a synthetic face (known pulse) and upload its trace."""
+    from pulseloop.testing.patient import visit
+
+    for _ in range(600):
+        current = await pulse.get_run(run.id)
+        if current.status != "queued" and current.steps and current.steps[0].output:
+            break
+        await asyncio.sleep(0.05)
+    link = current.step("Generate a health scan").output["url"]
+    console().print(f"simulated patient opens {link.split('/s/')[0]}/s/… and films 30 s")
+    seen = await visit(link, PATIENT_HEART_RATE_BPM, duration_s=30.0)
+    return (
+        f"truth: heart rate {seen.heart_rate_bpm:.1f} bpm, breathing "
+        f"{seen.respiratory_rate_bpm:.1f} /min ({seen.frames} frames uploaded, HTTP "
+        f"{seen.upload_status})"
+    )
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -72,6 +99,15 @@ SCENARIOS: tuple[Scenario, ...] = (
         loop="follow-up",
         body=lambda module: {"phone": "+15550100"},
         drive=_patient_replies,
+    ),
+    Scenario(
+        title="Health check",
+        description="The spec's loop: provision a facial scan, park until the patient has "
+        "filmed their face, resume with the vitals (metadata carried through).",
+        example="health_check.py",
+        loop="health-check",
+        body=lambda module: module.EXAMPLE_BODY,
+        drive=_patient_does_the_scan,
     ),
 )
 
@@ -98,9 +134,10 @@ def demo(
         url = database_url_for(db) if db else _fresh_demo_database()
     out = console()
     out.print(f"[bold]pulseloop demo[/bold] — {len(SCENARIOS)} runs on {url}\n")
-    runs = run_async(_run_all(list(loops.values()), url, modules))
-    for scenario, run in zip(SCENARIOS, runs, strict=True):
-        out.print(scenario_view(scenario, run))
+    results = run_async(_run_all(list(loops.values()), url, modules))
+    for scenario, (run, note) in zip(SCENARIOS, results, strict=True):
+        out.print(scenario_view(scenario, run, note))
+    runs = [run for run, _ in results]
     if any(run.status != "completed" for run in runs):
         raise typer.Exit(EXIT_FAILED)
 
@@ -135,18 +172,26 @@ def _fresh_demo_database() -> str:
     return database_url_for(str(DEFAULT_DEMO_DB))
 
 
-async def _run_all(loops: list[type[Loop]], url: str, modules: dict[str, ModuleType]) -> list[Run]:
-    runs: list[Run] = []
-    async with App(loops, url, poll_interval="50 milliseconds") as pulse:
+async def _run_all(
+    loops: list[type[Loop]], url: str, modules: dict[str, ModuleType]
+) -> list[tuple[Run, str | None]]:
+    results: list[tuple[Run, str | None]] = []
+    port = free_port()
+    public = f"http://127.0.0.1:{port}"
+    async with contextlib.AsyncExitStack() as stack:
+        pulse = await stack.enter_async_context(
+            App(loops, url, poll_interval="50 milliseconds", public_url=public)
+        )
+        # the scan pages, on loopback, as `pulseloop dev` serves them
+        await stack.enter_async_context(serving(create_app(pulse), port=port, log_level="warning"))
         for scenario in SCENARIOS:
             run = await pulse.trigger(scenario.loop, scenario.body(modules[scenario.example]))
-            if scenario.drive is not None:
-                await scenario.drive(pulse, run)
-            runs.append(await pulse.wait_for_run(run.id, timeout=RUN_TIMEOUT))
-    return runs
+            note = await scenario.drive(pulse, run) if scenario.drive is not None else None
+            results.append((await pulse.wait_for_run(run.id, timeout=RUN_TIMEOUT), note))
+    return results
 
 
-def scenario_view(scenario: Scenario, run: Run) -> RenderableType:
+def scenario_view(scenario: Scenario, run: Run, note: str | None = None) -> RenderableType:
     """A panel: what the scenario shows, its step timeline, and the run's output."""
     took = None if run.finished_at is None else run.finished_at - run.created_at
     parts: list[RenderableType] = [
@@ -159,6 +204,8 @@ def scenario_view(scenario: Scenario, run: Run) -> RenderableType:
     else:
         parts.append(Text("output", style="bold"))
         parts.append(JSON.from_data(run.output, indent=2))
+    if note:
+        parts.append(Text(note, style="cyan"))
     return Panel(
         Group(*parts), title=f"{scenario.title} ({scenario.loop})", title_align="left", expand=False
     )

@@ -20,6 +20,7 @@ app = typer.Typer(
 
 app.command("dev")(serve.dev)
 app.command("worker")(serve.worker)
+app.command("server")(serve.server)
 app.command("trigger")(trigger.trigger)
 app.add_typer(runs.app, name="runs")
 app.command("deploys")(runs.deploys)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from datetime import datetime
@@ -30,7 +31,10 @@ from pulseloop.cli.common import (
 )
 from pulseloop.cli.loading import LoadedApp, load_app
 from pulseloop.cli.render import console, format_duration, status_text
+from pulseloop.connectors.facial_scan import scan_url
 from pulseloop.errors import PulseloopError
+from pulseloop.server.app import create_app
+from pulseloop.server.serve import serving
 
 log = logging.getLogger("pulseloop.cli")
 
@@ -63,7 +67,10 @@ class WorkerLog(Reporter):
         self.url = url
 
     def ready(self, pulse: App) -> None:
-        assert pulse.worker is not None
+        if pulse.worker is None:  # ``pulseloop server``: HTTP only
+            sys.stdout.write(f"server ready on {pulse.settings.public_url}\n")
+            sys.stdout.flush()
+            return
         for name, version in sorted(pulse.worker.versions.items()):
             log.info("serving %s version %s on %s", name, version, self.url)
         sys.stdout.write(f"worker {pulse.worker.id} ready\n")
@@ -116,6 +123,9 @@ class DevConsole(Reporter):
             self.out.print(
                 f"{when} run {run.id} ({run.loop}) ", status_text(run.status), took, sep=""
             )
+            scan = await pulse.store.latest_scan(pulse.org, run_id)
+            if run.status == "waiting" and scan is not None and scan.status == "pending":
+                self.out.print(f"         scan link: [link]{scan_url(pulse, scan)}[/link]")
 
     async def drain(self) -> None:
         self._closing = True
@@ -126,14 +136,42 @@ class DevConsole(Reporter):
         self.out.print("stopped; runs in flight were handed back")
 
 
-def dev(app_path: AppArgument, db: DbOption = None) -> None:
-    """Serve APP's loops in the foreground for development; Ctrl-C stops."""
+HostOption = Annotated[
+    str, typer.Option("--host", help="Address to serve HTTP on (scan pages).", metavar="HOST")
+]
+PortOption = Annotated[
+    int, typer.Option("--port", min=1, max=65535, help="Port to serve HTTP on.", metavar="PORT")
+]
+
+
+def dev(
+    app_path: AppArgument,
+    db: DbOption = None,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8000,
+) -> None:
+    """Serve APP's loops and the scan pages in one process for development; Ctrl-C stops.
+
+    Prints each provisioned scan's link, so a person can do the scan with a webcam or phone
+    (set PULSELOOP_PUBLIC_URL to an address the phone can reach).
+    """
     with user_errors():
         loaded = load_app(app_path)
         url = database_url(db)
     reporter = DevConsole(loaded, url)
-    run_async(_serve(loaded, url, reporter, poll="100 milliseconds"))
+    run_async(_serve(loaded, url, reporter, poll="100 milliseconds", http=(host, port)))
     reporter.stopped()
+
+
+def server(db: DbOption = None, host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
+    """Serve the scan pages (no worker): patients' uploads are analysed here, and the
+    waiting runs are woken for the workers to continue."""
+    with user_errors():
+        url = database_url(db)
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
+    )
+    run_async(_serve(LoadedApp("", {}), url, WorkerLog(url), http=(host, port), run_worker=False))
 
 
 def worker(
@@ -180,31 +218,38 @@ async def _serve(
     concurrency: int = 100,
     lease: float | str = "30 seconds",
     poll: float | str = "500 milliseconds",
+    http: tuple[str, int] | None = None,
+    run_worker: bool = True,
 ) -> None:
     """Serve until SIGINT/SIGTERM, reporting runs as they settle; always close the App."""
+    public_url = None
+    if http is not None and not os.environ.get("PULSELOOP_PUBLIC_URL"):
+        public_url = f"http://{http[0]}:{http[1]}"
     pulse = App(
-        list(loaded.loops.values()), url, concurrency=concurrency, lease=lease, poll_interval=poll
-    )
+        list(loaded.loops.values()), url, concurrency=concurrency, lease=lease,
+        poll_interval=poll, public_url=public_url, worker=run_worker,
+    )  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = (signal.SIGINT, signal.SIGTERM)
     for signum in signals:
         loop.add_signal_handler(signum, stop.set)
+
+    def on_settled(run_id: str, status: str) -> None:
+        if status not in _QUIET_STATUSES:
+            reporter.settled(pulse, run_id, status)
+
+    pulse.on_settled = on_settled
     try:
         await pulse.open()
-        assert pulse.worker is not None
-        chained = pulse.worker.on_settled
-
-        def on_settled(run_id: str, status: str) -> None:
-            if chained is not None:
-                chained(run_id, status)
-            if status not in _QUIET_STATUSES:
-                reporter.settled(pulse, run_id, status)
-
-        # The App wires its own settle hook into the worker; ours is chained after it.
-        pulse.worker.on_settled = on_settled
-        reporter.ready(pulse)
-        await stop.wait()
+        async with contextlib.AsyncExitStack() as stack:
+            if http is not None:
+                served = await stack.enter_async_context(
+                    serving(create_app(pulse), host=http[0], port=http[1])
+                )
+                log.info("scan pages on %s", served)
+            reporter.ready(pulse)
+            await stop.wait()
     finally:
         await reporter.drain()
         await pulse.close()

@@ -1,0 +1,683 @@
+"""pulseloop vs DBOS (Python) on the same workloads, both on SQLite, in one run.
+
+Run it: ``make bench`` (or ``.venv/bin/python bench/engine.py``; ``--quick`` for a smoke
+run, ``--help`` for the sizes). Needs ``dbos==3.4.0`` (the ``bench`` extra).
+
+Every (workload, engine) pair runs in its own fresh subprocess on a fresh temporary
+SQLite file: DBOS is a process-wide singleton, and a clean process keeps RSS honest.
+Both engines run with their durable defaults: pulseloop's WAL + ``synchronous=FULL`` with
+group commit; DBOS's SQLite system database (rollback journal, SQLite's default
+``synchronous=FULL``, ``BEGIN IMMEDIATE`` per write), sync workflows on its thread pool.
+
+Workloads (see docs/benchmarks.md):
+
+a. one run of N sequential trivial steps: microseconds per step, trigger -> result.
+b. R runs x S steps started together: steps/s, first trigger -> last result.
+c. N workflows each sleep 100 ms durably: how late the step after the sleep starts.
+d. worker RSS with K runs parked on a 1-hour sleep, for growing K; for pulseloop also a
+   fresh worker restarted on that database (the parked runs are only rows).
+
+The child protocol: ``engine.py --child ENGINE WORKLOAD PARAMS_JSON`` prints one line
+``RESULT {json}`` on stdout; everything else it prints is diagnostics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import resource
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve()
+CHILD_TIMEOUT_S = 600.0
+
+# --------------------------------------------------------------------------------------
+# measuring helpers (used in the children)
+# --------------------------------------------------------------------------------------
+
+
+def rss_mb() -> float:
+    """Resident set size of this process now, in MiB (Linux /proc)."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:  # not Linux: fall back to the peak
+        return peak_rss_mb()
+
+
+def peak_rss_mb() -> float:
+    """Peak RSS of this process so far, in MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+def settled_rss() -> float:
+    gc.collect()
+    time.sleep(0.3)
+    return rss_mb()
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100)."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def count_waiting(db: str) -> int:
+    """pulseloop runs parked (status 'waiting'), read on a separate connection."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        (n,) = conn.execute("SELECT count(*) FROM runs WHERE status = 'waiting'").fetchone()
+        return int(n)
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------------------------
+# pulseloop children
+# --------------------------------------------------------------------------------------
+
+
+def pulseloop_child(workload: str, p: dict[str, Any]) -> dict[str, Any]:
+    from pulseloop import App, Event, Loop, Step
+
+    async def noop() -> None:
+        return None
+
+    async def wall() -> float:
+        return time.time()
+
+    class Seq(Loop):
+        name = "seq"
+
+        async def run(self, event: Event, step: Step) -> Any:
+            n = int(event.body["n"])
+            for i in range(n):
+                await step.do(f"s{i}", noop)
+            return n
+
+    class Napper(Loop):
+        name = "napper"
+
+        async def run(self, event: Event, step: Step) -> Any:
+            before = await step.do("before", wall)
+            await step.sleep("nap", f"{p['sleep_ms']} milliseconds")
+            after = await step.do("after", wall)
+            return [before, after]
+
+    class Parked(Loop):
+        name = "parked"
+
+        async def run(self, event: Event, step: Step) -> Any:
+            await step.do("start", noop)
+            await step.sleep("park", "1 hour")
+            return None
+
+    url = f"sqlite:///{p['db']}"
+    kwargs: dict[str, Any] = {}
+    if p.get("concurrency"):
+        kwargs["concurrency"] = int(p["concurrency"])
+
+    async def seq_runs(app: App, runs: int, steps: int) -> float:
+        """Trigger ``runs`` runs of ``steps`` steps together; seconds until all are done."""
+        start = time.perf_counter()
+        triggered = await asyncio.gather(*(app.trigger("seq", {"n": steps}) for _ in range(runs)))
+        done = await asyncio.gather(*(app.wait_for_run(r.id) for r in triggered))
+        elapsed = time.perf_counter() - start
+        bad = [r.status for r in done if r.status != "completed"]
+        if bad:
+            raise RuntimeError(f"runs did not complete: {bad[:5]}")
+        return elapsed
+
+    async def main() -> dict[str, Any]:
+        if workload == "a":
+            async with App([Seq], url, **kwargs) as app:
+                await seq_runs(app, 1, 10)  # warm-up
+                commits0 = app.store.commits  # type: ignore[attr-defined]
+                times = [await seq_runs(app, 1, p["steps"]) for _ in range(p["repeats"])]
+                commits = app.store.commits - commits0  # type: ignore[attr-defined]
+            per_step = [t / p["steps"] * 1e6 for t in times]
+            return {
+                "us_per_step": statistics.median(per_step),
+                "all_us_per_step": per_step,
+                "commits_per_step": commits / (p["steps"] * p["repeats"]),
+            }
+        if workload == "b":
+            async with App([Seq], url, **kwargs) as app:
+                await seq_runs(app, 5, 5)  # warm-up
+                commits0 = app.store.commits  # type: ignore[attr-defined]
+                times = [await seq_runs(app, p["runs"], p["steps"]) for _ in range(p["repeats"])]
+                commits = app.store.commits - commits0  # type: ignore[attr-defined]
+            total = p["runs"] * p["steps"]
+            rates = [total / t for t in times]
+            return {
+                "steps_per_s": statistics.median(rates),
+                "all_steps_per_s": rates,
+                "steps_per_commit": total * p["repeats"] / max(1, commits),
+            }
+        if workload == "c":
+            async with App([Napper], url, **kwargs) as app:
+                warm = await app.trigger("napper", {})
+                await app.wait_for_run(warm.id)
+                tasks = []
+                for _ in range(p["n"]):
+                    tasks.append(asyncio.create_task(app.trigger("napper", {})))
+                    await asyncio.sleep(p["stagger_ms"] / 1000)
+                runs = await asyncio.gather(*tasks)
+                done = await asyncio.gather(*(app.wait_for_run(r.id) for r in runs))
+            late = [(r.output[1] - r.output[0]) * 1000 - p["sleep_ms"] for r in done]
+            return late_summary(late)
+        if workload == "d-park":
+            async with App([Parked], url, **kwargs) as app:
+                before = settled_rss()
+                start = time.perf_counter()
+                chunk = 1000
+                for lo in range(0, p["level"], chunk):
+                    n = min(chunk, p["level"] - lo)
+                    await asyncio.gather(*(app.trigger("parked", {}) for _ in range(n)))
+                while count_waiting(p["db"]) < p["level"]:
+                    await asyncio.sleep(0.05)
+                park_s = time.perf_counter() - start
+                await asyncio.sleep(0.5)
+                gc.collect()
+                after = rss_mb()
+                return {
+                    "parked": count_waiting(p["db"]),
+                    "rss_before_mb": before,
+                    "rss_after_mb": after,
+                    "peak_rss_mb": peak_rss_mb(),
+                    "park_s": park_s,
+                    "active_executions": app.worker.active if app.worker else None,
+                }
+        if workload == "d-restart":
+            before = settled_rss()  # imports done, nothing open
+            async with App([Parked], url, **kwargs) as app:
+                await asyncio.sleep(p["settle_s"])
+                gc.collect()
+                after = rss_mb()
+                return {
+                    "parked": count_waiting(p["db"]),
+                    "rss_before_mb": before,
+                    "rss_after_mb": after,
+                    "peak_rss_mb": peak_rss_mb(),
+                    "active_executions": app.worker.active if app.worker else None,
+                }
+        raise SystemExit(f"unknown workload {workload!r}")
+
+    return asyncio.run(main())
+
+
+# --------------------------------------------------------------------------------------
+# DBOS children
+# --------------------------------------------------------------------------------------
+
+
+def dbos_child(workload: str, p: dict[str, Any]) -> dict[str, Any]:
+    from dbos import DBOS
+
+    DBOS(
+        config={
+            "name": "pulseloop-bench",
+            "system_database_url": f"sqlite:///{p['db']}",
+            "log_level": "WARNING",
+        }
+    )
+    lock = threading.Lock()
+    entered = [0]
+
+    @DBOS.step()
+    def noop() -> None:
+        return None
+
+    @DBOS.step()
+    def wall() -> float:
+        return time.time()
+
+    @DBOS.workflow()
+    def seq(n: int) -> int:
+        for _ in range(n):
+            noop()
+        return n
+
+    @DBOS.workflow()
+    def napper(sleep_s: float) -> list[float]:
+        before = wall()
+        DBOS.sleep(sleep_s)
+        after = wall()
+        return [before, after]
+
+    @DBOS.workflow()
+    def parked() -> None:
+        noop()
+        with lock:
+            entered[0] += 1
+        DBOS.sleep(3600)
+
+    def seq_runs(runs: int, steps: int) -> float:
+        start = time.perf_counter()
+        handles = [DBOS.start_workflow(seq, steps) for _ in range(runs)]
+        for h in handles:
+            h.get_result()
+        return time.perf_counter() - start
+
+    if workload == "d-restart":
+        before = settled_rss()
+    DBOS.launch()
+
+    if workload == "a":
+        seq_runs(1, 10)
+        times = [seq_runs(1, p["steps"]) for _ in range(p["repeats"])]
+        per_step = [t / p["steps"] * 1e6 for t in times]
+        return {"us_per_step": statistics.median(per_step), "all_us_per_step": per_step}
+    if workload == "b":
+        seq_runs(5, 5)
+        times = [seq_runs(p["runs"], p["steps"]) for _ in range(p["repeats"])]
+        rates = [p["runs"] * p["steps"] / t for t in times]
+        return {"steps_per_s": statistics.median(rates), "all_steps_per_s": rates}
+    if workload == "c":
+        DBOS.start_workflow(napper, p["sleep_ms"] / 1000).get_result()
+        handles = []
+        for _ in range(p["n"]):
+            handles.append(DBOS.start_workflow(napper, p["sleep_ms"] / 1000))
+            time.sleep(p["stagger_ms"] / 1000)
+        late = []
+        for h in handles:
+            before, after = h.get_result()
+            late.append((after - before) * 1000 - p["sleep_ms"])
+        return late_summary(late)
+    if workload == "d-park":
+        before = settled_rss()
+        start = time.perf_counter()
+        started, stopped = 0, ""
+        for _ in range(p["level"]):
+            if started % 100 == 0 and rss_mb() > p["rss_cap_mb"]:
+                stopped = f"RSS passed the {p['rss_cap_mb']} MB cap"
+                break
+            try:
+                DBOS.start_workflow(parked)
+            except RuntimeError as exc:  # can't start new thread
+                stopped = f"start_workflow failed: {exc}"
+                break
+            started += 1
+        deadline = time.monotonic() + 120
+        while entered[0] < started and time.monotonic() < deadline:
+            time.sleep(0.1)
+        park_s = time.perf_counter() - start
+        time.sleep(0.5)
+        gc.collect()
+        return {
+            "parked": entered[0],
+            "requested": p["level"],
+            "stopped": stopped,
+            "rss_before_mb": before,
+            "rss_after_mb": rss_mb(),
+            "peak_rss_mb": peak_rss_mb(),
+            "park_s": park_s,
+            "threads": threading.active_count(),
+        }
+    if workload == "d-restart":
+        # launch() recovers every PENDING workflow: each re-enters its sleep on a thread
+        deadline = time.monotonic() + 300
+        while entered[0] < p["expect"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(p["settle_s"])
+        gc.collect()
+        return {
+            "parked": entered[0],
+            "rss_before_mb": before,
+            "rss_after_mb": rss_mb(),
+            "peak_rss_mb": peak_rss_mb(),
+            "threads": threading.active_count(),
+        }
+    raise SystemExit(f"unknown workload {workload!r}")
+
+
+def late_summary(late: list[float]) -> dict[str, Any]:
+    return {
+        "n": len(late),
+        "p50_ms": percentile(late, 50),
+        "p99_ms": percentile(late, 99),
+        "max_ms": max(late),
+        "min_ms": min(late),
+        "worst5_ms": sorted(late)[-5:],
+    }
+
+
+def child_main(engine: str, workload: str, params: str) -> None:
+    p = json.loads(params)
+    fn: Callable[[str, dict[str, Any]], dict[str, Any]] = (
+        pulseloop_child if engine == "pulseloop" else dbos_child
+    )
+    result = fn(workload, p)
+    print("RESULT " + json.dumps(result), flush=True)
+    sys.stderr.flush()
+    # DBOS keeps sleeping threads (and its singleton) alive; nothing to clean up here
+    os._exit(0)
+
+
+# --------------------------------------------------------------------------------------
+# the parent: spawn children, print figures and the summary
+# --------------------------------------------------------------------------------------
+
+
+def spawn(engine: str, workload: str, params: dict[str, Any], verbose: bool) -> dict[str, Any]:
+    cmd = [sys.executable, str(HERE), "--child", engine, workload, json.dumps(params)]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S, env=env)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {CHILD_TIMEOUT_S:.0f} s"}
+    wall = time.perf_counter() - started
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            result: dict[str, Any] = json.loads(line[len("RESULT ") :])
+            result["child_wall_s"] = wall
+            if verbose and proc.stderr.strip():
+                print(proc.stderr.rstrip(), file=sys.stderr)
+            return result
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-15:]
+    return {"error": f"exit {proc.returncode}: " + " | ".join(tail)}
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+        self.rows: list[tuple[str, str, str, str, str, str]] = []
+        self.raw: dict[str, Any] = {}
+        self.tmp = tempfile.TemporaryDirectory(prefix="pulseloop-bench-")
+
+    def db(self, name: str) -> str:
+        return str(Path(self.tmp.name) / f"{name}.db")
+
+    def both(self, workload: str, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for engine in self.engines:
+            label = f"{workload}-{engine}"
+            result = spawn(engine, workload, {**params, "db": self.db(label)}, self.args.verbose)
+            out[engine] = result
+            self.raw[label] = result
+            shown = {k: _round(v) for k, v in result.items()}
+            print(f"  {engine:9} {json.dumps(shown)}", flush=True)
+        return out
+
+    def row(
+        self,
+        name: str,
+        key: str,
+        res: dict[str, dict[str, Any]],
+        unit: str,
+        lower_better: bool,
+        target: float | None,
+        pl_value: float | None = None,
+        dbos_value: float | None = None,
+        dbos_note: str = "",
+    ) -> None:
+        pl = pl_value if pl_value is not None else res.get("pulseloop", {}).get(key)
+        db = dbos_value if dbos_value is not None else res.get("dbos", {}).get(key)
+        fmt = _fmt
+        ratio = verdict = "-"
+        if isinstance(pl, int | float) and isinstance(db, int | float) and pl > 0 and db > 0:
+            r = pl / db
+            ratio = f"{r:.3g}"
+            better = (r < 1) if lower_better else (r > 1)
+            factor = max(r, 1 / r)
+            verdict = f"pulseloop {factor:.1f}x {'better' if better else 'worse'}"
+        met = "-"
+        tgt = "-"
+        if target is not None:
+            tgt = f"{'<=' if lower_better else '>='} {fmt(target)}"
+            if isinstance(pl, int | float):
+                met = "yes" if (pl <= target if lower_better else pl >= target) else "NO"
+        direction = "lower" if lower_better else "higher"
+        self.rows.append(
+            (
+                f"{name} [{unit}, {direction} is better]",
+                fmt(pl),
+                fmt(db) + dbos_note,
+                f"{ratio}  ({verdict})" if ratio != "-" else "-",
+                tgt,
+                met,
+            )
+        )
+
+    # workloads ------------------------------------------------------------------------
+    def a(self) -> None:
+        a = self.args
+        print(f"\n(a) one run of {a.steps:,} sequential trivial steps, {a.repeats} repeats")
+        res = self.both("a", {"steps": a.steps, "repeats": a.repeats, **self.pl_opts()})
+        self.row(f"(a) 1 run x {a.steps:,} steps", "us_per_step", res, "us/step", True, 150)
+
+    def b(self) -> None:
+        a = self.args
+        print(f"\n(b) {a.runs} runs x {a.run_steps} steps started together, {a.repeats} repeats")
+        params = {"runs": a.runs, "steps": a.run_steps, "repeats": a.repeats, **self.pl_opts()}
+        res = self.both("b", params)
+        self.row(
+            f"(b) {a.runs} runs x {a.run_steps} steps", "steps_per_s", res, "steps/s", False,
+            20_000,
+        )  # fmt: skip
+
+    def c(self) -> None:
+        a = self.args
+        print(
+            f"\n(c) {a.sleeps} workflows sleep {a.sleep_ms} ms, started {a.stagger_ms} ms "
+            "apart; lateness of the step after the sleep"
+        )
+        params = {"n": a.sleeps, "sleep_ms": a.sleep_ms, "stagger_ms": a.stagger_ms}
+        res = self.both("c", {**params, **self.pl_opts()})
+        self.row(f"(c) {a.sleep_ms} ms sleep, p50 late", "p50_ms", res, "ms", True, None)
+        self.row(f"(c) {a.sleep_ms} ms sleep, p99 late", "p99_ms", res, "ms", True, 20)
+
+    def d(self) -> None:
+        a = self.args
+        levels = [int(x) for x in a.park_levels.split(",")]
+        dbos_levels = [int(x) for x in (a.dbos_park_levels or a.park_levels).split(",")]
+        print(
+            f"\n(d) worker RSS with runs parked on a 1-hour sleep: pulseloop {levels}, "
+            f"DBOS {dbos_levels} (DBOS stops at {a.dbos_rss_cap_mb} MB RSS)"
+        )
+        results: dict[str, dict[int, dict[str, Any]]] = {"pulseloop": {}, "dbos": {}}
+        restarts: dict[str, dict[int, dict[str, Any]]] = {"pulseloop": {}, "dbos": {}}
+        for engine in self.engines:
+            dbos_blocked = False
+            for level in levels if engine == "pulseloop" else dbos_levels:
+                if dbos_blocked:
+                    print(f"  {engine:9} {level:>6,} parked: skipped (a smaller count failed)")
+                    continue
+                db = self.db(f"d-{engine}-{level}")
+                params = {"level": level, "db": db, "rss_cap_mb": a.dbos_rss_cap_mb}
+                park = spawn(engine, "d-park", {**params, **self.pl_opts()}, a.verbose)
+                results[engine][level] = park
+                self.raw[f"d-park-{engine}-{level}"] = park
+                print(f"  {engine:9} {level:>6,} parked: {_d_line(park)}", flush=True)
+                if "error" in park or park.get("parked", 0) < level:
+                    dbos_blocked = engine == "dbos"
+                    if "error" in park:
+                        continue
+                got = park.get("parked", level)
+                restart = spawn(
+                    engine, "d-restart",
+                    {"db": db, "expect": got, "settle_s": a.settle_s, **self.pl_opts()},
+                    a.verbose,
+                )  # fmt: skip
+                restarts[engine][level] = restart
+                self.raw[f"d-restart-{engine}-{level}"] = restart
+                print(f"  {engine:9} {got:>6,} restart: {_d_line(restart)}", flush=True)
+        top = max(levels)
+        pl_park = results["pulseloop"].get(top, {})
+        pl_restart = restarts["pulseloop"].get(top, {})
+        db_ok = {
+            lvl: r for lvl, r in results["dbos"].items() if "error" not in r and r.get("parked")
+        }
+        db_top = max(db_ok, key=lambda lvl: db_ok[lvl]["parked"]) if db_ok else None
+        db_park = db_ok.get(db_top, {}) if db_top is not None else {}
+        db_restart = restarts["dbos"].get(db_top, {}) if db_top is not None else {}
+        note = ""
+        if db_park and db_park.get("parked") != top:
+            note = f" (at {db_park.get('parked'):,})"
+        for label, pl_r, db_r in (
+            ("parking worker", pl_park, db_park),
+            ("restarted worker", pl_restart, db_restart),
+        ):
+            self.row(
+                f"(d) RSS, {top:,} parked, {label}", "rss_after_mb", {}, "MB", True, 150,
+                pl_value=pl_r.get("rss_after_mb"), dbos_value=db_r.get("rss_after_mb"),
+                dbos_note=note if db_r else "",
+            )  # fmt: skip
+        grow_pl = _growth(results["pulseloop"])
+        grow_db = _growth(db_ok)
+        self.row(
+            "(d) RSS growth per 1,000 parked", "", {}, "MB", True, None,
+            pl_value=grow_pl, dbos_value=grow_db,
+        )  # fmt: skip
+
+    def pl_opts(self) -> dict[str, Any]:
+        return {"concurrency": self.args.pl_concurrency} if self.args.pl_concurrency else {}
+
+    # output ---------------------------------------------------------------------------
+    def summary(self) -> None:
+        head = ("workload", "pulseloop", "DBOS", "ratio pulseloop/DBOS", "target", "met?")
+        widths = [max(len(r[i]) for r in [head, *self.rows]) for i in range(len(head))]
+        line = "  ".join("-" * w for w in widths)
+        print("\n" + "=" * len(line))
+        print("SUMMARY (pulseloop target applies to the pulseloop column)")
+        print("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
+        print(line)
+        for r in self.rows:
+            print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+        print(line)
+
+
+def _growth(by_level: dict[int, dict[str, Any]]) -> float | None:
+    """Least-squares slope of RSS after parking vs runs parked, MiB per 1,000 runs."""
+    pts = [
+        (float(r["parked"]), float(r["rss_after_mb"]))
+        for r in by_level.values()
+        if "error" not in r and r.get("parked")
+    ]
+    if len(pts) < 2:
+        return None
+    mx = statistics.fmean(x for x, _ in pts)
+    my = statistics.fmean(y for _, y in pts)
+    den = sum((x - mx) ** 2 for x, _ in pts)
+    if den == 0:
+        return None
+    return 1000 * sum((x - mx) * (y - my) for x, y in pts) / den
+
+
+def _d_line(r: dict[str, Any]) -> str:
+    if "error" in r:
+        return "ERROR " + r["error"]
+    parts = [
+        f"RSS {r['rss_before_mb']:.0f} -> {r['rss_after_mb']:.0f} MB",
+        f"peak {r['peak_rss_mb']:.0f} MB",
+        f"parked {r['parked']:,}",
+    ]
+    if "park_s" in r:
+        parts.append(f"in {r['park_s']:.1f} s")
+    if "threads" in r:
+        parts.append(f"threads {r['threads']:,}")
+    if r.get("stopped"):
+        parts.append(f"STOPPED: {r['stopped']}")
+    return ", ".join(parts)
+
+
+def _fmt(v: Any) -> str:
+    if v is None or v == "":
+        return "-"
+    if isinstance(v, float):
+        if abs(v) >= 1000:
+            return f"{v:,.0f}"
+        if abs(v) >= 100:
+            return f"{v:.0f}"
+        if abs(v) >= 10:
+            return f"{v:.1f}"
+        return f"{v:.2f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def _round(v: Any) -> Any:
+    if isinstance(v, float):
+        return round(v, 3)
+    if isinstance(v, list):
+        return [_round(x) for x in v]
+    return v
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap.add_argument("--workloads", default="a,b,c,d", help="comma list of a,b,c,d")
+    ap.add_argument("--engines", default="pulseloop,dbos", help="comma list")
+    ap.add_argument("--quick", action="store_true", help="small sizes: a smoke run (~1 min)")
+    ap.add_argument("--steps", type=int, default=1000, help="(a) steps in the one run")
+    ap.add_argument("--repeats", type=int, default=3, help="(a),(b) repeats; median reported")
+    ap.add_argument("--runs", type=int, default=200, help="(b) runs started together")
+    ap.add_argument("--run-steps", type=int, default=10, help="(b) steps per run")
+    ap.add_argument("--sleeps", type=int, default=200, help="(c) sleeping workflows")
+    ap.add_argument("--sleep-ms", type=int, default=100, help="(c) sleep length")
+    ap.add_argument("--stagger-ms", type=float, default=10, help="(c) gap between starts")
+    ap.add_argument("--park-levels", default="2000,5000,10000", help="(d) pulseloop counts")
+    ap.add_argument(
+        "--dbos-park-levels", default="", help="(d) DBOS counts (default: --park-levels)"
+    )
+    ap.add_argument(
+        "--dbos-rss-cap-mb", type=int, default=2500, help="(d) stop parking DBOS above this RSS"
+    )
+    ap.add_argument("--settle-s", type=float, default=2.0, help="(d) restarted worker settles")
+    ap.add_argument(
+        "--pl-concurrency", type=int, default=0, help="pulseloop App(concurrency=); 0: default"
+    )
+    ap.add_argument("--json", default="", help="also write the raw results to this file")
+    ap.add_argument("-v", "--verbose", action="store_true", help="show the children's stderr")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.steps, args.repeats = 200, 1
+        args.runs, args.run_steps = 50, 10
+        args.sleeps = 30
+        args.park_levels = "500,1000"
+        args.dbos_park_levels = args.dbos_park_levels or "200,500"
+    return args
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["--child"]:
+        child_main(argv[1], argv[2], argv[3])
+        return
+    args = parse_args(argv)
+    bench = Bench(args)
+    print(
+        f"pulseloop vs DBOS on SQLite; python {sys.version.split()[0]}, "
+        f"{os.cpu_count()} cores; temp dir {bench.tmp.name}"
+    )
+    try:
+        for w in [w.strip() for w in args.workloads.split(",") if w.strip()]:
+            getattr(bench, w)()
+        bench.summary()
+        if args.json:
+            Path(args.json).write_text(json.dumps(bench.raw, indent=2))
+    finally:
+        bench.tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

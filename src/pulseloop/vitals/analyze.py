@@ -1,0 +1,94 @@
+"""From a colour trace (or a video turned into one) to a :class:`VitalsResult`.
+
+Pipeline: resample on real timestamps -> capture gate -> POS + CHROM per region, fused by
+SNR -> signal gate -> heart rate (spectral, checked against beats) -> breathing rate and
+HRV, each only when the signal supports it. CPU-bound and synchronous: call it from a
+worker process (:mod:`pulseloop.vitals.pool`), never on an event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from pulseloop.vitals import breath, heart, quality
+from pulseloop.vitals.fusion import Pulse, fuse
+from pulseloop.vitals.resample import resample
+from pulseloop.vitals.result import PulseSpectrum, Quality, Vitals, VitalsResult, Waveform
+from pulseloop.vitals.trace import REGION_NAMES, Trace
+
+WAVEFORM_FS_HZ = 15.0
+SPECTRUM_RANGE_BPM = (30.0, 240.0)
+
+Progress = Callable[[int, int | None], None]
+
+
+def _plots(pulse: Pulse) -> tuple[Waveform, PulseSpectrum]:
+    step = max(round(pulse.fs_hz / WAVEFORM_FS_HZ), 1)
+    waveform = Waveform(pulse.fs_hz / step, tuple(float(v) for v in pulse.signal[::step]))
+    grid_bpm = np.arange(SPECTRUM_RANGE_BPM[0], SPECTRUM_RANGE_BPM[1] + 0.5, 1.0)
+    power = np.interp(grid_bpm / 60.0, pulse.spectrum.freq_hz, pulse.spectrum.power)
+    power /= float(power.max()) or 1.0
+    return waveform, PulseSpectrum(
+        tuple(float(f) for f in grid_bpm), tuple(float(p) for p in power)
+    )
+
+
+def _agreeing_regions(pulse: Pulse) -> int:
+    regions = {
+        c.name.split(":", 1)[1]
+        for c in pulse.candidates
+        if abs(c.f0_hz - pulse.f0_hz) <= quality.REGION_AGREE_HZ
+    }
+    return len(regions)
+
+
+def analyze_trace(trace: Trace) -> VitalsResult:
+    """Vital signs from a validated colour trace, or a refusal with its reason."""
+    uniform = resample(trace)
+    measures = quality.measure(trace, uniform)
+    base = Quality(
+        face_coverage=measures.face_coverage,
+        motion=measures.motion,
+        brightness=measures.brightness,
+        frame_rate_hz=measures.frame_rate_hz,
+        duration_s=measures.duration_s,
+    )
+    failure = quality.capture_failure(measures)
+    if failure is not None:
+        return VitalsResult(Vitals(), base, failure_reason=failure)
+    pulse = fuse(uniform.rgb, uniform.fs_hz, REGION_NAMES)
+    beats = heart.beats(pulse.signal, pulse.fs_hz, pulse.f0_hz)
+    rate = heart.heart_rate(pulse, beats)
+    waveform, spectrum = _plots(pulse)
+    failure = quality.signal_failure(measures, pulse.snr_db, _agreeing_regions(pulse), rate.agree)
+    if failure is not None:
+        refused = replace(base, snr_db=pulse.snr_db)
+        return VitalsResult(Vitals(), refused, waveform, spectrum, failure)
+    duration_s = measures.duration_s
+    hrv = heart.hrv(beats, pulse.snr_db, duration_s)
+    breathing = breath.respiratory_rate(uniform.rgb, uniform.fs_hz, beats, duration_s)
+    unavailable: dict[str, str] = {}
+    if breathing.reason is not None:
+        unavailable["respiratory_rate_bpm"] = breathing.reason
+    if hrv.reason is not None:
+        unavailable["hrv_sdnn_ms"] = unavailable["hrv_rmssd_ms"] = hrv.reason
+    vitals = Vitals(rate.bpm, breathing.rate_bpm, hrv.sdnn_ms, hrv.rmssd_ms, unavailable)
+    accepted = replace(
+        base, snr_db=pulse.snr_db, confidence=quality.confidence(measures, pulse.snr_db)
+    )
+    return VitalsResult(vitals, accepted, waveform, spectrum, None)
+
+
+def analyze_video(path: str | Path, progress: Progress | None = None) -> VitalsResult:
+    """Vital signs from a video file (the face is found in every frame).
+
+    ``progress(frames_done, frames_total_or_None)`` is called while decoding. Raises
+    :class:`~pulseloop.vitals.errors.VideoUnreadable` for files that are not decodable video.
+    """
+    from pulseloop.vitals.video import trace_from_video
+
+    return analyze_trace(trace_from_video(path, progress=progress))

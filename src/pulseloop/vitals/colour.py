@@ -1,0 +1,70 @@
+"""Mean skin colour straight from a decoder's YUV planes, without converting whole frames.
+
+Shapes: ``YuvFrame.y (h, w)``, ``u``/``v`` ``(h/2, w/2)`` uint8;
+``region_means_yuv(frame, face (4,)) -> (4 regions, 3)`` mean RGB in 0-255.
+
+YUV -> RGB is affine, so the RGB mean of a region equals the conversion of its Y, U, V
+means (up to clipping, which skin colours never reach). Converting only three means per
+frame instead of every pixel is what lets a 30 s scan decode in about a second: converting
+full 640x480 frames to RGB cost 0.8 ms each, a third of the budget. The matrix follows the
+stream: BT.709 when it says so, BT.601 otherwise (FFmpeg's default); limited (16-235) range
+unless the stream says full range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from pulseloop.vitals.regions import MIN_REGION_PX, region_boxes
+from pulseloop.vitals.trace import REGION_NAMES
+
+BT709_COLORSPACE = 1  # AVCOL_SPC_BT709
+FULL_RANGE = 2  # AVCOL_RANGE_JPEG
+
+# Rows: R, G, B; columns: Y, U - 128, V - 128 (Y already offset and scaled).
+_BT601 = np.array([[1.0, 0.0, 1.402], [1.0, -0.344136, -0.714136], [1.0, 1.772, 0.0]])
+_BT709 = np.array([[1.0, 0.0, 1.5748], [1.0, -0.187324, -0.468124], [1.0, 1.8556, 0.0]])
+
+
+@dataclass(frozen=True, slots=True)
+class YuvFrame:
+    """The planes of one 4:2:0 frame and how to turn them into RGB."""
+
+    y: npt.NDArray[np.uint8]
+    u: npt.NDArray[np.uint8]
+    v: npt.NDArray[np.uint8]
+    bt709: bool
+    full_range: bool
+
+
+def yuv_to_rgb(
+    yuv_means: npt.NDArray[np.float64], bt709: bool, full_range: bool
+) -> npt.NDArray[np.float64]:
+    """Convert ``(..., 3)`` Y, U, V values to R, G, B in 0-255."""
+    y = yuv_means[..., 0]
+    chroma = yuv_means[..., 1:] - 128.0
+    if not full_range:
+        y = (y - 16.0) * (255.0 / 219.0)
+        chroma = chroma * (255.0 / 224.0)
+    matrix = _BT709 if bt709 else _BT601
+    stacked = np.concatenate([y[..., None], chroma], axis=-1)
+    return np.asarray(stacked @ matrix.T, dtype=np.float64)
+
+
+def region_means_yuv(frame: YuvFrame, face: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Mean RGB ``(4 regions, 3)`` of the skin regions; NaN rows for regions off-frame."""
+    height, width = frame.y.shape
+    yuv = np.full((len(REGION_NAMES), 3), np.nan, dtype=np.float64)
+    for k, (x0, y0, x1, y1) in enumerate(np.rint(region_boxes(face)).astype(np.int64)):
+        # Even bounds, so the luma box and the half-resolution chroma box cover one area.
+        x0, x1 = max(int(x0), 0) & ~1, min(int(x1), width) & ~1
+        y0, y1 = max(int(y0), 0) & ~1, min(int(y1), height) & ~1
+        if x1 - x0 < MIN_REGION_PX or y1 - y0 < MIN_REGION_PX:
+            continue
+        yuv[k, 0] = frame.y[y0:y1, x0:x1].mean(dtype=np.float64)
+        yuv[k, 1] = frame.u[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2].mean(dtype=np.float64)
+        yuv[k, 2] = frame.v[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2].mean(dtype=np.float64)
+    return yuv_to_rgb(yuv, frame.bt709, frame.full_range)

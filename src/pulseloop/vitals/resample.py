@@ -1,0 +1,67 @@
+"""Put a trace on a uniform time grid, using each frame's real timestamp.
+
+Shapes: ``resample(trace) -> Uniform`` with ``t_s (n,)``, ``rgb (n, 4 regions, 3)``,
+``face (n, 4)`` and ``valid (n,)`` on a grid at ``ANALYSIS_FS_HZ``.
+
+Cameras and browsers drop and delay frames (gaps of ~100 ms are common), so a trace is
+never assumed to be constant-rate: every channel is linearly interpolated at the grid times
+from the frames that had a face. Grid points inside a gap longer than ``MAX_GAP_S`` are
+marked invalid; the quality gate counts them as face-lost time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from pulseloop.vitals.trace import Trace
+
+FloatArray = npt.NDArray[np.float64]
+ANALYSIS_FS_HZ = 30.0
+MAX_GAP_S = 0.5
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Uniform:
+    """A trace resampled on a uniform grid."""
+
+    t_s: FloatArray
+    rgb: FloatArray
+    face: FloatArray
+    valid: npt.NDArray[np.bool_]
+    fs_hz: float
+
+
+def frame_rate_hz(t_ms: FloatArray) -> float:
+    """The delivered frame rate: frames per second over the trace's span."""
+    span_s = (float(t_ms[-1]) - float(t_ms[0])) / 1000.0
+    return (t_ms.shape[0] - 1) / span_s if span_s > 0 else 0.0
+
+
+def resample(trace: Trace, fs_hz: float = ANALYSIS_FS_HZ) -> Uniform:
+    """Interpolate the face frames of ``trace`` onto a uniform grid at ``fs_hz``."""
+    found = trace.face_found
+    t_s = trace.t_ms / 1000.0
+    if int(found.sum()) < 2:
+        empty = np.empty((0,), dtype=np.float64)
+        return Uniform(
+            empty,
+            np.empty((0, *trace.rgb.shape[1:])),
+            np.empty((0, 4)),
+            np.empty((0,), dtype=np.bool_),
+            fs_hz,
+        )
+    t_face = t_s[found]
+    grid = np.arange(t_face[0], t_face[-1] + 1e-9, 1.0 / fs_hz)
+    rgb = np.empty((grid.size, *trace.rgb.shape[1:]), dtype=np.float64)
+    for k in range(trace.rgb.shape[1]):
+        for c in range(3):
+            rgb[:, k, c] = np.interp(grid, t_face, trace.rgb[found, k, c])
+    face = np.stack([np.interp(grid, t_face, trace.face[found, c]) for c in range(4)], axis=1)
+    # A grid point is valid when the face frames around it are close in time.
+    right = np.clip(np.searchsorted(t_face, grid, side="left"), 1, t_face.size - 1)
+    gap_s = t_face[right] - t_face[right - 1]
+    valid = np.asarray(gap_s <= MAX_GAP_S, dtype=np.bool_)
+    return Uniform(grid - grid[0], rgb, face, valid, fs_hz)

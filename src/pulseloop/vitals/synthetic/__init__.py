@@ -1,0 +1,166 @@
+"""Synthetic face scans with known vitals, for tests, the demo and the benchmark.
+
+One render pass gives a video file (``.y4m`` raw, ``.webm`` VP8/VP9, ``.mp4`` H.264) and/or the
+colour trace a browser would have uploaded for the same frames, plus the ground truth::
+
+    from pulseloop.vitals.synthetic import PulseSpec, SceneSpec, write_video, make_trace
+    truth = write_video(Path("scan.y4m"), PulseSpec(heart_rate_bpm=84), SceneSpec(duration_s=30))
+    trace, truth = make_trace(PulseSpec(heart_rate_bpm=84), SceneSpec(duration_s=30))
+
+``write_video`` also writes ``<name>.truth.json`` beside the video. The trace's face boxes
+are the true ones (the browser runs its own detector); the video's faces must be found.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pulseloop.vitals.regions import region_means
+from pulseloop.vitals.synthetic.pulse import BeatTrain, PulseSpec, beat_train
+from pulseloop.vitals.synthetic.scene import Frame, SceneSpec, render
+from pulseloop.vitals.synthetic.writers import Codec, write_encoded, write_y4m
+from pulseloop.vitals.trace import REGION_NAMES, Trace
+
+__all__ = [
+    "Codec",
+    "GroundTruth",
+    "PulseSpec",
+    "SceneSpec",
+    "ground_truth",
+    "make_trace",
+    "write_trace",
+    "write_video",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class GroundTruth:
+    """What the synthetic subject's vitals really were over the scan."""
+
+    heart_rate_bpm: float
+    respiratory_rate_bpm: float
+    hrv_sdnn_ms: float
+    hrv_rmssd_ms: float
+    duration_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain-dict form, as written to ``.truth.json``."""
+        return asdict(self)
+
+
+def ground_truth(pulse: PulseSpec, scene: SceneSpec) -> GroundTruth:
+    """The truth for a scan rendered from these specs."""
+    return _truth(beat_train(pulse, scene.duration_s), pulse, scene)
+
+
+def _truth(train: BeatTrain, pulse: PulseSpec, scene: SceneSpec) -> GroundTruth:
+    end_s = scene.duration_s
+    return GroundTruth(
+        heart_rate_bpm=train.heart_rate_bpm(0.0, end_s),
+        respiratory_rate_bpm=pulse.respiratory_rate_bpm,
+        hrv_sdnn_ms=train.sdnn_ms(0.0, end_s),
+        hrv_rmssd_ms=train.rmssd_ms(0.0, end_s),
+        duration_s=end_s,
+    )
+
+
+class _TraceCollector:
+    """Computes the browser-side region means of each frame as frames stream past."""
+
+    def __init__(self, scene: SceneSpec) -> None:
+        self.scene = scene
+        self.t_ms: list[float] = []
+        self.rgb: list[np.ndarray[Any, np.dtype[np.float64]]] = []
+        self.face: list[np.ndarray[Any, np.dtype[np.float64]]] = []
+
+    def add(self, frame: Frame) -> None:
+        self.t_ms.append(frame.t_s * 1000.0)
+        if frame.face is None:
+            self.rgb.append(np.full((len(REGION_NAMES), 3), np.nan))
+            self.face.append(np.full(4, np.nan))
+        else:
+            self.rgb.append(region_means(frame.rgb, frame.face))
+            self.face.append(frame.face)
+
+    def trace(self) -> Trace:
+        return Trace(
+            t_ms=np.array(self.t_ms),
+            rgb=np.array(self.rgb),
+            face=np.array(self.face),
+            frame_width=self.scene.width,
+            frame_height=self.scene.height,
+            user_agent="pulseloop-synthetic/1",
+            source="synthetic",
+        )
+
+
+def make_trace(pulse: PulseSpec, scene: SceneSpec) -> tuple[Trace, GroundTruth]:
+    """Render the scan in memory and return its colour trace and ground truth."""
+    train = beat_train(pulse, scene.duration_s)
+    collector = _TraceCollector(scene)
+    for frame in render(scene, train):
+        collector.add(frame)
+    return collector.trace(), _truth(train, pulse, scene)
+
+
+def write_trace(path: Path, pulse: PulseSpec, scene: SceneSpec) -> GroundTruth:
+    """Write the scan's trace as schema JSON to ``path`` (truth beside it)."""
+    trace, truth = make_trace(pulse, scene)
+    path.write_text(json.dumps(trace.to_json()))
+    _write_truth(path, truth)
+    return truth
+
+
+def write_video(
+    path: Path,
+    pulse: PulseSpec,
+    scene: SceneSpec,
+    *,
+    codec: Codec | None = None,
+    bitrate_kbps: int = 2_000,
+    trace_path: Path | None = None,
+) -> GroundTruth:
+    """Render the scan to a video file (format from the suffix) and its truth file.
+
+    ``codec`` defaults to raw for ``.y4m``, VP8 for ``.webm`` and H.264 for ``.mp4``;
+    ``trace_path`` also writes the browser-side trace of the same frames in the same pass.
+    """
+    train = beat_train(pulse, scene.duration_s)
+    collector = _TraceCollector(scene) if trace_path is not None else None
+
+    def frames() -> Iterator[Frame]:
+        for frame in render(scene, train):
+            if collector is not None:
+                collector.add(frame)
+            yield frame
+
+    suffix = path.suffix.lower()
+    if suffix == ".y4m":
+        if scene.frame_drop_rate > 0:
+            raise ValueError("Y4M is constant-rate and cannot carry frame drops; use .webm")
+        write_y4m(path, (f.rgb for f in frames()), scene.width, scene.height, scene.fps)
+    else:
+        default: Codec = "h264" if suffix == ".mp4" else "vp8"
+        write_encoded(
+            path,
+            ((f.t_s, f.rgb) for f in frames()),
+            scene.width,
+            scene.height,
+            codec or default,
+            bitrate_kbps,
+        )
+    truth = _truth(train, pulse, scene)
+    _write_truth(path, truth)
+    if collector is not None and trace_path is not None:
+        trace_path.write_text(json.dumps(collector.trace().to_json()))
+    return truth
+
+
+def _write_truth(path: Path, truth: GroundTruth) -> None:
+    path.with_name(path.name + ".truth.json").write_text(json.dumps(truth.to_json(), indent=1))

@@ -1,0 +1,211 @@
+"""The colour trace: per-frame mean skin colours, the one input every analysis works on.
+
+The patient's browser uploads a trace (it never uploads the video: compression destroys the
+0.1-1 % colour change the pulse makes), and a video file is turned into the same trace by
+:mod:`pulseloop.vitals.video`. The JSON schema (version 1, documented in ``docs/vitals.md``)::
+
+    {"version": 1, "frame_width": 640, "frame_height": 480, "user_agent": "Mozilla/5.0 ...",
+     "frames": [{"t_ms": 0.0,
+                 "regions": {"forehead": [r, g, b], "left_cheek": [r, g, b],
+                             "right_cheek": [r, g, b], "full_face": [r, g, b]},
+                 "face": [x, y, w, h]},
+                {"t_ms": 33.4, "regions": null, "face": null}, ...]}
+
+Colours are mean sRGB values in 0-255 (floats; keep the decimals, they carry the pulse);
+``t_ms`` is the capture time of the frame, strictly increasing; ``face`` is the face box in
+pixels of the ``frame_width`` x ``frame_height`` frame. A frame without a face has both
+``regions`` and ``face`` null.
+
+Array shapes of :class:`Trace`: ``t_ms (n_frames,)``, ``rgb (n_frames, 4 regions, 3)``,
+``face (n_frames, 4)``; frames without a face hold NaN rows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from pulseloop.vitals.errors import TraceInvalid
+
+TRACE_SCHEMA_VERSION = 1
+REGION_NAMES: tuple[str, ...] = ("forehead", "left_cheek", "right_cheek", "full_face")
+MIN_FRAMES = 30
+MAX_FRAMES = 7_200  # 120 s at 60 fps
+MAX_TRACE_BYTES = 4 * 1024 * 1024
+MAX_FRAME_SIDE_PX = 8_192
+MAX_USER_AGENT_CHARS = 1_024
+
+_TOP_KEYS = {"version", "frame_width", "frame_height", "user_agent", "frames"}
+_FRAME_KEYS = {"t_ms", "regions", "face"}
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Trace:
+    """A validated colour trace; NaN rows mark frames without a face."""
+
+    t_ms: FloatArray
+    rgb: FloatArray
+    face: FloatArray
+    frame_width: int
+    frame_height: int
+    user_agent: str = ""
+    source: str = field(default="trace")
+    # Whole-frame mean luma (0-255), known only for videos: it tells "too dark to see a
+    # face" from "no face". Not part of the upload schema.
+    scene_brightness: float | None = None
+
+    @property
+    def n_frames(self) -> int:
+        """Number of frames, with or without a face."""
+        return int(self.t_ms.shape[0])
+
+    @property
+    def face_found(self) -> npt.NDArray[np.bool_]:
+        """``(n_frames,)`` True where the frame has a face and skin colours."""
+        return np.asarray(np.isfinite(self.rgb).all(axis=(1, 2)), dtype=np.bool_)
+
+    def to_json(self) -> dict[str, Any]:
+        """The trace as schema-version-1 JSON (what a browser would upload)."""
+        frames: list[dict[str, Any]] = []
+        found = self.face_found
+        for i in range(self.n_frames):
+            if found[i]:
+                regions: dict[str, list[float]] | None = {
+                    name: [round(float(v), 4) for v in self.rgb[i, k]]
+                    for k, name in enumerate(REGION_NAMES)
+                }
+                face: list[float] | None = [round(float(v), 2) for v in self.face[i]]
+            else:
+                regions, face = None, None
+            frames.append({"t_ms": round(float(self.t_ms[i]), 3), "regions": regions, "face": face})
+        return {
+            "version": TRACE_SCHEMA_VERSION,
+            "frame_width": self.frame_width,
+            "frame_height": self.frame_height,
+            "user_agent": self.user_agent,
+            "frames": frames,
+        }
+
+
+def _reject_constant(name: str) -> float:
+    raise TraceInvalid("$", f"contains {name}, which is not valid JSON; send finite numbers")
+
+
+def _load(data: bytes | str | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(data, dict):
+        return data
+    if not isinstance(data, (bytes, str)):
+        raise TraceInvalid("$", f"is a {type(data).__name__}, expected JSON bytes, str or dict")
+    size = len(data.encode() if isinstance(data, str) else data)
+    if size > MAX_TRACE_BYTES:
+        raise TraceInvalid("$", f"is {size} bytes, over the {MAX_TRACE_BYTES}-byte limit")
+    try:
+        loaded = json.loads(data, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TraceInvalid("$", f"is not valid JSON ({exc})") from exc
+    if not isinstance(loaded, dict):
+        raise TraceInvalid("$", f"is a JSON {type(loaded).__name__}, expected an object")
+    return loaded
+
+
+def _number(value: Any, where: str, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TraceInvalid(where, f"is {value!r}, expected a number")
+    number = float(value)
+    if not math.isfinite(number) or not low <= number <= high:
+        raise TraceInvalid(where, f"is {value!r}, expected a finite number in [{low}, {high}]")
+    return number
+
+
+def _integer(value: Any, where: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise TraceInvalid(where, f"is {value!r}, expected an integer in [{low}, {high}]")
+    return value
+
+
+def _check_keys(obj: dict[str, Any], allowed: set[str], where: str) -> None:
+    missing = sorted(allowed - obj.keys())
+    if missing:
+        raise TraceInvalid(f"{where}.{missing[0]}" if where else missing[0], "is missing")
+    extra = sorted(obj.keys() - allowed)
+    if extra:
+        prefix = f"{where}." if where else ""
+        raise TraceInvalid(f"{prefix}{extra[0]}", "is not part of the schema")
+
+
+def _parse_frame(
+    raw: Any, i: int, out_rgb: FloatArray, out_face: FloatArray, width: int, height: int
+) -> float:
+    where = f"frames[{i}]"
+    if not isinstance(raw, dict):
+        raise TraceInvalid(where, f"is {type(raw).__name__}, expected an object")
+    _check_keys(raw, _FRAME_KEYS, where)
+    t_ms = _number(raw["t_ms"], f"{where}.t_ms", 0.0, 1e9)
+    regions, face = raw["regions"], raw["face"]
+    if (regions is None) != (face is None):
+        raise TraceInvalid(f"{where}.regions", "and face must both be null or both be set")
+    if regions is None:
+        return t_ms
+    if not isinstance(regions, dict):
+        raise TraceInvalid(f"{where}.regions", f"is {regions!r}, expected an object or null")
+    _check_keys(regions, set(REGION_NAMES), f"{where}.regions")
+    for k, name in enumerate(REGION_NAMES):
+        colour = regions[name]
+        if not isinstance(colour, list) or len(colour) != 3:
+            raise TraceInvalid(f"{where}.regions.{name}", f"is {colour!r}, expected [r, g, b]")
+        for c in range(3):
+            out_rgb[i, k, c] = _number(colour[c], f"{where}.regions.{name}[{c}]", 0.0, 255.0)
+    if not isinstance(face, list) or len(face) != 4:
+        raise TraceInvalid(f"{where}.face", f"is {face!r}, expected [x, y, w, h] or null")
+    side = float(max(width, height))
+    for c, name in enumerate(("x", "y", "w", "h")):
+        low = 1.0 if name in ("w", "h") else -side
+        out_face[i, c] = _number(face[c], f"{where}.face[{c}] ({name})", low, 2 * side)
+    return t_ms
+
+
+def parse_trace(data: bytes | str | dict[str, Any]) -> Trace:
+    """Validate an uploaded trace and return it as arrays.
+
+    Raises :class:`TraceInvalid` naming the first bad field: wrong version, unknown or
+    missing keys, NaN/out-of-range numbers, non-increasing timestamps, fewer than
+    ``MIN_FRAMES`` or more than ``MAX_FRAMES`` frames, or more than ``MAX_TRACE_BYTES``.
+    """
+    obj = _load(data)
+    version = obj.get("version")
+    if version != TRACE_SCHEMA_VERSION:
+        raise TraceInvalid(
+            "version", f"is {version!r}; this server reads version {TRACE_SCHEMA_VERSION}"
+        )
+    _check_keys(obj, _TOP_KEYS, "")
+    width = _integer(obj["frame_width"], "frame_width", 16, MAX_FRAME_SIDE_PX)
+    height = _integer(obj["frame_height"], "frame_height", 16, MAX_FRAME_SIDE_PX)
+    user_agent = obj["user_agent"]
+    if not isinstance(user_agent, str) or len(user_agent) > MAX_USER_AGENT_CHARS:
+        raise TraceInvalid("user_agent", f"must be a string of at most {MAX_USER_AGENT_CHARS}")
+    frames = obj["frames"]
+    if not isinstance(frames, list):
+        raise TraceInvalid("frames", f"is {type(frames).__name__}, expected a list")
+    if not MIN_FRAMES <= len(frames) <= MAX_FRAMES:
+        raise TraceInvalid(
+            "frames", f"has {len(frames)} frames, expected {MIN_FRAMES} to {MAX_FRAMES}"
+        )
+    n = len(frames)
+    t_ms = np.empty(n, dtype=np.float64)
+    rgb = np.full((n, len(REGION_NAMES), 3), np.nan, dtype=np.float64)
+    face = np.full((n, 4), np.nan, dtype=np.float64)
+    for i, raw in enumerate(frames):
+        t_ms[i] = _parse_frame(raw, i, rgb, face, width, height)
+        if i and t_ms[i] <= t_ms[i - 1]:
+            raise TraceInvalid(
+                f"frames[{i}].t_ms",
+                f"is {t_ms[i]:g}, not after the previous frame's {t_ms[i - 1]:g}",
+            )
+    return Trace(t_ms, rgb, face, width, height, user_agent)

@@ -1,0 +1,138 @@
+"""Decode a video file as a stream and turn it into a colour trace.
+
+Shapes: per decoded frame ``YUV 4:2:0 planes`` -> one trace row ``(4 regions, 3)`` RGB;
+``trace_from_video(path) -> Trace``.
+
+Frames are decoded one at a time with PyAV (WebM VP8/VP9, MP4 H.264, Y4M, anything FFmpeg
+reads) and dropped after their skin means are taken (only the previous luma plane is kept,
+for tracking), so memory stays bounded whatever the length. The
+face search reads the luma plane and skin colours come from plane means
+(:mod:`pulseloop.vitals.colour`), so no frame is ever converted to RGB. Each frame is timed
+by its own pts: browser WebM has no duration or frame count, and frames arrive with gaps.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import numpy.typing as npt
+
+from pulseloop.vitals.colour import BT709_COLORSPACE, FULL_RANGE, YuvFrame, region_means_yuv
+from pulseloop.vitals.errors import VideoUnreadable
+from pulseloop.vitals.face import FaceTracker
+from pulseloop.vitals.trace import MAX_FRAMES, MIN_FRAMES, REGION_NAMES, Trace
+
+log = logging.getLogger(__name__)
+
+_YUV420 = ("yuv420p", "yuvj420p")
+PROGRESS_EVERY_FRAMES = 15
+DECODE_THREADS = 2
+
+Progress = Callable[[int, int | None], None]
+
+
+def _open(path: Path) -> Any:
+    if not path.is_file():
+        raise VideoUnreadable(str(path), "no such file")
+    try:
+        return av.open(str(path), mode="r")
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise VideoUnreadable(str(path), f"not a video container ({exc})") from exc
+
+
+def _yuv_frame(frame: Any) -> YuvFrame:
+    """Zero-copy views of a frame's planes (converted to 4:2:0 first if needed)."""
+    if frame.format.name not in _YUV420:
+        frame = frame.reformat(format="yuv420p")
+    planes = []
+    for plane in frame.planes[:3]:
+        buffer = np.frombuffer(plane, dtype=np.uint8)
+        planes.append(buffer.reshape(plane.height, plane.line_size)[:, : plane.width])
+    full_range = frame.color_range == FULL_RANGE or frame.format.name.startswith("yuvj")
+    return YuvFrame(
+        planes[0], planes[1], planes[2], frame.colorspace == BT709_COLORSPACE, full_range
+    )
+
+
+class _TraceBuilder:
+    """Collects one trace row per frame: the tracked face box and its skin means."""
+
+    def __init__(self, tracker: FaceTracker) -> None:
+        self.tracker = tracker
+        self.t_ms: list[float] = []
+        self.rgb: list[npt.NDArray[np.float64]] = []
+        self.face: list[npt.NDArray[np.float64]] = []
+        self.luma_sum = 0.0
+
+    def add(self, t_ms: float, frame: YuvFrame) -> None:
+        self.t_ms.append(t_ms)
+        luma = float(frame.y[::8, ::8].mean())
+        self.luma_sum += luma if frame.full_range else (luma - 16.0) * 255.0 / 219.0
+        box = self.tracker.track(frame.y)
+        means = region_means_yuv(frame, box) if box is not None else None
+        if box is None or means is None or not np.isfinite(means).all():
+            self.rgb.append(np.full((len(REGION_NAMES), 3), np.nan))
+            self.face.append(np.full(4, np.nan))
+        else:
+            self.rgb.append(means)
+            self.face.append(box)
+
+
+def trace_from_video(path: str | Path, progress: Progress | None = None) -> Trace:
+    """Decode ``path``, find the face in each frame, and return the skin-colour trace."""
+    path = Path(path)
+    container = _open(path)
+    with container:
+        if not container.streams.video:
+            raise VideoUnreadable(str(path), "the file has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = DECODE_THREADS
+        total = int(stream.frames) or None
+        rate = float(stream.average_rate or stream.guessed_rate or 30)
+        builder: _TraceBuilder | None = None
+        width = height = 0
+        last_ms = -1.0
+        try:
+            for index, frame in enumerate(container.decode(stream)):
+                if index >= MAX_FRAMES:
+                    raise VideoUnreadable(str(path), f"longer than {MAX_FRAMES} frames")
+                when_ms = 1000.0 * (float(frame.time) if frame.time is not None else index / rate)
+                if when_ms <= last_ms:
+                    continue  # a repeated timestamp carries no new instant
+                last_ms = when_ms
+                width, height = frame.width, frame.height
+                if builder is None:
+                    builder = _TraceBuilder(FaceTracker(fps=rate))
+                builder.add(when_ms, _yuv_frame(frame))
+                if progress is not None and index % PROGRESS_EVERY_FRAMES == 0:
+                    progress(index + 1, total)
+        except av.FFmpegError as exc:
+            if builder is None or len(builder.t_ms) < MIN_FRAMES:
+                raise VideoUnreadable(str(path), f"corrupt video data ({exc})") from exc
+            log.warning(
+                "video %s is damaged after %d frames; analysing those", path, len(builder.t_ms)
+            )
+    n_frames = 0 if builder is None else len(builder.t_ms)
+    if builder is None or n_frames < MIN_FRAMES:
+        raise VideoUnreadable(
+            str(path), f"only {n_frames} decodable frames, at least {MIN_FRAMES} are needed"
+        )
+    if progress is not None:
+        progress(n_frames, n_frames)
+    t_ms = np.asarray(builder.t_ms)
+    return Trace(
+        t_ms=t_ms - t_ms[0],
+        rgb=np.asarray(builder.rgb),
+        face=np.asarray(builder.face),
+        frame_width=width,
+        frame_height=height,
+        user_agent=f"video:{path.name}",
+        source="video",
+        scene_brightness=builder.luma_sum / n_frames,
+    )

@@ -1,0 +1,136 @@
+"""The trace schema: valid traces parse; every kind of malformed trace names its field."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+
+from pulseloop.errors import PulseloopError
+from pulseloop.vitals.errors import TraceInvalid
+from pulseloop.vitals.trace import (
+    MAX_TRACE_BYTES,
+    MIN_FRAMES,
+    TRACE_SCHEMA_VERSION,
+    parse_trace,
+)
+
+
+def _valid(n: int = 40) -> dict[str, Any]:
+    frames: list[dict[str, Any]] = []
+    for i in range(n):
+        face = None if i == 5 else [100.0, 80.0, 120.0, 120.0]
+        regions = (
+            None
+            if face is None
+            else {
+                "forehead": [180.0, 140.0, 110.0],
+                "left_cheek": [200.5, 160.25, 130.0],
+                "right_cheek": [199, 161, 129],
+                "full_face": [170.0, 130.0, 105.5],
+            }
+        )
+        frames.append({"t_ms": i * 33.3, "regions": regions, "face": face})
+    return {
+        "version": TRACE_SCHEMA_VERSION,
+        "frame_width": 640,
+        "frame_height": 480,
+        "user_agent": "Mozilla/5.0 test",
+        "frames": frames,
+    }
+
+
+def test_valid_trace_parses_from_dict_str_and_bytes() -> None:
+    data = _valid()
+    for form in (data, json.dumps(data), json.dumps(data).encode()):
+        trace = parse_trace(form)
+        assert trace.n_frames == 40
+        assert trace.rgb.shape == (40, 4, 3)
+        assert trace.face.shape == (40, 4)
+        assert not trace.face_found[5]
+        assert int(trace.face_found.sum()) == 39
+        assert trace.rgb[0, 1].tolist() == [200.5, 160.25, 130.0]
+        assert trace.frame_width == 640
+        assert trace.user_agent == "Mozilla/5.0 test"
+
+
+def test_to_json_round_trips() -> None:
+    trace = parse_trace(_valid())
+    again = parse_trace(json.dumps(trace.to_json()))
+    assert np.allclose(again.t_ms, trace.t_ms)
+    assert np.array_equal(np.isnan(again.rgb), np.isnan(trace.rgb))
+    assert np.allclose(np.nan_to_num(again.rgb), np.nan_to_num(trace.rgb))
+
+
+def _mutated(change: Any) -> dict[str, Any]:
+    data = copy.deepcopy(_valid())
+    change(data)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda d: d.update(version=2), "version"),
+        (lambda d: d.pop("version"), "version"),
+        (lambda d: d.pop("frame_width"), "frame_width"),
+        (lambda d: d.update(frame_height=0), "frame_height"),
+        (lambda d: d.update(user_agent=5), "user_agent"),
+        (lambda d: d.update(extra=1), "extra"),
+        (lambda d: d.update(frames={}), "frames"),
+        (lambda d: d.update(frames=d["frames"][: MIN_FRAMES - 1]), "frames"),
+        (lambda d: d["frames"][3].update(t_ms=d["frames"][2]["t_ms"]), "frames[3].t_ms"),
+        (lambda d: d["frames"][7].update(t_ms=-1), "frames[7].t_ms"),
+        (lambda d: d["frames"][7].update(t_ms="7"), "frames[7].t_ms"),
+        (lambda d: d["frames"][7].update(t_ms=True), "frames[7].t_ms"),
+        (lambda d: d["frames"][8]["regions"].update(forehead=[1, 2]), "frames[8].regions.forehead"),
+        (
+            lambda d: d["frames"][8]["regions"]["left_cheek"].__setitem__(1, 300),
+            "frames[8].regions.left_cheek[1]",
+        ),
+        (lambda d: d["frames"][8]["regions"].pop("right_cheek"), "frames[8].regions.right_cheek"),
+        (lambda d: d["frames"][8]["regions"].update(chin=[1, 2, 3]), "frames[8].regions.chin"),
+        (lambda d: d["frames"][9].update(face=None), "frames[9].regions"),
+        (lambda d: d["frames"][9].update(face=[1, 2, 0, 4]), "frames[9].face[2] (w)"),
+        (lambda d: d["frames"][9].pop("face"), "frames[9].face"),
+        (lambda d: d["frames"].__setitem__(4, [1, 2]), "frames[4]"),
+    ],
+)
+def test_malformed_trace_names_the_field(change: Any, field: str) -> None:
+    with pytest.raises(TraceInvalid) as caught:
+        parse_trace(_mutated(change))
+    assert caught.value.field == field
+    assert field in str(caught.value)
+    assert caught.value.code == "trace_invalid"
+    assert isinstance(caught.value, PulseloopError)
+
+
+def test_nan_in_json_text_is_rejected() -> None:
+    text = json.dumps(_valid()).replace("180.0", "NaN", 1)
+    with pytest.raises(TraceInvalid, match="NaN"):
+        parse_trace(text)
+
+
+def test_nan_in_dict_is_rejected_with_its_field() -> None:
+    data = _valid()
+    data["frames"][0]["regions"]["forehead"][0] = float("nan")
+    with pytest.raises(TraceInvalid) as caught:
+        parse_trace(data)
+    assert caught.value.field == "frames[0].regions.forehead[0]"
+
+
+def test_oversized_payload_is_rejected_before_parsing() -> None:
+    payload = b" " * (MAX_TRACE_BYTES + 1)
+    with pytest.raises(TraceInvalid, match="limit") as caught:
+        parse_trace(payload)
+    assert caught.value.field == "$"
+
+
+@pytest.mark.parametrize("payload", [b"not json", b"[1, 2]", b"\xff\xfe", "null"])
+def test_non_object_json_is_rejected(payload: bytes | str) -> None:
+    with pytest.raises(TraceInvalid) as caught:
+        parse_trace(payload)
+    assert caught.value.field == "$"
