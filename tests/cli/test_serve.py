@@ -7,12 +7,15 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pulseloop.server.serve import free_port
 from tests.cli.helpers import cli_env, invoke, run_cli
 
 POLL_ATTEMPTS = 600
@@ -87,7 +90,7 @@ def test_dev_prints_what_it_serves_and_logs_settled_runs(
     tmp_path: Path, loop_file: Path, processes: list[subprocess.Popen[str]]
 ) -> None:
     db = tmp_path / "dev.db"
-    dev = start(["dev", str(loop_file), "--db", str(db)], tmp_path)
+    dev = start(["dev", str(loop_file), "--db", str(db), "--port", str(free_port())], tmp_path)
     processes.append(dev)
     assert dev.stdout is not None
     banner = [dev.stdout.readline()]
@@ -133,3 +136,61 @@ def test_worker_refuses_a_bad_lease(tmp_path: Path, loop_file: Path) -> None:
     assert result.exit_code == 2
     assert "--lease" in result.stderr
     assert not db.exists()
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _read_until(process: subprocess.Popen[str], needle: str, limit: int = 60) -> list[str]:
+    assert process.stdout is not None
+    lines = [process.stdout.readline()]
+    while needle not in lines[-1] and lines[-1] and len(lines) < limit:
+        lines.append(process.stdout.readline())
+    assert needle in lines[-1], "".join(lines)
+    return lines
+
+
+def test_dev_serves_the_scan_page_and_prints_each_scan_link(
+    tmp_path: Path, processes: list[subprocess.Popen[str]]
+) -> None:
+    db, port = tmp_path / "dev.db", free_port()
+    app_file = str(EXAMPLES / "health_check.py")
+    dev = start(["dev", app_file, "--db", str(db), "--port", str(port)], tmp_path)
+    processes.append(dev)
+    _read_until(dev, "ready")
+    body = '{"patientId": "p-9", "phoneNumber": "+15550100"}'
+    triggered = run_cli(
+        "trigger", "health-check", "--app", app_file, "--body", body, "--id", "scan-1",
+        "--db", str(db), cwd=tmp_path,
+    )  # fmt: skip
+    assert triggered.returncode == 0, triggered.stderr
+    link = _read_until(dev, "scan link:")[-1].split("scan link:")[1].strip()
+    assert link.startswith(f"http://127.0.0.1:{port}/s/")
+    with urllib.request.urlopen(link, timeout=30) as page:
+        html = page.read().decode()
+    assert page.status == 200
+    assert "capture.js" in html
+    dev.send_signal(signal.SIGINT)
+    _, errors = dev.communicate()
+    assert dev.returncode == 0, errors
+    assert "/s/" + link.rsplit("/s/", 1)[1] not in errors  # the token never reaches a log
+
+
+def test_server_serves_scan_pages_alone(
+    tmp_path: Path, processes: list[subprocess.Popen[str]]
+) -> None:
+    port = free_port()
+    server = start(["server", "--db", str(tmp_path / "s.db"), "--port", str(port)], tmp_path)
+    processes.append(server)
+    _read_until(server, "server ready")
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/s/no-such-token-here", headers={"Accept": "application/json"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(request, timeout=30)
+    assert missing.value.code == 404
+    assert json.loads(missing.value.read())["code"] == "scan_not_found"
+    missing.value.close()
+    server.send_signal(signal.SIGTERM)
+    server.communicate()
+    assert server.returncode == 0
