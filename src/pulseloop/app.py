@@ -27,7 +27,7 @@ from pulseloop.engine.worker import Worker, wait_event
 from pulseloop.errors import LoopNotFound, PulseloopError, RunNotFound
 from pulseloop.runs import Deploy, Run, build_deploy, build_run
 from pulseloop.store import open_store
-from pulseloop.store.base import RunRecord, Store
+from pulseloop.store.base import TERMINAL_STATUSES, RunRecord, Store
 
 _SETTLE_POLL_S = 0.05
 _SETTLE_POLL_MAX_S = 1.0
@@ -170,9 +170,9 @@ class App:
                 while True:
                     event = self._settled.setdefault(run_id, asyncio.Event())
                     event.clear()
-                    run = await self.get_run(run_id)
-                    if run.done:
-                        return run
+                    record = await self._record(run_id)  # the row only: polls are cheap
+                    if record.status in TERMINAL_STATUSES:
+                        return await self.get_run(run_id)
                     # this process's worker settles the event at once; polling (backing
                     # off) covers runs executed by a worker in another process
                     await wait_event(event, poll_s)
