@@ -9,6 +9,7 @@ async with app:                 # opens the store, runs an in-process worker
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -76,6 +77,7 @@ class App:
         self._store: Store | None = None
         self.worker: Worker | None = None
         self._settled: dict[str, asyncio.Event] = {}
+        self._parent: App | None = None
 
     # lifecycle -------------------------------------------------------------------------
     async def __aenter__(self) -> App:
@@ -89,7 +91,9 @@ class App:
 
     async def open(self) -> None:
         """Open (and migrate) the database; start the worker unless ``worker=False``."""
-        store = open_store(self.settings.database_url)
+        store = open_store(
+            self.settings.database_url, for_worker=self._run_worker and bool(self.loops)
+        )
         await store.open()
         self._store = store
         if self._run_worker and self.loops:
@@ -101,8 +105,30 @@ class App:
             )  # fmt: skip
             await self.worker.start()
 
+    def for_org(self, org: str) -> App:
+        """A view of this open App acting as organization ``org``.
+
+        The view shares this App's open store, loops, clock, connectors and link secret,
+        and has no worker of its own: runs it triggers are executed by a worker serving
+        ``org`` (a worker serves one organization). Closing the view closes nothing. The
+        HTTP API uses one view per request, for the organization of the request's key.
+        """
+        view = App.__new__(App)
+        view.__dict__.update(self.__dict__)
+        view.settings = dataclasses.replace(self.settings, org=org)
+        view.org = org
+        view._run_worker = False
+        view.worker = None
+        view._settled = {}
+        view.on_settled = None
+        view._secret = self.secret
+        view._parent = self
+        return view
+
     async def close(self) -> None:
         """Stop the worker (handing back runs in flight) and close the database."""
+        if self._parent is not None:  # a view: the parent owns the store
+            return
         if self.worker is not None:
             await self.worker.stop()
             self.worker = None
@@ -119,12 +145,16 @@ class App:
 
     def notify_work(self) -> None:
         """Tell this process's worker that something may be runnable now."""
-        if self.worker is not None:
+        if self._parent is not None:
+            self._parent.notify_work()
+        elif self.worker is not None:
             self.worker.kick()
 
     @property
     def store(self) -> Store:
         """The open store (for connectors and tools built on the App)."""
+        if self._parent is not None:
+            return self._parent.store
         if self._store is None:
             raise PulseloopError("the App is not open; use `async with App(...) as app:`")
         return self._store

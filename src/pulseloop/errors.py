@@ -22,6 +22,11 @@ what was wrong and what to do::
     ├── LoopNotFound             trigger of a loop no App serves
     ├── RunNotFound              no run with that id (in this organization)
     ├── InvalidRunState          an operator action that does not fit the run's status
+    ├── Unauthorized             no API key, an unknown key or a revoked one (HTTP 401)
+    ├── RateLimited              too many requests from one client (HTTP 429)
+    ├── InvalidRequest           a request the API cannot read (HTTP 422)
+    ├── OrgNotFound / OrgExists  organizations (``pulseloop orgs``)
+    ├── KeyNotFound              an API key id that does not exist
     └── StoreError               the database refused (newer schema, unreachable)
         └── SchemaTooNew
 
@@ -163,6 +168,50 @@ class InvalidRunState(PulseloopError):
     """An operator action that does not fit the run's current status."""
 
     code = "invalid_run_state"
+
+
+class Unauthorized(PulseloopError):
+    """The request carries no valid credential (missing, unknown or revoked API key)."""
+
+    code = "unauthorized"
+
+
+class RateLimited(PulseloopError):
+    """Too many requests from one client; ``retry_after_s`` says when to try again."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class InvalidRequest(PulseloopError, ValueError):
+    """A request the API cannot read; ``field`` names the offending part when known."""
+
+    code = "invalid_request"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class OrgNotFound(PulseloopError, LookupError):
+    """No organization of that name."""
+
+    code = "org_not_found"
+
+
+class OrgExists(PulseloopError):
+    """An organization of that name exists already."""
+
+    code = "org_exists"
+
+
+class KeyNotFound(PulseloopError, LookupError):
+    """No API key with that id."""
+
+    code = "key_not_found"
 
 
 class StoreError(PulseloopError):

@@ -166,7 +166,6 @@ async def _true(value: bool) -> bool:
     return value
 
 
-
 flaky_calls: list[int] = []
 
 

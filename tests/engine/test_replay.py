@@ -24,6 +24,7 @@ class Replayed(Loop):
 
         first = await step.do("charge", charge)
         await step.sleep("cool down", "1 hour")
+
         def notify() -> str:
             effects.append("notify")
             return "sent"

@@ -93,3 +93,20 @@ async def test_a_step_is_recorded_once(tmp_path: Path) -> None:
         assert kept.output == '"first"'
     finally:
         await store.close()
+
+
+async def test_a_worker_reserves_the_wal_and_a_reader_does_not(tmp_path: Path) -> None:
+    from pulseloop import App, Event, Loop, Step
+    from pulseloop.store.sqlite.database import WAL_RESERVE_BYTES
+
+    class Noop(Loop):
+        async def run(self, event: Event, step: Step) -> None:
+            return None
+
+    reader_db, worker_db = tmp_path / "reader.db", tmp_path / "worker.db"
+    async with App([], f"sqlite:///{reader_db}", worker=False):
+        assert Path(f"{reader_db}-wal").stat().st_size < WAL_RESERVE_BYTES
+    async with App([Noop], f"sqlite:///{worker_db}"):
+        assert Path(f"{worker_db}-wal").stat().st_size >= WAL_RESERVE_BYTES
+        with sqlite3.connect(worker_db) as conn:  # the filler is gone, its pages reusable
+            assert conn.execute("SELECT count(*) FROM wal_reserve").fetchone() == (0,)

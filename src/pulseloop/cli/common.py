@@ -45,6 +45,25 @@ DbOption = Annotated[
         metavar="PATH_OR_URL",
     ),
 ]
+UrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        help="Read from a pulseloop server's API instead of a database (needs --key).",
+        show_default=False,
+        metavar="URL",
+    ),
+]
+KeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--key",
+        help="API key for --url (default: $PULSELOOP_API_KEY).",
+        envvar="PULSELOOP_API_KEY",
+        show_default=False,
+        metavar="KEY",
+    ),
+]
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print machine-readable JSON only (see docs/cli.md).")
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from pulseloop.cli import demo, runs, serve, trigger
+from pulseloop.cli import demo, orgs, runs, serve, trigger
 
 app = typer.Typer(
     name="pulseloop",
@@ -25,6 +25,8 @@ app.command("trigger")(trigger.trigger)
 app.add_typer(runs.app, name="runs")
 app.command("deploys")(runs.deploys)
 app.command("demo")(demo.demo)
+app.add_typer(orgs.orgs_app, name="orgs")
+app.add_typer(orgs.keys_app, name="keys")
 
 
 def _scans_app() -> typer.Typer:

@@ -13,12 +13,16 @@ from typing import Annotated, TypeVar
 import typer
 
 from pulseloop.app import App
+from pulseloop.cli import remote
 from pulseloop.cli.common import (
     DbOption,
     JsonOption,
+    KeyOption,
+    UrlOption,
     existing_database_url,
     fail,
     run_async,
+    user_errors,
 )
 from pulseloop.cli.render import (
     console,
@@ -71,16 +75,22 @@ def list_runs(
         typer.Option("--limit", min=1, help="At most this many runs, newest first.", metavar="N"),
     ] = 50,
     db: DbOption = None,
+    url: UrlOption = None,
+    key: KeyOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List runs, newest first."""
+    """List runs, newest first (from --db, or from a server with --url and --key)."""
     if status is not None and status not in RUN_STATUSES:
         fail(f"--status {status!r} is not a run status; use one of {', '.join(RUN_STATUSES)}")
 
     async def action(pulse: App) -> list[Run]:
         return await pulse.list_runs(loop=loop, status=status, limit=limit)
 
-    runs = run_async(_with_app(db, action))
+    if url is not None:
+        with user_errors():
+            runs = remote.list_runs(url, key, loop=loop, status=status, limit=limit)
+    else:
+        runs = run_async(_with_app(db, action))
     if as_json:
         print_json([run_json(r, steps=False) for r in runs])
     elif runs:
@@ -90,12 +100,23 @@ def list_runs(
 
 
 @app.command("show")
-def show(run_id: RunId, db: DbOption = None, as_json: JsonOption = False) -> None:
+def show(
+    run_id: RunId,
+    db: DbOption = None,
+    url: UrlOption = None,
+    key: KeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """Show a run: status, body, output or error, and its step timeline."""
 
     async def action(pulse: App) -> Run:
         return await pulse.get_run(run_id)
 
+    if url is not None:
+        with user_errors():
+            run = remote.get_run(url, key, run_id)
+        _show(run, as_json)
+        return
     _show(run_async(_with_app(db, action)), as_json)
 
 

@@ -18,8 +18,19 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from pulseloop.cli import remote
+from pulseloop.cli.common import (
+    DbOption,
+    KeyOption,
+    UrlOption,
+    existing_database_url,
+    run_async,
+    user_errors,
+)
+from pulseloop.errors import ScanNotFound
+
 app = typer.Typer(
-    help="Facial vitals scans: analyse a face video or a colour trace.", no_args_is_help=True
+    help="Facial vitals scans: analyse a video or trace, show a scan.", no_args_is_help=True
 )
 
 EXIT_REFUSED = 1
@@ -94,6 +105,34 @@ def _summary(result: dict[str, Any], message: str | None, out: Console) -> None:
 def scans() -> None:
     """Facial vitals scans: analyse a face video or a colour trace."""
     # A callback keeps `analyze` a named sub-command even while it is the only one.
+
+
+@app.command("show")
+def show(
+    scan_id: Annotated[str, typer.Argument(metavar="SCAN_ID", help="The scan's id.")],
+    db: DbOption = None,
+    url: UrlOption = None,
+    key: KeyOption = None,
+) -> None:
+    """Print a scan's state and result as JSON (from --db, or a server with --url/--key)."""
+    if url is not None:
+        with user_errors():
+            data = remote.get_scan(url, key, scan_id)
+    else:
+        data = run_async(_scan_from_db(db, scan_id))
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+async def _scan_from_db(db: str | None, scan_id: str) -> dict[str, Any]:
+    from pulseloop.app import App
+    from pulseloop.server.api_models import ScanOut
+
+    async with App(database_url=existing_database_url(db), worker=False) as pulse:
+        record = await pulse.store.get_scan(pulse.org, scan_id)
+        if record is None:
+            raise ScanNotFound(f"no scan {scan_id!r} in this organization; check the id")
+        data: dict[str, Any] = ScanOut.of(record).model_dump(mode="json")
+        return data
 
 
 @app.command()

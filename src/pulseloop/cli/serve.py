@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from datetime import datetime
 from typing import Annotated
 
@@ -30,6 +31,7 @@ from pulseloop.cli.common import (
     user_errors,
 )
 from pulseloop.cli.loading import LoadedApp, load_app
+from pulseloop.cli.orgs import issue_key
 from pulseloop.cli.render import console, format_duration, status_text
 from pulseloop.connectors.facial_scan import scan_url
 from pulseloop.errors import PulseloopError
@@ -104,6 +106,11 @@ class DevConsole(Reporter):
             served.add_row(name, version)
         self.out.print(served)
         self.out.print(f"worker {pulse.worker.id} ready; press Ctrl-C to stop")
+
+    def api_key(self, org: str, key: str, url: str) -> None:
+        """Show the development key ``dev`` made for its organization (once)."""
+        self.out.print(f"API on {url}/v1 (docs: {url}/docs); organization [bold]{org}[/bold]")
+        self.out.print(f"API key (shown once): {key}", highlight=False, soft_wrap=True)
 
     def settled(self, pulse: App, run_id: str, status: str) -> None:
         if self._closing:
@@ -248,6 +255,10 @@ async def _serve(
                     serving(create_app(pulse), host=http[0], port=http[1])
                 )
                 log.info("scan pages on %s", served)
+                if isinstance(reporter, DevConsole):
+                    await pulse.store.ensure_org(pulse.org, time.time())
+                    _, key = await issue_key(pulse.store, pulse.org)
+                    reporter.api_key(pulse.org, key, served)
             reporter.ready(pulse)
             await stop.wait()
     finally:

@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pulseloop.connectors.tokens import derive_token, hash_token
@@ -180,9 +181,37 @@ class ScanService:
         )
         if moved is None:  # a concurrent upload won, or it expired meanwhile
             raise _already(await self._open(token))
-        task = asyncio.create_task(self._analyse(moved.id, trace))
-        self._analyses.add(task)
-        task.add_done_callback(self._analyses.discard)
+        self._start(moved.id, lambda: _analyse_trace(trace))
+        return ScanView.of(moved)
+
+    async def open_for_upload(self, org: str, scan_id: str) -> ScanRecord:
+        """A scan of ``org`` that can still take its one upload (ScanNotFound,
+        ScanExpired, ScanAlreadyUploaded otherwise); changes nothing."""
+        record = await self.app.store.get_scan(org, scan_id)
+        if record is None:
+            raise ScanNotFound(f"no scan {scan_id!r} in this organization; check the id")
+        if record.status in SCAN_OPEN_STATUSES and record.expires_at <= self.app.clock.now():
+            raise ScanExpired(f"scan {scan_id!r} has expired; the loop must provision a new one")
+        if record.status not in SCAN_OPEN_STATUSES:
+            raise _already(record)
+        return record
+
+    async def accept_video(self, org: str, scan_id: str, path: Path) -> ScanView:
+        """Take a face video (already on disk) as the scan's one upload and analyse it in
+        the background; the file is deleted once analysed (or refused)."""
+        try:
+            record = await self.open_for_upload(org, scan_id)
+            moved = await self.app.store.move_scan(
+                hash_token(derive_token(self.app.secret, record.id)),
+                SCAN_OPEN_STATUSES, "processing", self.app.clock.now(),
+            )  # fmt: skip
+            if moved is None:  # a concurrent upload won, or it expired meanwhile
+                latest = await self.app.store.get_scan(org, scan_id)
+                raise _already(latest or record)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        self._start(moved.id, lambda: _analyse_video(path))
         return ScanView.of(moved)
 
     async def drain(self) -> None:
@@ -201,15 +230,23 @@ class ScanService:
             raise ScanExpired("this scan link has expired; ask your care team for a new one")
         return record
 
-    async def _analyse(self, scan_id: str, trace: Any) -> None:
-        from pulseloop.vitals.pool import analyze_trace_async
+    def _start(self, scan_id: str, job: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+        task = asyncio.create_task(self._analyse(scan_id, job))
+        self._analyses.add(task)
+        task.add_done_callback(self._analyses.discard)
 
+    async def _analyse(self, scan_id: str, job: Callable[[], Awaitable[dict[str, Any]]]) -> None:
         try:
-            result = (await analyze_trace_async(trace)).to_json()
+            result = await job()
             reason = result.get("failure_reason")
             status = "failed" if reason else "completed"
             await self.app.store.finish_scan(
                 scan_id, status, encode(result, "the vitals result"), reason, self.app.clock.now()
+            )
+        except PulseloopError as exc:  # e.g. video_unreadable: the upload's fault
+            log.info("scan %s refused: %s", scan_id, exc.code)
+            await self.app.store.finish_scan(
+                scan_id, "failed", None, exc.code, self.app.clock.now()
             )
         except Exception:
             log.exception("analysis of scan %s failed", scan_id)
@@ -217,6 +254,23 @@ class ScanService:
                 scan_id, "failed", None, "analysis_error", self.app.clock.now()
             )
         self.app.notify_work()
+
+
+async def _analyse_trace(trace: Any) -> dict[str, Any]:
+    from pulseloop.vitals.pool import analyze_trace_async
+
+    result: dict[str, Any] = (await analyze_trace_async(trace)).to_json()
+    return result
+
+
+async def _analyse_video(path: Path) -> dict[str, Any]:
+    from pulseloop.vitals.pool import analyze_video_async
+
+    try:
+        result: dict[str, Any] = (await analyze_video_async(path)).to_json()
+        return result
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def _already(record: ScanRecord) -> PulseloopError:

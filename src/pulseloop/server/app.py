@@ -5,9 +5,9 @@
     async with App(loops=[...]) as pulse:
         await serve(create_app(pulse), host="127.0.0.1", port=8000)   # token-safe logs
 
-Routes live in their own modules (``scan_pages`` now; the ``/v1`` API and the dashboard
-later); this module only wires them, the static files, the security headers and the one
-error handler.
+Routes live in their own modules (``scan_pages``, ``api`` for ``/v1``, ``metrics``; the
+dashboard later); this module only wires them, the static files, the middlewares (security
+headers, body limits, rate limits) and the error handlers.
 """
 
 from __future__ import annotations
@@ -15,15 +15,33 @@ from __future__ import annotations
 import mimetypes
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 
 from pulseloop.app import App
 from pulseloop.connectors.facial_scan import MAX_TRACE_BYTES, ScanService
 from pulseloop.errors import PulseloopError
-from pulseloop.server.errors import pulseloop_error_handler
-from pulseloop.server.pages import STATIC_DIR
+from pulseloop.server import api as api_routes
+from pulseloop.server import metrics
+from pulseloop.server.errors import (
+    http_error_handler,
+    pulseloop_error_handler,
+    validation_error_handler,
+)
+from pulseloop.server.limits import (
+    MAX_JSON_BYTES,
+    MAX_VIDEO_BYTES,
+    SCAN_BURST,
+    SCAN_RATE_PER_S,
+    BodyLimit,
+    RateLimit,
+)
+from pulseloop.server.pages import STATIC_DIR, render_page
 from pulseloop.server.scan_pages import build_router
 from pulseloop.server.scan_service import ScanPort
 from pulseloop.server.security import SecurityHeaders
@@ -37,8 +55,16 @@ def create_app(
     *,
     scan_service: ScanPort | None = None,
     max_trace_bytes: int | None = None,
+    max_json_bytes: int = MAX_JSON_BYTES,
+    max_video_bytes: int = MAX_VIDEO_BYTES,
+    scan_rate_per_s: float = SCAN_RATE_PER_S,
+    scan_burst: int = SCAN_BURST,
 ) -> FastAPI:
-    """The HTTP app for ``app`` (already open); ``scan_service`` and the limit are for tests."""
+    """The HTTP app for ``app`` (already open); the keyword arguments are for tests.
+
+    ``app`` serves its own organization's worker; the ``/v1`` API serves every
+    organization with a key, each through ``app.for_org``.
+    """
     service = scan_service if scan_service is not None else ScanService(app)
     limit = MAX_TRACE_BYTES if max_trace_bytes is None else max_trace_bytes
 
@@ -49,15 +75,47 @@ def create_app(
 
     api = FastAPI(
         title="pulseloop",
+        version="1",
+        description="Durable health follow-ups with facial vitals scans. See docs/api.md.",
         docs_url=None,
         redoc_url=None,
-        openapi_url=None,
+        openapi_url="/openapi.json",
         lifespan=lifespan,
     )
     api.state.pulseloop = app
     api.state.scan_service = service
+    # added last = outermost: rate limits answer before anything else runs
+    api.add_middleware(BodyLimit, max_bytes=max_json_bytes)
     api.add_middleware(SecurityHeaders)
+    api.add_middleware(RateLimit, rate_per_s=scan_rate_per_s, burst=scan_burst)
     api.add_exception_handler(PulseloopError, pulseloop_error_handler)
+    api.add_exception_handler(HTTPException, http_error_handler)
+    api.add_exception_handler(RequestValidationError, validation_error_handler)
     api.include_router(build_router(service, max_trace_bytes=limit))
+    if isinstance(service, ScanService):
+        api.include_router(api_routes.build_router(max_video_bytes))
+    api.include_router(metrics.build_router(app))
+
+    @api.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    async def docs_page(request: Request) -> HTMLResponse:
+        return render_page(request, "api_docs.html", {"operations": _operations(api)})
+
     api.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return api
+
+
+def _operations(api: FastAPI) -> list[dict[str, Any]]:
+    """The documented operations, for the server-rendered docs page (no external JS, so
+    it works offline and under the strict Content-Security-Policy)."""
+    found = []
+    for path, item in api.openapi()["paths"].items():
+        for method, op in item.items():
+            found.append(
+                {
+                    "method": method.upper(),
+                    "path": path,
+                    "summary": op.get("summary", ""),
+                    "description": op.get("description", ""),
+                }
+            )
+    return found

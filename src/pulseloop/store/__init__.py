@@ -23,13 +23,13 @@ def sqlite_path(url: str) -> str | None:
     return None
 
 
-def open_store(url: str) -> Store:
-    """A (not yet opened) store for a database URL."""
+def open_store(url: str, *, for_worker: bool = False) -> Store:
+    """A (not yet opened) store for a database URL; ``for_worker`` tunes it for writing."""
     path = sqlite_path(url)
     if path is not None:
         from pulseloop.store.sqlite import SqliteStore
 
-        return SqliteStore(path)
+        return SqliteStore(path, reserve_wal=for_worker)
     raise StoreError(
         f"unsupported database URL {url!r}; pulseloop supports sqlite:///path.db "
         "(PostgreSQL support is planned)"

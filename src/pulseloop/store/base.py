@@ -142,6 +142,36 @@ class DeployRecord:
     last_seen: float
 
 
+@dataclass(frozen=True, slots=True)
+class OrgRecord:
+    """An organization: everything else belongs to exactly one."""
+
+    name: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """An API key of an organization (the key itself is never stored, only its hash)."""
+
+    id: str
+    org: str
+    created_at: float
+    revoked_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    """Totals across organizations for ``/metrics`` (no org, run or scan is named)."""
+
+    runs_by_status: dict[str, int]
+    scans_by_status: dict[str, int]
+    step_latencies_s: list[float]
+    """Durations of ``do`` steps finished after the ``steps_since`` asked for."""
+    steps_until: float
+    """Pass this as ``steps_since`` next time so each step is counted once."""
+
+
 SCAN_OPEN_STATUSES = ("pending", "capturing")
 SCAN_TERMINAL_STATUSES = frozenset({"completed", "failed", "expired"})
 
@@ -225,8 +255,15 @@ class Store(Protocol):
         status: str | None = None,
         limit: int = 50,
         before: float | None = None,
+        before_id: str | None = None,
+        since: float | None = None,
     ) -> list[RunRecord]:
-        """Newest first, optionally filtered; ``before`` pages by created_at."""
+        """Newest first, optionally filtered; ``before`` pages by created_at.
+
+        With ``before_id`` too, the page starts after the run ``(before, before_id)`` in
+        (created_at, id) order, so runs created at the same instant are neither skipped nor
+        repeated (the API's cursor). ``since`` keeps runs created at or after it.
+        """
 
     async def get_run_detail(self, org: str, run_id: str) -> RunDetail | None:
         """The run with its steps, attempts and pending waits, read in one go."""
@@ -369,3 +406,31 @@ class Store(Protocol):
 
     async def list_deploys(self, org: str) -> list[DeployRecord]:
         """Every loop version seen, newest first."""
+
+    # organizations and API keys --------------------------------------------------------
+    async def create_org(self, name: str, now: float) -> OrgRecord:
+        """Create an organization (OrgExists if the name is taken)."""
+
+    async def ensure_org(self, name: str, now: float) -> OrgRecord:
+        """The organization, created if it does not exist yet."""
+
+    async def get_org(self, name: str) -> OrgRecord | None:
+        """One organization, or None."""
+
+    async def list_orgs(self) -> list[OrgRecord]:
+        """Every organization, oldest first."""
+
+    async def create_key(self, org: str, key_id: str, key_hash: str, now: float) -> KeyRecord:
+        """Store a new API key's SHA-256 for ``org`` (OrgNotFound if no such org)."""
+
+    async def key_by_hash(self, key_hash: str) -> KeyRecord | None:
+        """The key with this hash, revoked or not (the caller refuses revoked ones)."""
+
+    async def list_keys(self, org: str) -> list[KeyRecord]:
+        """The organization's keys, revoked ones included."""
+
+    async def revoke_key(self, key_id: str, now: float) -> KeyRecord:
+        """Revoke a key; its row stays with ``revoked_at`` (KeyNotFound if unknown)."""
+
+    async def stats(self, steps_since: float) -> StoreStats:
+        """Totals across organizations for ``/metrics``; see :class:`StoreStats`."""

@@ -15,16 +15,19 @@ from pulseloop.store.base import (
     AttemptRecord,
     DeployRecord,
     History,
+    KeyRecord,
     Lease,
     LeaseLost,
+    OrgRecord,
     RunDetail,
     RunRecord,
     ScanRecord,
     Signal,
     StepRecord,
+    StoreStats,
     WaitRecord,
 )
-from pulseloop.store.sqlite import operators, scans
+from pulseloop.store.sqlite import operators, orgs, scans
 from pulseloop.store.sqlite.database import Database
 from pulseloop.store.sqlite.rows import (
     ATTEMPT_COLUMNS,
@@ -71,9 +74,10 @@ def _fence(conn: sqlite3.Connection, lease: Lease, now: float, grow: int = 0) ->
 class SqliteStore:
     """:class:`~pulseloop.store.base.Store` on one SQLite file."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, reserve_wal: bool = False) -> None:
+        """``reserve_wal``: pre-grow the WAL (for workers; see ``database.reserve_wal``)."""
         self.path = path
-        self._db = Database(path)
+        self._db = Database(path, reserve_wal=reserve_wal)
 
     @property
     def commits(self) -> int:
@@ -132,15 +136,23 @@ class SqliteStore:
         status: str | None = None,
         limit: int = 50,
         before: float | None = None,
+        before_id: str | None = None,
+        since: float | None = None,
     ) -> list[RunRecord]:
         where, params = ["org = ?"], [org]
         for column, value in (("loop", loop), ("status", status)):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
-        if before is not None:
+        if before is not None and before_id is not None:
+            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
+            params += [before, before, before_id]  # type: ignore[list-item]
+        elif before is not None:
             where.append("created_at < ?")
             params.append(before)  # type: ignore[arg-type]
+        if since is not None:
+            where.append("created_at >= ?")
+            params.append(since)  # type: ignore[arg-type]
         sql = (
             f"SELECT {RUN_COLUMNS} FROM runs WHERE {' AND '.join(where)} "
             "ORDER BY created_at DESC, id DESC LIMIT ?"
@@ -520,4 +532,43 @@ class SqliteStore:
             ]
 
         result: list[DeployRecord] = await self._run(op)
+        return result
+
+    # organizations and API keys --------------------------------------------------------
+    async def create_org(self, name: str, now: float) -> OrgRecord:
+        result: OrgRecord = await self._run(lambda c: orgs.create_org(c, name, now))
+        return result
+
+    async def ensure_org(self, name: str, now: float) -> OrgRecord:
+        result: OrgRecord = await self._run(lambda c: orgs.ensure_org(c, name, now))
+        return result
+
+    async def get_org(self, name: str) -> OrgRecord | None:
+        result: OrgRecord | None = await self._run(lambda c: orgs.get_org(c, name))
+        return result
+
+    async def list_orgs(self) -> list[OrgRecord]:
+        result: list[OrgRecord] = await self._run(orgs.list_orgs)
+        return result
+
+    async def create_key(self, org: str, key_id: str, key_hash: str, now: float) -> KeyRecord:
+        result: KeyRecord = await self._run(
+            lambda c: orgs.create_key(c, org, key_id, key_hash, now)
+        )
+        return result
+
+    async def key_by_hash(self, key_hash: str) -> KeyRecord | None:
+        result: KeyRecord | None = await self._run(lambda c: orgs.key_by_hash(c, key_hash))
+        return result
+
+    async def list_keys(self, org: str) -> list[KeyRecord]:
+        result: list[KeyRecord] = await self._run(lambda c: orgs.list_keys(c, org))
+        return result
+
+    async def revoke_key(self, key_id: str, now: float) -> KeyRecord:
+        result: KeyRecord = await self._run(lambda c: orgs.revoke_key(c, key_id, now))
+        return result
+
+    async def stats(self, steps_since: float) -> StoreStats:
+        result: StoreStats = await self._run(lambda c: orgs.stats(c, steps_since))
         return result

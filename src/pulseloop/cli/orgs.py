@@ -1,0 +1,128 @@
+"""``pulseloop orgs ...`` and ``pulseloop keys ...``: organizations and their API keys.
+
+``keys create`` prints the key once (stdout, alone, so scripts can capture it); only its
+SHA-256 is stored. ``keys revoke`` takes the key id shown by ``keys list`` (or the key).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+
+from pulseloop.cli.common import CliError, DbOption, JsonOption, database_url, run_async
+from pulseloop.cli.render import print_json
+from pulseloop.keys import KEY_PREFIX, hash_api_key, new_api_key
+from pulseloop.store import open_store
+from pulseloop.store.base import KeyRecord, OrgRecord, Store
+
+T = TypeVar("T")
+
+orgs_app = typer.Typer(help="Organizations: each clinic's data is visible to it alone.")
+keys_app = typer.Typer(help="API keys of an organization (for the /v1 API and --url).")
+
+OrgOption = Annotated[
+    str, typer.Option("--org", help="The organization.", metavar="NAME", show_default=False)
+]
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+async def with_store(db: str | None, action: Callable[[Store], Awaitable[T]]) -> T:
+    """Open the database (creating it if needed), run ``action``, close it."""
+    store = open_store(database_url(db))
+    await store.open()
+    try:
+        return await action(store)
+    finally:
+        await store.close()
+
+
+def check_org_name(name: str) -> str:
+    """1-63 lowercase letters, digits, ``-`` or ``_``."""
+    if not (0 < len(name) < 64 and set(name) <= _NAME_CHARS and name[0].isalnum()):
+        raise CliError(
+            f"organization name {name!r} must be 1-63 lowercase letters, digits, '-' or '_', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+async def issue_key(store: Store, org: str) -> tuple[KeyRecord, str]:
+    """A new key for ``org``: its record and the key itself (shown once)."""
+    key_id, key = new_api_key()
+    return await store.create_key(org, key_id, hash_api_key(key), time.time()), key
+
+
+def _org_json(org: OrgRecord) -> dict[str, object]:
+    return {"name": org.name, "created_at": org.created_at}
+
+
+def _key_json(key: KeyRecord) -> dict[str, object]:
+    return {"id": key.id, "org": key.org, "created_at": key.created_at,
+            "revoked_at": key.revoked_at}  # fmt: skip
+
+
+async def _checked(name: str) -> str:
+    return check_org_name(name)
+
+
+@orgs_app.command("create")
+def create_org(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The new organization's name.")],
+    db: DbOption = None,
+) -> None:
+    """Create an organization."""
+
+    async def action(store: Store) -> OrgRecord:
+        return await store.create_org(name, time.time())
+
+    run_async(_checked(name))
+    org = run_async(with_store(db, action))
+    typer.echo(f"organization {org.name} created")
+
+
+@orgs_app.command("list")
+def list_orgs(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """List organizations."""
+    found = run_async(with_store(db, lambda store: store.list_orgs()))
+    if as_json:
+        print_json([_org_json(o) for o in found])
+    else:
+        for org in found:
+            typer.echo(org.name)
+
+
+@keys_app.command("create")
+def create_key(org: OrgOption, db: DbOption = None) -> None:
+    """Create an API key for an organization; the key is printed once, on stdout."""
+    record, key = run_async(with_store(db, lambda store: issue_key(store, org)))
+    typer.echo(f"key {record.id} created for {org}; it is shown only now:", err=True)
+    typer.echo(key)
+
+
+@keys_app.command("list")
+def list_keys(org: OrgOption, db: DbOption = None, as_json: JsonOption = False) -> None:
+    """List an organization's keys (ids only; keys are never stored)."""
+    found = run_async(with_store(db, lambda store: store.list_keys(org)))
+    if as_json:
+        print_json([_key_json(k) for k in found])
+        return
+    for key in found:
+        state = "revoked" if key.revoked_at is not None else "active"
+        typer.echo(f"{key.id}  {state}")
+
+
+@keys_app.command("revoke")
+def revoke_key(
+    key_id: Annotated[
+        str, typer.Argument(metavar="KEY_ID", help="The key's id (or the key itself).")
+    ],
+    db: DbOption = None,
+) -> None:
+    """Revoke a key: requests with it get 401 from now on. Its record stays."""
+    if key_id.startswith(KEY_PREFIX):  # pl_<id>_<secret>: never echo the secret back
+        key_id = key_id[len(KEY_PREFIX) :].split("_", 1)[0]
+    record = run_async(with_store(db, lambda store: store.revoke_key(key_id, time.time())))
+    typer.echo(f"key {record.id} of {record.org} revoked")
