@@ -73,3 +73,22 @@ def _parse_text(value: str) -> timedelta:
 def duration_seconds(value: Duration) -> float:
     """:func:`parse_duration` in seconds."""
     return parse_duration(value).total_seconds()
+
+
+def format_duration(value: timedelta | None) -> str:
+    """How people read a duration (CLI and dashboard).
+
+    ``12 ms``, ``1.20 s``, ``3m 05s``, ``2h 03m``; ``—`` when unknown.
+    """
+    if value is None:
+        return "—"
+    seconds = value.total_seconds()
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.2f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"

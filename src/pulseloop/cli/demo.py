@@ -30,8 +30,9 @@ import pulseloop
 from pulseloop.app import App
 from pulseloop.cli.common import EXIT_FAILED, CliError, run_async, user_errors
 from pulseloop.cli.loading import load_app
-from pulseloop.cli.render import console, format_duration, status_text, timeline_table
+from pulseloop.cli.render import console, status_text, timeline_table
 from pulseloop.config import database_url_for
+from pulseloop.durations import format_duration
 from pulseloop.engine.loop import Loop
 from pulseloop.runs import Run
 from pulseloop.server.app import create_app

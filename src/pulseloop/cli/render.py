@@ -17,6 +17,7 @@ from rich.json import JSON
 from rich.table import Table
 from rich.text import Text
 
+from pulseloop.durations import format_duration
 from pulseloop.runs import Attempt, Deploy, Run, StepInfo
 
 STATUS_STYLES = {
@@ -109,22 +110,6 @@ def print_json(data: Any) -> None:
 def status_text(status: str) -> Text:
     """A status word in its colour."""
     return Text(status, style=STATUS_STYLES.get(status, ""))
-
-
-def format_duration(value: timedelta | None) -> str:
-    """``12 ms``, ``1.20 s``, ``3m 05s``, ``2h 03m``; ``—`` when unknown."""
-    if value is None:
-        return "—"
-    seconds = value.total_seconds()
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.2f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
 
 
 def format_time(value: datetime | None) -> str:

@@ -32,8 +32,9 @@ from pulseloop.cli.common import (
 )
 from pulseloop.cli.loading import LoadedApp, load_app
 from pulseloop.cli.orgs import issue_key
-from pulseloop.cli.render import console, format_duration, status_text
+from pulseloop.cli.render import console, status_text
 from pulseloop.connectors.facial_scan import scan_url
+from pulseloop.durations import format_duration
 from pulseloop.errors import PulseloopError
 from pulseloop.server.app import create_app
 from pulseloop.server.serve import serving

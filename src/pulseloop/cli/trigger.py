@@ -32,7 +32,8 @@ from pulseloop.cli.common import (
     user_errors,
 )
 from pulseloop.cli.loading import LoadedApp, load_app
-from pulseloop.cli.render import console, format_duration, print_json, run_json, run_view
+from pulseloop.cli.render import console, print_json, run_json, run_view
+from pulseloop.durations import format_duration
 from pulseloop.engine.codec import encode
 from pulseloop.errors import PulseloopError
 from pulseloop.runs import Run

@@ -5,9 +5,9 @@
     async with App(loops=[...]) as pulse:
         await serve(create_app(pulse), host="127.0.0.1", port=8000)   # token-safe logs
 
-Routes live in their own modules (``scan_pages``, ``api`` for ``/v1``, ``metrics``; the
-dashboard later); this module only wires them, the static files, the middlewares (security
-headers, body limits, rate limits) and the error handlers.
+Routes live in their own modules (``scan_pages``, ``api`` for ``/v1``, ``metrics``,
+``dashboard`` for ``/dashboard``); this module only wires them, the static files, the
+middlewares (security headers, body limits, rate limits) and the error handlers.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from pulseloop.app import App
 from pulseloop.connectors.facial_scan import MAX_TRACE_BYTES, ScanService
 from pulseloop.errors import PulseloopError
 from pulseloop.server import api as api_routes
-from pulseloop.server import metrics
+from pulseloop.server import dashboard, metrics
+from pulseloop.server.auth import SessionStore
 from pulseloop.server.errors import (
     http_error_handler,
     pulseloop_error_handler,
@@ -84,6 +85,7 @@ def create_app(
     )
     api.state.pulseloop = app
     api.state.scan_service = service
+    api.state.sessions = SessionStore()  # dashboard sign-ins, in memory (docs/dashboard.md)
     # added last = outermost: rate limits answer before anything else runs
     api.add_middleware(BodyLimit, max_bytes=max_json_bytes)
     api.add_middleware(SecurityHeaders)
@@ -95,6 +97,7 @@ def create_app(
     if isinstance(service, ScanService):
         api.include_router(api_routes.build_router(max_video_bytes))
     api.include_router(metrics.build_router(app))
+    api.include_router(dashboard.build_router(api.state.sessions))
 
     @api.get("/docs", response_class=HTMLResponse, include_in_schema=False)
     async def docs_page(request: Request) -> HTMLResponse:
