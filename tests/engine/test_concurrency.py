@@ -29,7 +29,8 @@ async def test_thousand_runs_of_ten_steps_all_complete(make_app: AppFactory) -> 
         done = await asyncio.gather(*(app.wait_for_run(r.id, timeout="5 minutes") for r in runs))
         assert {r.status for r in done} == {"completed"}
         assert {r.output for r in done} == {45}
-        steps = await asyncio.gather(*(app.store.get_steps(app.org, r.id) for r in runs))
+        details = await asyncio.gather(*(app.store.get_run_detail(app.org, r.id) for r in runs))
+        steps = [detail.steps for detail in details]
         commits = app.store.commits
     assert sum(len(s) for s in steps) == 10_000
     assert all(

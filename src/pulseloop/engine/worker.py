@@ -30,7 +30,7 @@ from pulseloop.engine.clock import Clock
 from pulseloop.engine.context import ConnectorFactory
 from pulseloop.engine.execution import Execution, Services
 from pulseloop.engine.loop import Loop, loop_version
-from pulseloop.store.base import History, RunRecord, Store
+from pulseloop.store.base import History, Lease, RunRecord, Store
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +104,6 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             with contextlib.suppress(BaseException):
-                from pulseloop.store.base import Lease
-
                 await self.store.release_run(Lease(run_id, self.id), self.clock.now())
 
     def kick(self) -> None:

@@ -268,15 +268,6 @@ class Store(Protocol):
     async def get_run_detail(self, org: str, run_id: str) -> RunDetail | None:
         """The run with its steps, attempts and pending waits, read in one go."""
 
-    async def get_steps(self, org: str, run_id: str) -> list[StepRecord]:
-        """The run's final step records, in seq order."""
-
-    async def get_attempts(self, org: str, run_id: str) -> list[AttemptRecord]:
-        """Every attempt of every step of the run."""
-
-    async def get_waits(self, org: str, run_id: str) -> list[WaitRecord]:
-        """The run's pending waits."""
-
     # the worker's side --------------------------------------------------------------
     async def claim_runs(
         self,

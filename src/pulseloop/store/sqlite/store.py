@@ -181,18 +181,6 @@ class SqliteStore:
         result: RunDetail | None = await self._run(op)
         return result
 
-    async def get_steps(self, org: str, run_id: str) -> list[StepRecord]:
-        detail = await self.get_run_detail(org, run_id)
-        return [] if detail is None else detail.steps
-
-    async def get_attempts(self, org: str, run_id: str) -> list[AttemptRecord]:
-        detail = await self.get_run_detail(org, run_id)
-        return [] if detail is None else detail.attempts
-
-    async def get_waits(self, org: str, run_id: str) -> list[WaitRecord]:
-        detail = await self.get_run_detail(org, run_id)
-        return [] if detail is None else detail.waits
-
     # the worker's side --------------------------------------------------------------
     async def claim_runs(
         self,
