@@ -31,7 +31,6 @@ import os
 import resource
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -39,6 +38,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from children import run_child
 
 HERE = Path(__file__).resolve()
 CHILD_TIMEOUT_S = 600.0
@@ -378,22 +379,7 @@ def child_main(engine: str, workload: str, params: str) -> None:
 
 def spawn(engine: str, workload: str, params: dict[str, Any], verbose: bool) -> dict[str, Any]:
     cmd = [sys.executable, str(HERE), "--child", engine, workload, json.dumps(params)]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    started = time.perf_counter()
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S, env=env)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {CHILD_TIMEOUT_S:.0f} s"}
-    wall = time.perf_counter() - started
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            result: dict[str, Any] = json.loads(line[len("RESULT ") :])
-            result["child_wall_s"] = wall
-            if verbose and proc.stderr.strip():
-                print(proc.stderr.rstrip(), file=sys.stderr)
-            return result
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-15:]
-    return {"error": f"exit {proc.returncode}: " + " | ".join(tail)}
+    return run_child(cmd, CHILD_TIMEOUT_S, verbose)
 
 
 class Bench:

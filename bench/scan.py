@@ -46,7 +46,6 @@ import http.client
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -55,6 +54,8 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from children import run_child
 
 HERE = Path(__file__).resolve()
 CHILD_TIMEOUT_S = 600.0
@@ -405,30 +406,7 @@ def child_main(kind: str, params: str) -> None:
 
 def spawn(kind: str, params: dict[str, Any], verbose: bool) -> dict[str, Any]:
     cmd = [sys.executable, str(HERE), "--child", kind, json.dumps(params)]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    started = time.perf_counter()
-    # files, not pipes: a grandchild (the vitals pool, multiprocessing's resource tracker)
-    # that inherits a pipe would keep it open and the parent would wait for EOF forever
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        try:
-            rc = subprocess.run(
-                cmd, stdout=out, stderr=err, text=True, timeout=CHILD_TIMEOUT_S, env=env
-            ).returncode
-        except subprocess.TimeoutExpired:
-            return {"error": f"timed out after {CHILD_TIMEOUT_S:.0f} s"}
-        out.seek(0)
-        err.seek(0)
-        proc = argparse.Namespace(stdout=out.read(), stderr=err.read(), returncode=rc)
-    wall = time.perf_counter() - started
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            result: dict[str, Any] = json.loads(line[len("RESULT ") :])
-            result["child_wall_s"] = wall
-            if verbose and proc.stderr.strip():
-                print(proc.stderr.rstrip(), file=sys.stderr)
-            return result
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-15:]
-    return {"error": f"exit {proc.returncode}: " + " | ".join(tail)}
+    return run_child(cmd, CHILD_TIMEOUT_S, verbose)
 
 
 def ms(a: int | None, b: int | None) -> float | None:
