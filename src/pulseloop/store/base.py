@@ -172,7 +172,9 @@ class StoreStats:
     """Pass this as ``steps_since`` next time so each step is counted once."""
 
 
-SCAN_OPEN_STATUSES = ("pending", "capturing")
+SCAN_OPEN_STATUSES = ("pending", "opened", "aligning", "capturing")
+"""A scan that can still take its one upload, in the order of the patient's journey:
+link sent, page opened, camera on and the checks running, filming. Open scans expire."""
 SCAN_TERMINAL_STATUSES = frozenset({"completed", "failed", "expired"})
 
 
@@ -184,7 +186,7 @@ class ScanRecord:
     id: str
     run_id: str
     step: str
-    status: str  # pending | capturing | processing | completed | failed | expired
+    status: str  # one of SCAN_OPEN_STATUSES, processing, or SCAN_TERMINAL_STATUSES
     metadata: str
     result: str | None
     failure_reason: str | None
