@@ -35,8 +35,6 @@ from pulseloop.config import database_url_for
 from pulseloop.durations import format_duration
 from pulseloop.engine.loop import Loop
 from pulseloop.runs import Run
-from pulseloop.server.app import create_app
-from pulseloop.server.serve import free_port, serving
 
 DEFAULT_DEMO_DB = Path(".pulseloop") / "demo.db"
 RUN_TIMEOUT = "1 minute"
@@ -176,6 +174,9 @@ def _fresh_demo_database() -> str:
 async def _run_all(
     loops: list[type[Loop]], url: str, modules: dict[str, ModuleType]
 ) -> list[tuple[Run, str | None]]:
+    from pulseloop.server.app import create_app  # the HTTP stack: only the demo needs it
+    from pulseloop.server.serve import free_port, serving
+
     results: list[tuple[Run, str | None]] = []
     port = free_port()
     public = f"http://127.0.0.1:{port}"

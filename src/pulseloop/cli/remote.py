@@ -9,20 +9,24 @@ printed, not even in errors.
 from __future__ import annotations
 
 import json
-import urllib.error
 import urllib.parse
-import urllib.request
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pulseloop.cli.common import EXIT_FAILED, EXIT_USAGE, CliError
 from pulseloop.runs import Attempt, Run, StepInfo
+
+if TYPE_CHECKING:
+    from urllib.error import HTTPError
 
 TIMEOUT_S = 30.0
 
 
 def get_json(url: str, key: str | None, path: str, params: dict[str, Any] | None = None) -> Any:
     """GET ``url + path`` with the key; the JSON body, or a one-line CliError."""
+    import urllib.error  # http.client, email, ssl: loaded only when --url is used
+    import urllib.request
+
     if not key:
         raise CliError("--url needs an API key: pass --key or set PULSELOOP_API_KEY")
     if not url.startswith(("http://", "https://")):
@@ -42,7 +46,7 @@ def get_json(url: str, key: str | None, path: str, params: dict[str, Any] | None
         raise CliError(f"cannot reach {url}: {reason}; check --url") from None
 
 
-def _api_error(exc: urllib.error.HTTPError) -> CliError:
+def _api_error(exc: HTTPError) -> CliError:
     try:
         message = str(json.loads(exc.read())["message"])
     except (ValueError, KeyError, TypeError):

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -37,11 +38,18 @@ EXIT_REFUSED = 1
 EXIT_UNREADABLE = 2
 
 
+VITALS_EXTRA = "pip install 'pulseloop[vitals]'"
+
+
 def _load_vitals() -> Any:
+    """The vitals engine, or exit 2 with one line naming the extra to install."""
     try:
         import pulseloop.vitals as vitals
     except ImportError as exc:
-        Console(stderr=True).print(f"[red]{exc}[/red]")
+        reason = str(exc)
+        if VITALS_EXTRA not in reason:
+            reason = f"analysing a scan needs the vitals extra: {VITALS_EXTRA} ({reason})"
+        Console(stderr=True).print(f"[red]error:[/red] {escape(reason)}", highlight=False)
         raise typer.Exit(EXIT_UNREADABLE) from exc
     return vitals
 

@@ -36,8 +36,6 @@ from pulseloop.cli.render import console, status_text
 from pulseloop.connectors.facial_scan import scan_url
 from pulseloop.durations import format_duration
 from pulseloop.errors import PulseloopError
-from pulseloop.server.app import create_app
-from pulseloop.server.serve import serving
 
 log = logging.getLogger("pulseloop.cli")
 
@@ -252,6 +250,11 @@ async def _serve(
         await pulse.open()
         async with contextlib.AsyncExitStack() as stack:
             if http is not None:
+                # the HTTP stack (FastAPI, uvicorn, templates) loads only when serving HTTP:
+                # `pulseloop worker` must start fast and run without it
+                from pulseloop.server.app import create_app
+                from pulseloop.server.serve import serving
+
                 served = await stack.enter_async_context(
                     serving(create_app(pulse), host=http[0], port=http[1])
                 )
