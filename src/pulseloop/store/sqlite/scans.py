@@ -110,14 +110,16 @@ def expire_due(conn: sqlite3.Connection, org: str, now: float) -> tuple[int, flo
     marks = ", ".join("?" for _ in SCAN_OPEN_STATUSES)
     rows = conn.execute(
         "UPDATE scans SET status = 'expired', failure_reason = 'expired', updated_at = ?, "
-        f"completed_at = ? WHERE org = ? AND status IN ({marks}) AND expires_at <= ? "
+        f"completed_at = ? WHERE org = ? AND completed_at IS NULL AND status IN ({marks}) "
+        "AND expires_at <= ? "
         f"RETURNING {SCAN_COLUMNS}",
         (now, now, org, *SCAN_OPEN_STATUSES, now),
     ).fetchall()
     for row in rows:
         _signal(conn, scan_from_row(row), now)
     (next_at,) = conn.execute(
-        f"SELECT min(expires_at) FROM scans WHERE org = ? AND status IN ({marks})",
+        "SELECT min(expires_at) FROM scans WHERE org = ? AND completed_at IS NULL "
+        f"AND status IN ({marks})",
         (org, *SCAN_OPEN_STATUSES),
     ).fetchone()
     return len(rows), next_at

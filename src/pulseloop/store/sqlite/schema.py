@@ -77,5 +77,16 @@ def migrate(conn: sqlite3.Connection) -> None:
 
 
 def _statements(sql: str) -> list[str]:
-    lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    """Split a script into statements; a trigger's ``BEGIN ... END;`` body stays whole."""
+    statements: list[str] = []
+    pending = ""
+    for line in sql.splitlines():
+        if line.lstrip().startswith("--"):
+            continue
+        pending += line + "\n"
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        statements.append(pending.strip())
+    return statements

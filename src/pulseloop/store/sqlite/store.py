@@ -145,7 +145,8 @@ class SqliteStore:
                 where.append(f"{column} = ?")
                 params.append(value)
         if before is not None and before_id is not None:
-            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
+            # the leading range keeps this a seek on the index (an OR alone is a walk)
+            where.append("created_at <= ? AND (created_at < ? OR id < ?)")
             params += [before, before, before_id]  # type: ignore[list-item]
         elif before is not None:
             where.append("created_at < ?")
@@ -193,20 +194,28 @@ class SqliteStore:
         now: float,
         run_id: str | None = None,
     ) -> list[RunRecord]:
+        # Two arms, each a range of an index (runs_status_list for queued runs, runs_leased
+        # for expired leases), so a claim reads the ready set only: one OR over both states
+        # walked every run of the org (O(history) per claim). INDEXED BY pins the plan: left
+        # to itself the planner prefers runs_loop_list, which is ordered but holds history.
         marks = ", ".join("?" for _ in loops)
         only = "AND id = ?" if run_id is not None else ""
+        match = f"org = ? AND loop IN ({marks}) {only}"
         sql = (
             "UPDATE runs SET status = 'running', lease_owner = ?, lease_expires_at = ?, "
             "updated_at = ?, started_at = COALESCE(started_at, ?) "
-            "WHERE org = ? AND id IN (SELECT id FROM runs WHERE org = ? "
-            f"AND loop IN ({marks}) {only} AND (status = 'queued' OR "
-            "(status = 'running' AND lease_expires_at < ?)) ORDER BY created_at LIMIT ?) "
+            "WHERE org = ? AND id IN ("
+            "SELECT id FROM (SELECT id FROM runs INDEXED BY runs_status_list "
+            f"WHERE {match} AND status = 'queued' ORDER BY created_at LIMIT ?) "
+            "UNION ALL SELECT id FROM (SELECT id FROM runs INDEXED BY runs_leased "
+            f"WHERE {match} "
+            "AND status = 'running' AND lease_expires_at < ? ORDER BY lease_expires_at "
+            "LIMIT ?) LIMIT ?) "
             f"RETURNING {RUN_COLUMNS}"
         )
-        params: list[Any] = [worker, lease_now + lease_s, now, now, org, org, *loops]
-        if run_id is not None:
-            params.append(run_id)
-        params += [lease_now, limit]
+        arm: list[Any] = [org, *loops] + ([run_id] if run_id is not None else [])
+        params: list[Any] = [worker, lease_now + lease_s, now, now, org]
+        params += [*arm, limit, *arm, lease_now, limit, limit]
 
         def op(conn: sqlite3.Connection) -> list[RunRecord]:
             return [run_from_row(r) for r in conn.execute(sql, params)]
