@@ -327,7 +327,9 @@ class Store(Protocol):
         """Record the run's end (completed or failed) and release it."""
 
     async def release_run(self, lease: Lease, now: float) -> None:
-        """Give a paused run back without changing its status."""
+        """Give the run back at once: a running one is queued again, so any worker claims
+        it now (a graceful stop must not strand it until a lease that was cleared expires);
+        a paused one stays paused."""
 
     async def fire_timers(self, org: str, now: float) -> tuple[int, float | None]:
         """Re-queue waiting runs whose wake time has come and expire open scans past

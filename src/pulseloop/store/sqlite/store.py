@@ -383,7 +383,8 @@ class SqliteStore:
         def op(conn: sqlite3.Connection) -> None:
             _fence(conn, lease, now)
             conn.execute(
-                "UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL WHERE id = ?",
+                "UPDATE runs SET status = CASE status WHEN 'running' THEN 'queued' "
+                "ELSE status END, lease_owner = NULL, lease_expires_at = NULL WHERE id = ?",
                 (lease.run_id,),
             )
 
