@@ -11,6 +11,7 @@ from pulseloop import Event, Loop, Step
 from pulseloop.errors import InvalidRunState, LoopNotFound, RunNotFound
 from pulseloop.testing import FakeClock
 from tests.conftest import AppFactory
+from tests.engine.helpers import idle
 from tests.helpers import eventually, until_status
 
 calls: list[str] = []
@@ -67,7 +68,7 @@ async def test_cancel_a_waiting_run(make_app: AppFactory, clock: FakeClock) -> N
         cancelled = await app.cancel(run.id)
         assert cancelled.status == "cancelled"
         await clock.advance("2 hours")
-        await asyncio.sleep(0.2)
+        await idle(app)
         assert (await app.get_run(run.id)).status == "cancelled"
         with pytest.raises(InvalidRunState, match="cancelled"):
             await app.cancel(run.id)
@@ -81,7 +82,7 @@ async def test_cancel_a_running_run_stops_it(make_app: AppFactory) -> None:
         await eventually(lambda: _true("b" in calls), "step b started")
         await app.cancel(run.id)
         gate.set()
-        await asyncio.sleep(0.2)
+        await idle(app)
         final = await app.get_run(run.id)
     assert final.status == "cancelled"
     assert [s.name for s in final.steps] == ["a"]
@@ -97,7 +98,7 @@ async def test_pause_a_running_run_after_its_step_then_resume(
         await app.pause(run.id)
         gate.set()
         await until_status(app, run.id, "paused")
-        await asyncio.sleep(0.2)
+        await idle(app)
         paused = await app.get_run(run.id)
         assert paused.status == "paused"
         assert [s.name for s in paused.steps] == ["a", "b"]  # the step in hand was kept
@@ -118,7 +119,7 @@ async def test_paused_waiting_run_ignores_its_timer_until_resumed(
         await until_status(app, run.id, "waiting")
         await app.pause(run.id)
         await clock.advance("2 hours")
-        await asyncio.sleep(0.2)
+        await idle(app)
         assert (await app.get_run(run.id)).status == "paused"
         await app.resume(run.id)
         done = await app.wait_for_run(run.id, timeout="20 seconds")

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from pulseloop import App, Event, Loop, Step
 from pulseloop.testing import FakeClock
+from tests.engine.helpers import idle
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20)
@@ -94,12 +95,12 @@ async def _execute(ops: list[tuple[str, Any]], folder: str) -> Any:
     async with App([Program], url, clock=clock, poll_interval=0.02) as app:
         run = await app.trigger("program", body)
         for _ in range(1000):
+            await idle(app)  # all that could run has run: the run is done or parked
             current = await app.get_run(run.id)
             if current.done:
                 return current
-            if current.status == "waiting":
-                await clock.advance("10 hours")
-            await asyncio.sleep(0.005)
+            assert current.status == "waiting", current.status
+            await clock.advance("10 hours")
     raise AssertionError("the program never finished")
 
 

@@ -11,6 +11,7 @@ from pulseloop import Event, Loop, NonRetryableError, Retries, Step
 from pulseloop.errors import PulseloopError
 from pulseloop.testing import FakeClock
 from tests.conftest import AppFactory
+from tests.engine.helpers import idle
 from tests.helpers import eventually, until_status
 
 attempts: list[int] = []
@@ -39,13 +40,13 @@ async def test_retry_waits_on_a_parked_timer_with_backoff(
         assert attempts == [1]
         assert app.worker is not None and app.worker.active == 0
         await clock.advance("9 seconds")
-        await asyncio.sleep(0.2)
+        await idle(app)
         assert attempts == [1]  # not yet due
         await clock.advance("1 second")
         await eventually(lambda: _true(len(attempts) == 2), "second attempt")
         await until_status(app, run.id, "waiting")
         await clock.advance("19 seconds")  # exponential: 20 s before retry 2
-        await asyncio.sleep(0.2)
+        await idle(app)
         assert attempts == [1, 2]
         await clock.advance("1 second")
         done = await app.wait_for_run(run.id, timeout="20 seconds")
@@ -121,6 +122,7 @@ async def test_retry_if_predicate_stops_retries(make_app: AppFactory) -> None:
 
 
 started: list[int] = []
+stopped: list[int] = []
 
 
 class Slow(Loop):
@@ -128,7 +130,11 @@ class Slow(Loop):
         async def hang(ctx: Any) -> str:
             started.append(ctx.attempt)
             if ctx.attempt == 1:
-                await asyncio.Event().wait()  # never finishes on its own
+                try:
+                    await asyncio.Event().wait()  # never finishes on its own
+                except asyncio.CancelledError:
+                    stopped.append(ctx.attempt)
+                    raise
             return "second try"
 
         return await step.do("hang", hang, timeout="1 minute", retries=Retries(limit=1, delay=0))
@@ -138,13 +144,15 @@ async def test_step_timeout_fails_the_attempt_and_retries(
     make_app: AppFactory, clock: FakeClock
 ) -> None:
     started.clear()
+    stopped.clear()
     async with make_app([Slow]) as app:
         run = await app.trigger("slow")
         await eventually(lambda: _true(started == [1]), "first attempt started")
-        await clock.advance("59 seconds")
-        await asyncio.sleep(0.1)
+        await clock.advance("59 seconds")  # a due timeout would have stopped the attempt now
+        assert stopped == []
         assert (await app.get_run(run.id)).status == "running"
         await clock.advance("1 second")
+        await eventually(lambda: _true(stopped == [1]), "the timed-out attempt stopped")
         done = await app.wait_for_run(run.id, timeout="20 seconds")
     assert done.output == "second try"
     first = done.step("hang").attempts[0]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,6 +9,7 @@ from pulseloop import Event, Loop, Step
 from pulseloop.errors import WaitTimeout
 from pulseloop.testing import FakeClock
 from tests.conftest import AppFactory
+from tests.engine.helpers import idle
 from tests.helpers import until_status
 
 
@@ -78,8 +78,8 @@ async def test_wait_timeout_is_catchable_and_replay_does_not_extend_it(
     await clock.advance("30 minutes")
     async with make_app([WaitsForEvent]) as app:
         await app.send_event(run.id, "unrelated", None)  # forces a replay now
-        await asyncio.sleep(0.3)
-        await until_status(app, run.id, "waiting")
+        await idle(app)
+        assert (await app.get_run(run.id)).status == "waiting"
         assert (await app.get_run(run.id)).step("reply").deadline == first_deadline
         await clock.advance("30 minutes")
         done = await app.wait_for_run(run.id, timeout="20 seconds")

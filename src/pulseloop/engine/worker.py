@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import time
@@ -30,7 +31,7 @@ from pulseloop.engine.clock import Clock
 from pulseloop.engine.context import ConnectorFactory
 from pulseloop.engine.execution import Execution, Services
 from pulseloop.engine.loop import Loop, loop_version
-from pulseloop.store.base import History, Lease, RunRecord, Store
+from pulseloop.store.base import History, Lease, RunRecord, Store, WorkerLiveness
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,16 @@ async def wait_event(event: asyncio.Event, timeout_s: float) -> None:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(timeout_s):
             await event.wait()
+
+
+@dataclasses.dataclass(slots=True)
+class _Passes:
+    """One worker loop's passes: how many began and finished, and what the last one found
+    to do (timers fired; runs executing or claimed)."""
+
+    begun: int = 0
+    finished: int = 0
+    found: int = 0
 
 
 class Worker:
@@ -54,7 +65,7 @@ class Worker:
         org: str,
         clock: Clock,
         concurrency: int = 100,
-        lease_s: float = 30.0,
+        lease_s: float = 10.0,
         poll_s: float = 0.5,
         connectors: Mapping[str, ConnectorFactory] | None = None,
         connector_services: Any = None,
@@ -79,11 +90,19 @@ class Worker:
         self._kick = asyncio.Event()
         self._timer_kick = asyncio.Event()
         self._loops: list[asyncio.Task[Any]] = []
+        # for idle(): each loop's passes, and callers waiting for one to finish (none on the
+        # hot path, so a pass costs two counter updates)
+        self._passes = {"claim": _Passes(), "timers": _Passes()}
+        self._pass_waiters: list[asyncio.Future[None]] = []
 
     async def start(self) -> None:
-        """Record the deploy and start claiming."""
+        """Record the deploy, prove this process alive, take over dead workers' runs, and
+        start claiming."""
         for name, version in self.versions.items():
             await self.store.record_deploy(self.org, name, version, self.clock.now())
+        if isinstance(self.store, WorkerLiveness):
+            await self.store.register_worker(self.id)
+            await self.store.reclaim_dead_workers(self.clock.now())
         self._loops = [
             asyncio.create_task(self._claim_loop(), name="pulseloop-claim"),
             asyncio.create_task(self._timer_loop(), name="pulseloop-timers"),
@@ -97,6 +116,10 @@ class Worker:
         for task in self._loops:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for waiter in self._pass_waiters:
+            if not waiter.done():
+                waiter.set_exception(RuntimeError("the worker stopped"))
+        self._pass_waiters.clear()
         in_flight = list(self._active.items())
         for _, task in in_flight:
             task.cancel()
@@ -105,6 +128,8 @@ class Worker:
                 await task
             with contextlib.suppress(BaseException):
                 await self.store.release_run(Lease(run_id, self.id), self.clock.now())
+        if isinstance(self.store, WorkerLiveness):
+            await self.store.unregister_worker(self.id)
 
     def kick(self) -> None:
         """Look for work now (something was queued in this process)."""
@@ -120,6 +145,42 @@ class Worker:
         if task is not None:
             task.cancel()
 
+    async def idle(self) -> None:
+        """Return once the worker has nothing to do: a timer pass found nothing due, then a
+        claim pass found nothing queued, with no run executing, both begun after this call.
+
+        Tests await it to show that nothing happened (after moving a FakeClock, pausing a
+        run, ...) without sleeping. It never returns while runs keep becoming runnable.
+        """
+        while True:
+            # a claim pass that began with no run executing and claimed none: no run of
+            # ours can have re-queued itself after it
+            if (
+                await self._pass("timers", self.timers_changed) == 0
+                and await self._pass("claim", self.kick) == 0
+            ):
+                return
+
+    async def _pass(self, loop: str, wake: Callable[[], None]) -> int:
+        """Wake ``loop`` and wait for a pass of it begun after now; what that pass found."""
+        passes = self._passes[loop]
+        target = passes.begun + 1
+        wake()
+        while passes.finished < target:
+            waiter = asyncio.get_running_loop().create_future()
+            self._pass_waiters.append(waiter)
+            await waiter
+        return passes.found
+
+    def _passed(self, loop: str, found: int) -> None:
+        passes = self._passes[loop]
+        passes.finished, passes.found = passes.begun, found
+        if self._pass_waiters:
+            waiters, self._pass_waiters = self._pass_waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
     @property
     def active(self) -> int:
         """Runs executing right now."""
@@ -129,7 +190,9 @@ class Worker:
     async def _claim_loop(self) -> None:
         while True:
             self._kick.clear()  # every pass: a kick that came meanwhile is handled by it
-            free = self.concurrency - len(self._active)
+            self._passes["claim"].begun += 1
+            busy = len(self._active)
+            free = self.concurrency - busy
             claimed: list[RunRecord] = []
             if free > 0:
                 claimed = await self.store.claim_runs(
@@ -138,6 +201,7 @@ class Worker:
                 )  # fmt: skip
                 for run in claimed:
                     self._start(run)
+            self._passed("claim", busy + len(claimed))  # idle: none was running, none claimed
             if claimed and len(claimed) == free:
                 continue
             await wait_event(self._kick, self.poll_s)
@@ -145,9 +209,11 @@ class Worker:
     async def _timer_loop(self) -> None:
         while True:
             self._timer_kick.clear()
+            self._passes["timers"].begun += 1
             fired, next_at = await self.store.fire_timers(self.org, self.clock.now())
             if fired:
                 self.kick()
+            self._passed("timers", fired)
             waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._timer_kick.wait())}
             if next_at is not None:
                 delay = max(0.0, next_at - self.clock.now())
@@ -161,6 +227,12 @@ class Worker:
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.lease_s / 3)
+            if isinstance(self.store, WorkerLiveness):
+                try:  # a worker beside this one died: its runs move now, not at lease end
+                    if await self.store.reclaim_dead_workers(self.clock.now()):
+                        self.kick()
+                except Exception:
+                    log.exception("looking for dead workers failed; will retry")
             if not self._active:
                 continue
             try:
