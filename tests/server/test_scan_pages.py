@@ -114,7 +114,8 @@ async def test_status_moves_from_pending_to_capturing(served: Served) -> None:
     _, path = await served.provision()
     status = await served.client.get(path + "/status")
     assert status.json() == {
-        "status": "pending", "failure_reason": None, "failure_message": None, "vitals": None,
+        "status": "pending", "failure_reason": None, "failure_message": None,
+        "failure_tip": None, "vitals": None,
     }  # fmt: skip
     capturing = await served.client.post(path + "/capturing")
     assert capturing.status_code == 200 and capturing.json() == {"status": "capturing"}
@@ -160,8 +161,11 @@ async def test_a_refused_scan_shows_the_reason_and_no_retry(served: Served) -> N
     assert status["status"] == "failed" and status["failure_reason"] == "no_face"
     assert status["vitals"] is None and "face" in status["failure_message"]
     page = await served.client.get(path, headers=HTML)
-    assert "We couldn't measure your vitals" in html.unescape(page.text)
-    assert "can't be used for another scan" in html.unescape(page.text)
+    text = html.unescape(page.text)
+    assert "We couldn't measure your vitals" in text
+    assert "This link has now been used" in text and "When you scan again:" in text
+    failed = text[text.index('id="screen-failed"') : text.index('id="screen-ended"')]
+    assert "try again" not in failed.lower()  # no "try again" on a link that cannot
 
 
 # ---- bad uploads leave the link usable --------------------------------------------------

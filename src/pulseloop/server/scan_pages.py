@@ -1,9 +1,15 @@
-"""The patient's scan link: the capture page, the trace upload and the status poll.
+"""The patient's scan link: the capture page, its progress reports, the upload, the status.
 
     GET  /s/{token}            the capture page (or the scan's status, once uploaded)
-    POST /s/{token}/capturing  the page started filming          -> 200 {"status"}
+    POST /s/{token}/progress   {"status": "opened"|"aligning"|"capturing"}
+                               -> 200 {"status", "expires_in_s"}
+    POST /s/{token}/capturing  the page started filming (older pages; = progress capturing)
+    POST /s/{token}/abandon    {"reason", "tried_s", "failing_s"}: the checks never passed,
+                               the scan fails with that reason -> 200 like /status
     POST /s/{token}/trace      the colour trace (docs/vitals.md) -> 202 {"status": "processing"}
-    GET  /s/{token}/status     {"status", "failure_reason", "failure_message", "vitals"}
+    GET  /s/{token}/status     {"status", "failure_reason", "failure_message", "failure_tip",
+                                "vitals"}
+    GET  /s/, /scan-privacy    an incomplete link (404 page); the built-in privacy notice
 
 The token is the only credential and appears only in the path; nothing here logs it.
 Errors are raised as ``PulseloopError``s and rendered by :mod:`pulseloop.server.errors`.
@@ -11,32 +17,98 @@ Errors are raised as ``PulseloopError``s and rendered by :mod:`pulseloop.server.
 
 from __future__ import annotations
 
+import json
+import os
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from pulseloop.errors import ScanNotFound
+from pulseloop.connectors.facial_scan import ScanView
+from pulseloop.errors import InvalidRequest, ScanNotFound
 from pulseloop.server.pages import render_page
-from pulseloop.server.scan_service import UPLOADED_STATUSES, ScanPort, ScanState
+from pulseloop.server.scan_service import (
+    UPLOADED_STATUSES,
+    Clinics,
+    ScanJourney,
+    ScanPort,
+    ScanState,
+)
 from pulseloop.server.security import CAPTURE_PAGE_POLICY
 from pulseloop.server.upload import read_body_limited
 
 DEFAULT_CAPTURE_S = 30
 MIN_CAPTURE_S = 10  # the analysis refuses scans shorter than this (`too_short`)
 MAX_CAPTURE_S = 60
+MAX_REPORT_BYTES = 4 * 1024
 # Tokens are URL-safe base64 (secrets.token_urlsafe); anything else cannot be a link we made,
 # so it is refused without a database lookup.
 _TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,200}")
 
 _GENERIC_FAILURE = "The scan could not be measured."
 
+PATIENT_FAILURES: dict[str, tuple[str, str]] = {
+    "no_face": (
+        "The camera couldn't find your face.",
+        "Hold the phone upright at arm's length, straight in front of your face, with your "
+        "whole face inside the oval.",
+    ),
+    "too_dark": (
+        "It was too dark for the camera to see your face clearly.",
+        "Face a window or a lamp so your face is evenly lit.",
+    ),
+    "too_bright": (
+        "Your face was too brightly lit for the camera.",
+        "Move out of direct sunlight or away from the lamp.",
+    ),
+    "face_too_small": (
+        "Your face was too far from the camera.",
+        "Hold the phone closer, about 30 cm (one foot) from your face, so your face fills "
+        "the oval.",
+    ),
+    "face_too_close": (
+        "The phone was too close to your face.",
+        "Hold the phone a little further away so your whole face fits inside the oval.",
+    ),
+    "face_not_centred": (
+        "Your face wasn't in the middle of the picture.",
+        "Hold the phone straight in front of your face, with your face inside the oval.",
+    ),
+    "face_lost": (
+        "Your face left the picture during the scan.",
+        "Keep your whole face inside the oval until the progress bar is full.",
+    ),
+    "too_much_motion": (
+        "You or the phone moved too much during the scan.",
+        "Sit down, rest your arms on a table and stay still while scanning.",
+    ),
+    "low_frame_rate": (
+        "The camera sent too few pictures per second.",
+        "Close other apps and browser tabs before you start.",
+    ),
+    "too_short": (
+        "The scan was too short.",
+        "Keep still until the progress bar is full.",
+    ),
+    "weak_signal": (
+        "The signal from your skin was too weak to measure.",
+        "Use bright, even light on your face and stay still.",
+    ),
+}
+"""Per failure code: what happened, and what to do next time, for the patient. Kept apart
+from ``pulseloop.vitals.FAILURE_MESSAGES`` (which say "try again") because on this page the
+link is used up: trying again needs a new link, and the page says so once."""
+
 
 def failure_message(reason: str | None) -> str | None:
-    """The plain-words text for a failure code (``docs/vitals.md``), or None."""
+    """What happened, in plain words, for a failure code; None when there is none."""
     if reason is None:
         return None
+    if reason in PATIENT_FAILURES:
+        return PATIENT_FAILURES[reason][0]
     try:
         from pulseloop.vitals.quality import FAILURE_MESSAGES, FailureReason
     except ImportError:  # the server can run without the vitals extra (API clients only)
@@ -47,12 +119,18 @@ def failure_message(reason: str | None) -> str | None:
         return _GENERIC_FAILURE
 
 
+def failure_tip(reason: str | None) -> str | None:
+    """What to do differently next time, when there is something to do."""
+    return PATIENT_FAILURES[reason][1] if reason in PATIENT_FAILURES else None
+
+
 def status_json(view: ScanState) -> dict[str, Any]:
-    """What the page polls: status, failure reason and message, vitals once completed."""
+    """What the page polls: status, failure reason and words, vitals once completed."""
     return {
         "status": view.status,
         "failure_reason": view.failure_reason,
         "failure_message": failure_message(view.failure_reason),
+        "failure_tip": failure_tip(view.failure_reason),
         "vitals": view.vitals if view.status == "completed" else None,
     }
 
@@ -64,33 +142,114 @@ def capture_seconds(raw: str | None) -> int:
     return max(MIN_CAPTURE_S, min(MAX_CAPTURE_S, int(raw)))
 
 
+@dataclass(frozen=True, slots=True)
+class PageTiming:
+    """How long the page lets a patient try before it helps, and before it gives up.
+
+    From ``PULSELOOP_SCAN_HELP_AFTER_S`` / ``_GIVE_UP_AFTER_S`` / ``_HEARTBEAT_S`` (tests
+    shorten them; a clinic may lengthen them), read once when the routes are built.
+    """
+
+    help_after_s: float = 20.0
+    """Seconds of failing checks before the page shows help for the failing check."""
+    give_up_after_s: float = 60.0
+    """Seconds of failing checks before the scan fails with that check's reason."""
+    heartbeat_s: float = 5.0
+    """While filming, the page asks the server this often whether the link still works."""
+    upload_margin_s: float = 10.0
+    """Time the link must have left after the capture, for the upload."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> PageTiming:
+        """Defaults overridden by ``PULSELOOP_SCAN_*`` variables (ValueError if bad)."""
+        env = os.environ if environ is None else environ
+        default = cls()
+        values = {
+            "help_after_s": _env_seconds(env, "PULSELOOP_SCAN_HELP_AFTER_S", default.help_after_s),
+            "give_up_after_s": _env_seconds(
+                env, "PULSELOOP_SCAN_GIVE_UP_AFTER_S", default.give_up_after_s
+            ),
+            "heartbeat_s": _env_seconds(env, "PULSELOOP_SCAN_HEARTBEAT_S", default.heartbeat_s),
+        }
+        if values["give_up_after_s"] <= values["help_after_s"]:
+            raise ValueError(
+                "PULSELOOP_SCAN_GIVE_UP_AFTER_S must be longer than PULSELOOP_SCAN_HELP_AFTER_S"
+            )
+        return cls(**values)
+
+
+def _env_seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0.5 <= value <= 600:
+        raise ValueError(f"{name}={raw!r} must be seconds between 0.5 and 600")
+    return value
+
+
 def build_router(service: ScanPort, *, max_trace_bytes: int) -> APIRouter:
     """The ``/s/{token}`` routes, calling ``service``."""
     router = APIRouter()
+    journey = ScanJourney(service.app)
+    clinics = Clinics.from_env()
+    timing = PageTiming.from_env()
 
     def checked(token: str) -> str:
         if not _TOKEN_PATTERN.fullmatch(token):
             raise ScanNotFound("this scan link does not exist; check the link you were sent")
         return token
 
+    @router.get("/s", include_in_schema=False)
+    @router.get("/s/", include_in_schema=False)
+    async def incomplete_link() -> None:
+        raise ScanNotFound("this scan link is incomplete; open the whole link you were sent")
+
+    @router.get("/scan-privacy", response_class=HTMLResponse, include_in_schema=False)
+    async def privacy_page(request: Request) -> HTMLResponse:
+        return render_page(request, "scan_privacy.html", {})
+
     @router.get("/s/{token}", response_class=HTMLResponse, include_in_schema=False)
     async def capture_page(token: str, request: Request) -> HTMLResponse:
-        view = await service.by_token(checked(token))
+        record = await journey.open(checked(token))
+        view = ScanView.of(record)
         context = {
             "scan": status_json(view),
             "uploaded": view.status in UPLOADED_STATUSES,
             "seconds": capture_seconds(request.query_params.get("seconds")),
             "base": f"/s/{token}",
+            "clinic": clinics.for_org(record.org),
+            "timing": timing,
+            "expires_in_s": round(journey.expires_in_s(record), 1),
         }
         page = render_page(request, "capture.html", context)
         if not context["uploaded"]:  # only the filming page runs MediaPipe
             page.headers["Content-Security-Policy"] = CAPTURE_PAGE_POLICY
         return page
 
+    @router.post("/s/{token}/progress", include_in_schema=False)
+    async def progress(token: str, request: Request) -> JSONResponse:
+        checked(token)
+        report = await _json_body(request)
+        record = await journey.report(token, str(report.get("status", "")))
+        return JSONResponse(
+            {"status": record.status, "expires_in_s": round(journey.expires_in_s(record), 1)}
+        )
+
     @router.post("/s/{token}/capturing", include_in_schema=False)
     async def capturing(token: str) -> JSONResponse:
-        view = await service.mark_capturing(checked(token))
-        return JSONResponse({"status": view.status})
+        record = await journey.report(checked(token), "capturing")
+        return JSONResponse({"status": record.status})
+
+    @router.post("/s/{token}/abandon", include_in_schema=False)
+    async def abandon(token: str, request: Request) -> JSONResponse:
+        checked(token)
+        report = await _json_body(request)
+        record = await journey.give_up(token, str(report.get("reason", "")), report)
+        return JSONResponse(status_json(ScanView.of(record)))
 
     @router.post("/s/{token}/trace", include_in_schema=False)
     async def upload_trace(token: str, request: Request) -> JSONResponse:
@@ -106,3 +265,15 @@ def build_router(service: ScanPort, *, max_trace_bytes: int) -> APIRouter:
         return JSONResponse(status_json(view))
 
     return router
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    """A small JSON object body (a page's report), or InvalidRequest."""
+    body = await read_body_limited(request, MAX_REPORT_BYTES)
+    try:
+        parsed = json.loads(body or b"{}")
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise InvalidRequest("the body must be a JSON object", "body")
+    return parsed

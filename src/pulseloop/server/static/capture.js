@@ -11,6 +11,14 @@
  *   - the detection loop runs MediaPipe face detection as often as a time budget allows
  *     and moves the face box *target*; the frame loop glides the box towards it, so the
  *     regions stay on the same patch of skin instead of jumping with detector jitter.
+ *
+ * The page always ends. While the checks fail, it counts the time each failing check held
+ * the capture back: after HELP_AFTER it shows help for the check that failed most, after
+ * GIVE_UP_AFTER it ends the scan with that check's reason (POST /abandon), which wakes the
+ * clinic's run. It reports where the patient is (opened, aligning, capturing) so the clinic
+ * can tell "never opened" from "stuck on the checks", and it never films into a dead link:
+ * it knows when the link expires (by the server's clock), refuses to start a capture that
+ * could not finish in time, and asks the server while filming whether the link still works.
  * See docs/scan-page.md for the flow and the face-box mapping.
  */
 (() => {
@@ -21,6 +29,16 @@
   const BASE = root.dataset.base;
   const CAPTURE_S = Number(root.dataset.seconds) || 30;
   const VENDOR = root.dataset.vendor;
+  const seconds = (name, fallback) => {
+    const value = Number(root.dataset[name]);
+    return (Number.isFinite(value) && value > 0 ? value : fallback) * 1000;
+  };
+  const HELP_AFTER_MS = seconds("helpAfter", 20);
+  const GIVE_UP_AFTER_MS = seconds("giveUpAfter", 60);
+  const HEARTBEAT_MS = seconds("heartbeat", 5);
+  const UPLOAD_MARGIN_MS = seconds("uploadMargin", 10);
+  // The link's end on this page's clock: the server said how many seconds were left.
+  let linkEndsAt = performance.now() + Number(root.dataset.expiresIn || 3600) * 1000;
 
   // Regions as fractions [x0, y0, x1, y1] of a Haar-like face box (docs/vitals.md).
   const REGIONS = {
@@ -43,14 +61,28 @@
   const BOX_GLIDE = 0.15; // per frame, how far the box moves towards the detected target
   const BOX_DEADBAND = 0.03; // target moves smaller than this (face widths) are ignored
   const UPLOAD_DELAYS_MS = [1000, 2000, 4000, 8000, 15000];
+  const GIVE_UP_DELAYS_MS = [1000, 2000, 4000];
   const POLL_MS = 1000;
+  const MAX_FRAME_GAP_MS = 250; // a longer gap (page hidden, tab asleep) is not counted as trying
+  const HINT_SETTLE_MS = 700; // a new hint must hold this long before it is shown and announced
+  const SCENE_EVERY_MS = 500; // how often the whole frame's brightness is measured
+  const DARK_SCENE_LUMA = 40; // below: "too dark" rather than "no face" (vitals MIN_BRIGHTNESS)
+  // Thresholds with hysteresis (enter, leave) so a check does not flicker at its edge.
+  const CENTRED = [0.15, 0.19]; // |dx| of the face centre, fraction of the frame width
+  const NEAR_MIN = [0.2, 0.18]; // face width / frame width
+  const NEAR_MAX = [0.8, 0.85];
+  const STILL = [0.3, 0.45]; // face widths per second
 
   const $ = (id) => document.getElementById(id);
   const video = $("video");
   const prompt = $("prompt");
+  const heading = $("camera-heading");
   const progress = $("progress");
   const progressFill = $("progress-fill");
   const progressLabel = $("progress-label");
+
+  const msLeft = () => linkEndsAt - performance.now();
+  const captureNeedsMs = () => CAPTURE_S * 1000 + UPLOAD_MARGIN_MS;
 
   // ---- screens --------------------------------------------------------------------------
   function show(screen, state) {
@@ -58,20 +90,92 @@
       section.hidden = section.id !== "screen-" + screen;
     }
     root.dataset.state = state || screen;
-    const heading = $("screen-" + screen).querySelector("h1");
-    if (heading) heading.focus();
-  }
-
-  function problem(text, canRetry) {
-    stopCamera();
-    $("problem-text").textContent = text;
-    $("retry").hidden = !canRetry;
-    show("problem");
+    const title = $("screen-" + screen).querySelector("h1");
+    if (title) title.focus();
   }
 
   function setText(element, text) {
     if (element.textContent !== text) element.textContent = text;
   }
+
+  /** A problem the patient can fix; "Try again" only while the link can still take a scan. */
+  function problem(text, canRetry) {
+    stopCamera();
+    phase = "stopped";
+    if (canRetry && msLeft() < captureNeedsMs()) {
+      linkEnded("soon");
+      return;
+    }
+    $("problem-text").textContent = text;
+    $("retry").hidden = !canRetry;
+    show("problem");
+  }
+
+  const ENDED_TEXT = {
+    expired: "Scan links only work for a limited time, and this one has run out.",
+    during:
+      "This link ran out while you were scanning, so the scan could not be used. " +
+      "You don't need to do anything on this page.",
+    soon:
+      "This link runs out too soon to finish a scan: a scan takes about " +
+      CAPTURE_S +
+      " seconds.",
+    gone: "This link can't be used any more.",
+  };
+
+  /** The link is dead (or about to be): say so once, with no way to film into it. */
+  function linkEnded(kind) {
+    stopCamera();
+    phase = "stopped";
+    setText($("ended-heading"), kind === "soon" ? "This link is about to expire" : "This scan link has expired");
+    setText($("ended-text"), ENDED_TEXT[kind] || ENDED_TEXT.expired);
+    show("ended");
+  }
+
+  // ---- talking to the server --------------------------------------------------------------
+  async function post(path, body) {
+    return fetch(BASE + path, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify(body || {}),
+      cache: "no-store",
+    });
+  }
+
+  /** Tell the server where the patient is; returns the scan's status, or null. */
+  async function report(status) {
+    let response = null;
+    try {
+      response = await post("/progress", { status });
+    } catch (error) {
+      return null; // offline for a moment: the report is informational
+    }
+    if (response.status === 410 || response.status === 404) return "expired";
+    if (!response.ok) return null;
+    const body = await response.json().catch(() => null);
+    if (!body) return null;
+    if (typeof body.expires_in_s === "number") {
+      linkEndsAt = performance.now() + body.expires_in_s * 1000;
+    }
+    return body.status;
+  }
+
+  /** What the server says about the link right now: "open", "expired", or a scan status. */
+  async function linkState() {
+    try {
+      const response = await fetch(BASE + "/status", {
+        headers: { Accept: "application/json" },
+        cache: "no-store",
+      });
+      if (response.status === 410 || response.status === 404) return { state: "expired" };
+      if (!response.ok) return { state: "open" };
+      const scan = await response.json();
+      return { state: OPEN_STATUSES.has(scan.status) ? "open" : scan.status, scan };
+    } catch (error) {
+      return { state: "open" }; // cannot tell: let the patient try
+    }
+  }
+  const OPEN_STATUSES = new Set(["pending", "opened", "aligning", "capturing"]);
 
   // ---- camera ---------------------------------------------------------------------------
   let stream = null;
@@ -96,6 +200,10 @@
 
   async function startCamera() {
     $("start").disabled = true;
+    if (msLeft() < captureNeedsMs()) {
+      linkEnded("soon");
+      return;
+    }
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
       problem(
         "This browser can't use the camera. Open the link in Safari or Chrome " +
@@ -104,8 +212,10 @@
       );
       return;
     }
-    show("camera");
+    show("camera", "camera");
+    setText(heading, "Starting the camera");
     setText(prompt, "Starting the camera…");
+    $("help").hidden = true;
     try {
       stream = await navigator.mediaDevices.getUserMedia({
         audio: false,
@@ -151,7 +261,7 @@
     }
     running = true;
     const current = ++generation;
-    resetCapture();
+    startAligning();
     scheduleFrame(current);
     detectLoop(current);
   }
@@ -172,10 +282,36 @@
     video.srcObject = null;
   }
 
+  // Fixed exposure and white balance while filming, where the camera allows it: automatic
+  // exposure hunting changes the skin's brightness by far more than the pulse does.
+  // (The trace schema has no field for this yet; it is shown on the root for tests/support.)
+  async function lockCamera(lock) {
+    const track = stream && stream.getVideoTracks()[0];
+    const caps = track && track.getCapabilities ? track.getCapabilities() : {};
+    const wanted = {};
+    const modes = { exposureMode: caps.exposureMode, whiteBalanceMode: caps.whiteBalanceMode };
+    for (const [name, supported] of Object.entries(modes)) {
+      const mode = lock ? "manual" : "continuous";
+      if (Array.isArray(supported) && supported.includes(mode)) wanted[name] = mode;
+    }
+    let got = "unsupported";
+    if (Object.keys(wanted).length) {
+      try {
+        await track.applyConstraints({ advanced: [wanted] });
+        const settings = track.getSettings();
+        got = lock && settings.exposureMode === "manual" ? "locked" : "auto";
+      } catch (error) {
+        got = "refused";
+      }
+    }
+    if (lock) root.dataset.cameraLock = got;
+  }
+
   // ---- face detection -------------------------------------------------------------------
   let target = null; // latest detected Haar-like box [x, y, w, h], or null when no face
   let box = null; // the smoothed box the regions are taken from
   let lastDetectionAt = 0;
+  let detected = false; // the detector has answered at least once since the camera started
   let faceMissingSince = null; // performance.now() of the first detection without a face
   let speed = 0; // smoothed head speed, face widths per second
 
@@ -195,6 +331,7 @@
     const now = performance.now();
     const width = video.videoWidth;
     const height = video.videoHeight;
+    detected = true;
     let best = null;
     for (const detection of results.detections || []) {
       const b = detection.boundingBox;
@@ -250,59 +387,159 @@
   // ---- checks ---------------------------------------------------------------------------
   const checkItems = {};
   for (const item of root.querySelectorAll("[data-check]")) checkItems[item.dataset.check] = item;
+  const passing = { found: false, centred: false, near: false, still: false, lit: false };
 
-  function showCheck(name, ok, text) {
+  /** A check with hysteresis: it passes below `enter`, and fails again only past `leave`. */
+  function within(name, value, [enter, leave], below) {
+    const limit = passing[name] ? leave : enter;
+    return below ? value < limit : value > limit;
+  }
+
+  function showCheck(name, ok) {
+    passing[name] = ok;
     const item = checkItems[name];
     const value = ok ? "true" : "false";
-    if (item.dataset.ok !== value) item.dataset.ok = value;
-    setText(item.querySelector(".text"), text);
+    if (item.dataset.ok === value) return;
+    item.dataset.ok = value;
+    setText(item.querySelector("[data-said]"), ok ? ": yes" : ": not yet");
   }
 
   let lighting = { luma: null, balance: null };
+  let sceneLuma = null; // whole-frame brightness while no face is found
+  let sceneMeasuredAt = 0;
+  const sceneCanvas = document.createElement("canvas");
+  sceneCanvas.width = 32;
+  sceneCanvas.height = 24;
+  const sceneContext = sceneCanvas.getContext("2d", { willReadFrequently: true, alpha: false });
 
-  function evaluateChecks() {
+  function measureScene(now) {
+    if (now - sceneMeasuredAt < SCENE_EVERY_MS) return;
+    sceneMeasuredAt = now;
+    sceneContext.drawImage(video, 0, 0, 32, 24);
+    const data = sceneContext.getImageData(0, 0, 32, 24).data;
+    let sum = 0;
+    for (let i = 0; i < data.length; i += 4) sum += luma([data[i], data[i + 1], data[i + 2]]);
+    sceneLuma = sum / (data.length / 4);
+  }
+
+  /**
+   * The checks of the current frame, and `blocking`: the reason filming cannot start (the
+   * first failing one of found, near, centred), or null when it can.
+   */
+  function evaluateChecks(now) {
     const width = video.videoWidth;
     const height = video.videoHeight;
     const found = target !== null;
-    const result = { found, centred: false, near: false, still: false, lit: false };
-    showCheck("found", found, found ? "Face found" : "Looking for your face");
+    showCheck("found", found);
     if (!found) {
-      showCheck("centred", false, "Face centred");
-      showCheck("near", false, "Close enough");
-      showCheck("still", false, "Holding still");
-      showCheck("lit", false, "Evenly lit");
-      return result;
+      for (const name of ["centred", "near", "still", "lit"]) showCheck(name, false);
+      measureScene(now);
+      const dark = sceneLuma !== null && sceneLuma < DARK_SCENE_LUMA;
+      return { found, blocking: dark ? "too_dark" : "no_face" };
     }
     const [x, y, w, h] = target;
-    const dx = (x + w / 2) / width - 0.5;
-    const dy = (y + h / 2) / height - 0.5;
-    result.centred = Math.abs(dx) < 0.15 && Math.abs(dy) < 0.2;
-    showCheck(
-      "centred",
-      result.centred,
-      result.centred ? "Face centred" : "Move your face to the middle of the oval",
-    );
+    const dx = Math.abs((x + w / 2) / width - 0.5);
+    const dy = Math.abs((y + h / 2) / height - 0.5);
+    const centred = within("centred", Math.max(dx, dy * 0.75), CENTRED, true);
+    showCheck("centred", centred);
     const size = w / width;
-    result.near = size >= 0.2 && size <= 0.8;
-    showCheck(
-      "near",
-      result.near,
-      size < 0.2
-        ? "Bring the phone closer"
-        : size > 0.8
-          ? "Move the phone a little further away"
-          : "Close enough",
-    );
-    result.still = speed < 0.3;
-    showCheck("still", result.still, result.still ? "Holding still" : "Hold still");
-    const { luma, balance } = lighting;
-    let litText = "Evenly lit";
-    if (luma !== null && luma < 50) litText = "Too dark: face a window or a lamp";
-    else if (luma !== null && luma > 225) litText = "Too bright: move out of direct light";
-    else if (balance !== null && balance > 0.25) litText = "Uneven light: turn to face the light";
-    result.lit = litText === "Evenly lit";
-    showCheck("lit", result.lit, litText);
-    return result;
+    const notTooSmall = within("near", size, NEAR_MIN, false);
+    const notTooBig = size < (passing.near ? NEAR_MAX[1] : NEAR_MAX[0]);
+    showCheck("near", notTooSmall && notTooBig);
+    showCheck("still", within("still", speed, STILL, true));
+    const { luma: faceLuma, balance } = lighting;
+    const lit =
+      faceLuma === null ||
+      (faceLuma >= 50 && faceLuma <= 225 && (balance === null || balance <= 0.25));
+    showCheck("lit", lit);
+    let blocking = null;
+    if (!notTooSmall) blocking = "face_too_small";
+    else if (!notTooBig) blocking = "face_too_close";
+    else if (!centred) blocking = "face_not_centred";
+    return { found, blocking };
+  }
+
+  // ---- guidance: one hint at a time, help after a while, and an end ------------------------
+  const HINTS = {
+    no_face: "Looking for your face. Hold the phone in front of your face.",
+    too_dark: "It's too dark to see your face. Face a window or a lamp.",
+    face_too_small: "Bring the phone closer to your face.",
+    face_too_close: "Move the phone a little further away.",
+    face_not_centred: "Move your face to the middle of the oval.",
+    aligned: "Good. Hold still, the scan is about to start.",
+    capturing: "Scanning. Hold still and keep your face in the oval.",
+  };
+  const HELP = {
+    no_face:
+      "We can't see a face yet. Check that nothing covers the front camera (the small lens " +
+      "above the screen), hold the phone upright at eye level, about 30 cm away, and look at " +
+      "the screen.",
+    too_dark:
+      "It's too dark for the camera. Turn on a light or sit facing a window, so the light " +
+      "falls on your face, not behind you.",
+    face_too_small:
+      "Your face looks small to the camera. Bend your elbows and bring the phone to about " +
+      "30 cm (one foot) from your face, until your face fills the oval.",
+    face_too_close:
+      "The phone is too close. Hold it further away, about 30 cm (one foot), so your whole " +
+      "face, from forehead to chin, fits inside the oval.",
+    face_not_centred:
+      "Your face is near the edge of the picture. Hold the phone straight in front of your " +
+      "face and move it until your face sits inside the oval.",
+  };
+
+  let phase = "idle"; // idle -> aligning -> capturing -> uploading | stopped
+  let hintShown = null;
+  let hintWanted = null;
+  let hintSince = 0;
+  let tryingMs = 0; // time the checks held filming back, since the camera started
+  let failingMs = {}; // that time per reason
+  let helpFor = null;
+  let lastFrameAt = null;
+
+  /** Show `key`'s hint once it has been wanted for HINT_SETTLE_MS (`now` null: at once). */
+  function hint(key, now) {
+    if (key !== hintWanted) {
+      hintWanted = key;
+      hintSince = now === null ? -Infinity : now;
+    }
+    if (key === hintShown) return;
+    if (now !== null && now - hintSince < HINT_SETTLE_MS) return;
+    hintShown = key;
+    setText(prompt, HINTS[key] || key);
+  }
+
+  /** Say `text` now (an event such as a restart), until the next hint replaces it. */
+  function say(text) {
+    hintShown = text;
+    hintWanted = text;
+    setText(prompt, text);
+  }
+
+  function mostFailing() {
+    let best = null;
+    for (const [reason, ms] of Object.entries(failingMs)) {
+      if (best === null || ms > failingMs[best]) best = reason;
+    }
+    return best || "no_face";
+  }
+
+  /** Count this frame's time against the reason filming cannot start; help, then end. */
+  function struggle(blocking, dt) {
+    if (!blocking || !detected) return;
+    tryingMs += dt;
+    failingMs[blocking] = (failingMs[blocking] || 0) + dt;
+    const reason = mostFailing();
+    if (tryingMs >= GIVE_UP_AFTER_MS) {
+      giveUp(reason);
+      return;
+    }
+    if (tryingMs >= HELP_AFTER_MS && reason !== helpFor) {
+      helpFor = reason;
+      setText($("help-text"), HELP[reason]);
+      $("help").hidden = false;
+      root.dataset.help = reason;
+    }
   }
 
   // ---- sampling -------------------------------------------------------------------------
@@ -366,16 +603,28 @@
   const luma = ([r, g, b]) => 0.299 * r + 0.587 * g + 0.114 * b;
 
   // ---- capture --------------------------------------------------------------------------
-  let phase = "aligning"; // aligning -> capturing -> uploading
   let alignedSince = null;
   let frames = [];
   let frameSize = null; // [width, height] of the frames of this capture
   let firstT = null;
   let lastT = null;
-  let announcedCapturing = false;
   let lastLabelSecond = -1;
+  let heartbeatAt = 0;
+
+  /** The camera is on and the detector ready: the checks run until filming can start. */
+  function startAligning() {
+    tryingMs = 0;
+    failingMs = {};
+    helpFor = null;
+    detected = false;
+    lastFrameAt = null;
+    hintShown = null;
+    hintWanted = null;
+    resetCapture(null);
+  }
 
   function resetCapture(message) {
+    const wasCapturing = phase === "capturing";
     phase = "aligning";
     alignedSince = null;
     frames = [];
@@ -385,7 +634,19 @@
     lastLabelSecond = -1;
     setProgress(0);
     root.dataset.state = "aligning";
-    setText(prompt, message || "Fit your face inside the oval and hold still.");
+    setText(heading, "Line up your face");
+    if (message) say(message);
+    else hint("no_face", null);
+    if (wasCapturing) lockCamera(false);
+    report("aligning").then(onReported);
+  }
+
+  function onReported(status) {
+    if (status === "expired") {
+      linkEnded(phase === "capturing" ? "during" : "expired");
+    } else if (status && !OPEN_STATUSES.has(status) && phase !== "uploading") {
+      linkEnded("gone"); // another tab uploaded or ended this link
+    }
   }
 
   function setProgress(elapsed) {
@@ -399,6 +660,22 @@
     }
   }
 
+  function startCapturing(width, height, now) {
+    if (msLeft() < captureNeedsMs()) {
+      linkEnded("soon"); // the link would die before the trace could be sent
+      return false;
+    }
+    phase = "capturing";
+    root.dataset.state = "capturing";
+    frameSize = [width, height];
+    heartbeatAt = now + HEARTBEAT_MS;
+    setText(heading, "Scanning");
+    hint("capturing", null);
+    lockCamera(true);
+    report("capturing").then(onReported);
+    return true;
+  }
+
   function onFrame(tMs) {
     if (!running) return;
     const width = video.videoWidth;
@@ -409,6 +686,12 @@
       for (let i = 0; i < 4; i++) box[i] += (target[i] - box[i]) * BOX_GLIDE;
     }
     const now = performance.now();
+    const dt = lastFrameAt === null ? 0 : Math.min(now - lastFrameAt, MAX_FRAME_GAP_MS);
+    lastFrameAt = now;
+    if (msLeft() <= 0) {
+      linkEnded(phase === "capturing" ? "during" : "expired");
+      return;
+    }
     const missingFor = faceMissingSince === null ? 0 : now - faceMissingSince;
     if (missingFor > FACE_HOLD_MS) target = null; // gone, not a blip: frames carry no face
     const regions = box && target ? sampleRegions(box, width, height) : null;
@@ -418,28 +701,26 @@
       const right = luma(regions.right_cheek);
       lighting = { luma: face, balance: Math.abs(left - right) / Math.max(left, right, 1) };
     }
-    const checks = evaluateChecks();
+    const checks = evaluateChecks(now);
+    const blocking = checks.blocking || (checks.found && !regions ? "face_not_centred" : null);
 
     if (phase === "aligning") {
-      const aligned = checks.found && checks.centred && checks.near && regions !== null;
-      if (!aligned) {
+      if (!detected) return; // the detector has not looked yet: nothing to say
+      if (blocking) {
         alignedSince = null;
+        hint(blocking, now);
+        struggle(blocking, dt);
         return;
       }
+      hint("aligned", now);
       if (alignedSince === null) alignedSince = now;
       if (now - alignedSince < ALIGNED_BEFORE_START_MS) return;
-      phase = "capturing";
-      root.dataset.state = "capturing";
-      frameSize = [width, height];
-      setText(prompt, "Scanning. Hold still and keep your face in the oval.");
-      if (!announcedCapturing) {
-        announcedCapturing = true;
-        postCapturing();
-      }
+      if (!startCapturing(width, height, now)) return;
     }
     if (phase !== "capturing") return;
 
     if (missingFor > FACE_LOST_RESTART_MS) {
+      tryingMs += FACE_LOST_RESTART_MS; // losing the face counts as trying, or it could loop
       resetCapture("We lost your face, so the scan starts again. Keep your face in the oval.");
       return;
     }
@@ -447,8 +728,14 @@
       resetCapture("The camera changed, so the scan starts again. Hold the phone still.");
       return;
     }
+    if (now >= heartbeatAt) {
+      heartbeatAt = now + HEARTBEAT_MS;
+      report("capturing").then(onReported); // is the link still alive?
+    }
     if (firstT === null) firstT = tMs;
     lastT = tMs;
+    // `face` goes with every frame that has regions (the server measures head motion
+    // from it); a frame without a face has both null, as the schema requires.
     const face = regions ? box.map((v) => round(v, 2)) : null;
     frames.push({ t_ms: round(tMs - firstT, 3), regions, face });
     const elapsed = (tMs - firstT) / 1000;
@@ -485,15 +772,57 @@
     }
   });
 
-  // ---- upload and result ----------------------------------------------------------------
-  function postCapturing() {
-    fetch(BASE + "/capturing", {
-      method: "POST",
-      headers: { Accept: "application/json" },
-      cache: "no-store",
-    }).catch(() => {}); // informational: the upload is what counts
+  // The link can run out while nobody films (intro, a problem screen): say so when it does.
+  function watchExpiry() {
+    const left = msLeft();
+    if (left <= 0) {
+      const alive = ["intro", "camera", "aligning", "capturing", "problem"];
+      if (alive.includes(root.dataset.state)) {
+        linkEnded(phase === "capturing" ? "during" : "expired");
+      }
+      return;
+    }
+    setTimeout(watchExpiry, Math.min(left + 50, 5000));
   }
 
+  // ---- giving up --------------------------------------------------------------------------
+  async function giveUp(reason) {
+    phase = "stopped";
+    stopCamera();
+    root.dataset.state = "ending";
+    say("Ending the scan…");
+    const failing = {};
+    for (const [key, ms] of Object.entries(failingMs)) failing[key] = round(ms / 1000, 1);
+    const body = { reason, tried_s: round(tryingMs / 1000, 1), failing_s: failing };
+    for (let attempt = 0; ; attempt++) {
+      let response = null;
+      try {
+        response = await post("/abandon", body);
+      } catch (error) {
+        response = null;
+      }
+      if (response && response.ok) {
+        const scan = await response.json().catch(() => ({}));
+        showFailed(scan);
+        return;
+      }
+      if (response && (response.status === 410 || response.status === 404)) {
+        linkEnded("expired");
+        return;
+      }
+      if (response && response.status === 409) {
+        poll(); // it was uploaded after all (another tab): show that outcome
+        return;
+      }
+      if (attempt >= GIVE_UP_DELAYS_MS.length) {
+        showFailed({ failure_message: "We couldn't see your face well enough to scan." });
+        return;
+      }
+      await sleep(GIVE_UP_DELAYS_MS[attempt]);
+    }
+  }
+
+  // ---- upload and result ----------------------------------------------------------------
   function finishCapture() {
     phase = "uploading";
     const [frameWidth, frameHeight] = frameSize;
@@ -529,22 +858,19 @@
         poll();
         return;
       }
-      if (response && response.status === 410) {
-        problem("This link expired during the scan. Please ask your care team for a new link.", false);
-        return;
-      }
-      if (response && response.status === 404) {
-        problem("This scan link doesn't work any more. Please ask your care team for a new link.", false);
+      if (response && (response.status === 410 || response.status === 404)) {
+        linkEnded("during");
         return;
       }
       if (response && (response.status === 413 || response.status === 422)) {
-        problem("Your scan could not be sent. Press Try again to scan again.", true);
+        phase = "stopped";
+        retryIfAlive("Your scan could not be sent. Press Try again to scan again.");
         return;
       }
       if (attempt >= UPLOAD_DELAYS_MS.length) {
-        problem(
+        phase = "stopped";
+        retryIfAlive(
           "Your scan could not be sent. Check your internet connection, then press Try again.",
-          true,
         );
         return;
       }
@@ -556,28 +882,27 @@
     }
   }
 
+  /** Offer "Try again" only if the server still takes a scan on this link. */
+  async function retryIfAlive(text) {
+    const { state, scan } = await linkState();
+    if (state === "open") problem(text, true);
+    else showOutcome(state, scan);
+  }
+
+  function showOutcome(state, scan) {
+    if (state === "completed") showDone((scan && scan.vitals) || {});
+    else if (state === "failed") showFailed(scan || {});
+    else if (state === "processing") {
+      show("processing");
+      poll();
+    } else linkEnded("gone");
+  }
+
   async function poll() {
     for (;;) {
-      let scan = null;
-      try {
-        const response = await fetch(BASE + "/status", {
-          headers: { Accept: "application/json" },
-          cache: "no-store",
-        });
-        if (response.status === 410) {
-          problem("This link has expired. Please ask your care team for a new link.", false);
-          return;
-        }
-        if (response.ok) scan = await response.json();
-      } catch (error) {
-        scan = null; // keep polling through network blips
-      }
-      if (scan && scan.status === "completed") return showDone(scan.vitals || {});
-      if (scan && scan.status === "failed") return showFailed(scan.failure_message);
-      if (scan && scan.status === "expired") {
-        problem("This link has expired. Please ask your care team for a new link.", false);
-        return;
-      }
+      const { state, scan } = await linkState();
+      if (state === "completed" || state === "failed") return showOutcome(state, scan);
+      if (state === "expired") return linkEnded("expired");
       await sleep(POLL_MS);
     }
   }
@@ -598,17 +923,48 @@
     show("done", "completed");
   }
 
-  function showFailed(message) {
-    setText($("failed-reason"), message || "The scan could not be measured.");
+  function showFailed(scan) {
+    setText($("failed-reason"), scan.failure_message || "The scan could not be measured.");
+    setText($("failed-tip-text"), scan.failure_tip || "");
+    $("failed-tip").hidden = !scan.failure_tip;
+    if (scan.failure_reason) root.dataset.reason = scan.failure_reason;
     show("failed", "failed");
   }
 
   // ---- wiring ---------------------------------------------------------------------------
   $("start").addEventListener("click", startCamera);
-  $("retry").addEventListener("click", () => {
+  $("retry").addEventListener("click", async () => {
+    $("retry").disabled = true;
+    const { state, scan } = await linkState();
+    $("retry").disabled = false;
+    if (state !== "open") {
+      showOutcome(state, scan);
+      return;
+    }
     $("start").disabled = false;
     startCamera();
   });
   window.addEventListener("pagehide", stopCamera);
-  if (root.dataset.state === "processing") poll();
+
+  const state = root.dataset.state;
+  if (state === "processing") poll();
+  if (state === "intro") {
+    const left = msLeft();
+    if (left < captureNeedsMs()) {
+      linkEnded("soon");
+    } else {
+      if (left < captureNeedsMs() + GIVE_UP_AFTER_MS) {
+        const note = $("expiry-note");
+        note.textContent =
+          "This link expires in about " +
+          Math.floor(left / 1000) +
+          " seconds. Start the scan now.";
+        note.hidden = false;
+      }
+      report("opened").then((status) => {
+        if (status === "expired") linkEnded("expired");
+      });
+      watchExpiry();
+    }
+  }
 })();
