@@ -27,7 +27,7 @@ from pulseloop.engine.loop import Loop, loop_name
 from pulseloop.engine.worker import Worker, wait_event
 from pulseloop.errors import LoopNotFound, PulseloopError, RunNotFound
 from pulseloop.runs import Deploy, Run, build_deploy, build_run
-from pulseloop.store import open_store
+from pulseloop.store import open_store, sqlite_path
 from pulseloop.store.base import TERMINAL_STATUSES, RunRecord, Store
 
 _SETTLE_POLL_S = 0.05
@@ -46,7 +46,7 @@ class App:
         clock: Clock | None = None,
         worker: bool = True,
         concurrency: int = 100,
-        lease: Duration = "30 seconds",
+        lease: Duration = "10 seconds",
         poll_interval: Duration = "500 milliseconds",
         connectors: Mapping[str, ConnectorFactory] | None = None,
         only_run: str | None = None,
@@ -91,6 +91,8 @@ class App:
 
     async def open(self) -> None:
         """Open (and migrate) the database; start the worker unless ``worker=False``."""
+        if sqlite_path(self.settings.database_url) is None:
+            _ = self.secret  # a shared database needs PULSELOOP_SECRET_KEY: fail at start
         store = open_store(
             self.settings.database_url, for_worker=self._run_worker and bool(self.loops)
         )

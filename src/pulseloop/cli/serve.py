@@ -194,7 +194,7 @@ def worker(
             help="How long a claimed run is ours without a heartbeat.",
             metavar="DURATION",
         ),
-    ] = "30 seconds",
+    ] = "10 seconds",
     poll: Annotated[
         str,
         typer.Option(
@@ -222,7 +222,7 @@ async def _serve(
     reporter: Reporter,
     *,
     concurrency: int = 100,
-    lease: float | str = "30 seconds",
+    lease: float | str = "10 seconds",
     poll: float | str = "500 milliseconds",
     http: tuple[str, int] | None = None,
     run_worker: bool = True,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 RUN_STATUSES = ("queued", "running", "waiting", "paused", "completed", "failed", "cancelled")
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
@@ -229,6 +229,24 @@ class History:
     waits: dict[str, WaitRecord] = field(default_factory=dict)
     failures: dict[str, tuple[int, float | None]] = field(default_factory=dict)
     """step name -> (failed attempts in this generation, when the next may start)"""
+
+
+@runtime_checkable
+class WorkerLiveness(Protocol):
+    """A store that can prove a worker process dead (see ``store/sqlite/liveness.py``).
+
+    Its runs then move at once; a store without it (or a worker on a machine that
+    vanished) falls back to the lease expiring.
+    """
+
+    async def register_worker(self, worker: str) -> None:
+        """Hold ``worker``'s liveness token while this process lives."""
+
+    async def unregister_worker(self, worker: str) -> None:
+        """``worker`` stopped gracefully (its runs were handed back already)."""
+
+    async def reclaim_dead_workers(self, now: float) -> int:
+        """Queue again the runs held by workers proven dead; return how many."""
 
 
 class Store(Protocol):

@@ -29,6 +29,7 @@ from pulseloop.store.base import (
 )
 from pulseloop.store.sqlite import operators, orgs, scans
 from pulseloop.store.sqlite.database import Database
+from pulseloop.store.sqlite.liveness import WorkerLocks
 from pulseloop.store.sqlite.rows import (
     ATTEMPT_COLUMNS,
     RUN_COLUMNS,
@@ -78,6 +79,7 @@ class SqliteStore:
         """``reserve_wal``: pre-grow the WAL (for workers; see ``database.reserve_wal``)."""
         self.path = path
         self._db = Database(path, reserve_wal=reserve_wal)
+        self._locks = WorkerLocks(path)
 
     @property
     def commits(self) -> int:
@@ -389,6 +391,30 @@ class SqliteStore:
             )
 
         await self._run(op)
+
+    # worker liveness (WorkerLiveness) ------------------------------------------------
+    async def register_worker(self, worker: str) -> None:
+        await asyncio.to_thread(self._locks.hold, worker)
+
+    async def unregister_worker(self, worker: str) -> None:
+        self._locks.release(worker)
+
+    async def reclaim_dead_workers(self, now: float) -> int:
+        dead = await asyncio.to_thread(self._locks.dead)
+        if not dead:
+            return 0
+        marks = ", ".join("?" for _ in dead)
+
+        def op(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "UPDATE runs SET status = CASE status WHEN 'running' THEN 'queued' "
+                "ELSE status END, lease_owner = NULL, lease_expires_at = NULL, updated_at = ? "
+                f"WHERE lease_owner IN ({marks})",
+                (now, *dead),
+            ).rowcount
+
+        result: int = await self._run(op)
+        return result
 
     async def fire_timers(self, org: str, now: float) -> tuple[int, float | None]:
         def op(conn: sqlite3.Connection) -> tuple[int, float | None]:
