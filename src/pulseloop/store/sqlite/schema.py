@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from pathlib import Path
@@ -29,6 +30,20 @@ def prepare_path(path: str) -> None:
             f"the database path {path!r} is not writable; choose a writable path with "
             "--db or PULSELOOP_DATABASE_URL"
         )
+    owner_only(target)
+
+
+def owner_only(target: Path) -> None:
+    """Make the database readable by its owner alone (it holds patient data).
+
+    A new file is created 0600 before SQLite opens it; SQLite gives its ``-wal`` and
+    ``-shm`` files the main file's mode. Files an older version left 0644 are tightened.
+    """
+    os.close(os.open(target, os.O_CREAT | os.O_RDWR, 0o600))
+    for file in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            if file.stat().st_mode & 0o077:
+                file.chmod(0o600)
 
 
 def schema_version(path: str) -> int:
