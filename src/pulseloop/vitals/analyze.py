@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pulseloop.vitals import breath, heart, quality
-from pulseloop.vitals.fusion import Pulse, fuse
+from pulseloop.vitals import breath, heart, motion, quality
+from pulseloop.vitals.fusion import Pulse, fuse, rival
 from pulseloop.vitals.resample import resample
 from pulseloop.vitals.result import PulseSpectrum, Quality, Vitals, VitalsResult, Waveform
 from pulseloop.vitals.trace import REGION_NAMES, Trace
@@ -60,11 +60,22 @@ def analyze_trace(trace: Trace) -> VitalsResult:
     failure = quality.capture_failure(measures)
     if failure is not None:
         return VitalsResult(Vitals(), base, failure_reason=failure)
-    pulse = fuse(uniform.rgb, uniform.fs_hz, REGION_NAMES)
+    cleaned = motion.remove_motion(uniform.rgb, uniform.face, uniform.bounds, uniform.fs_hz)
+    pulse = fuse(cleaned, uniform.fs_hz, REGION_NAMES)
     beats = heart.beats(pulse.signal, pulse.fs_hz, pulse.f0_hz)
     rate = heart.heart_rate(pulse, beats)
     waveform, spectrum = _plots(pulse)
-    failure = quality.signal_failure(measures, pulse.snr_db, _agreeing_regions(pulse), rate.agree)
+    on_rhythm = motion.coincides(
+        pulse.f0_hz, motion.rhythms(uniform.face, uniform.fs_hz), quality.RHYTHM_TOLERANCE_HZ
+    )
+    failure = quality.signal_failure(
+        measures,
+        pulse.snr_db,
+        _agreeing_regions(pulse),
+        rate.agree,
+        rival=rival(pulse) is not None,
+        on_motion_rhythm=on_rhythm,
+    )
     if failure is not None:
         refused = replace(base, snr_db=pulse.snr_db)
         return VitalsResult(Vitals(), refused, waveform, spectrum, failure)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from pulseloop.vitals.regions import MIN_REGION_PX, region_boxes
+from pulseloop.vitals.regions import MIN_REGION_PX, pixel_bounds
 from pulseloop.vitals.trace import REGION_NAMES
 
 BT709_COLORSPACE = 1  # AVCOL_SPC_BT709
@@ -58,10 +58,8 @@ def region_means_yuv(frame: YuvFrame, face: npt.ArrayLike) -> npt.NDArray[np.flo
     """Mean RGB ``(4 regions, 3)`` of the skin regions; NaN rows for regions off-frame."""
     height, width = frame.y.shape
     yuv = np.full((len(REGION_NAMES), 3), np.nan, dtype=np.float64)
-    for k, (x0, y0, x1, y1) in enumerate(np.rint(region_boxes(face)).astype(np.int64)):
-        # Even bounds, so the luma box and the half-resolution chroma box cover one area.
-        x0, x1 = max(int(x0), 0) & ~1, min(int(x1), width) & ~1
-        y0, y1 = max(int(y0), 0) & ~1, min(int(y1), height) & ~1
+    # Even bounds, so the luma box and the half-resolution chroma box cover one area.
+    for k, (x0, y0, x1, y1) in enumerate(pixel_bounds(face, width, height, step=2)):
         if x1 - x0 < MIN_REGION_PX or y1 - y0 < MIN_REGION_PX:
             continue
         yuv[k, 0] = frame.y[y0:y1, x0:x1].mean(dtype=np.float64)

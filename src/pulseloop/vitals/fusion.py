@@ -15,12 +15,13 @@ candidate's).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
-from pulseloop.vitals.methods import chrom, pos
+from pulseloop.vitals.methods import chrom, pbv, pos
+from pulseloop.vitals.methods.pbv import SIGNATURES
 from pulseloop.vitals.spectrum import PULSE_BAND_HZ, Spectrum, bandpass, peak_hz, power_spectrum
 from pulseloop.vitals.spectrum import snr_db as spectrum_snr_db
 
@@ -31,6 +32,9 @@ KEEP_WITHIN_DB = 6.0
 FLAT_STD = 1e-9  # a band-passed POS/CHROM signal this small is numerical noise
 NO_SIGNAL_DB = -60.0
 SAME_HZ = 0.05  # candidates peaking further than this from the best one are not averaged
+RIVAL_MIN_DB = 3.0  # a candidate this clear, peaking elsewhere, makes the rate ambiguous...
+RIVAL_WITHIN_DB = 3.0  # ... when it is also nearly as clear as the fused pulse
+RIVAL_APART_HZ = 0.1
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -38,7 +42,7 @@ class Candidate:
     """One region x method pulse signal and its score."""
 
     name: str
-    signal: FloatArray
+    signal: FloatArray = field(repr=False)
     f0_hz: float
     snr_db: float
 
@@ -67,9 +71,29 @@ def _score(name: str, raw: FloatArray, fs_hz: float) -> Candidate:
     return Candidate(name, filtered, f0, spectrum_snr_db(spectrum, f0))
 
 
+def rival(pulse: Pulse) -> Candidate | None:
+    """The clearest candidate whose pulse is at another rate, when it is clear enough.
+
+    POS, CHROM and PBV weigh the channels differently and each region sees other noise: a
+    real pulse shows at one rate in all that see it clearly. A candidate with a clear peak
+    (SNR >= ``RIVAL_MIN_DB`` and within ``RIVAL_WITHIN_DB`` of the fused pulse's) elsewhere
+    means the colours hold two rhythms, one of them not a heart (head motion the box did
+    not record, flicker), and the scan cannot say which.
+    """
+    floor = max(RIVAL_MIN_DB, pulse.snr_db - RIVAL_WITHIN_DB)
+    apart = [
+        c
+        for c in pulse.candidates
+        if abs(c.f0_hz - pulse.f0_hz) > RIVAL_APART_HZ and c.snr_db >= floor
+    ]
+    return max(apart, key=lambda c: c.snr_db) if apart else None
+
+
 def fuse(rgb: FloatArray, fs_hz: float, region_names: tuple[str, ...]) -> Pulse:
     """Run POS and CHROM on every region and fuse the good ones by SNR."""
     per_method = {"pos": pos(rgb, fs_hz), "chrom": chrom(rgb, fs_hz)}
+    for name, signature in SIGNATURES.items():
+        per_method[name] = pbv(rgb, fs_hz, signature)
     candidates = [
         _score(f"{method}:{region}", signals[:, k], fs_hz)
         for method, signals in per_method.items()

@@ -6,9 +6,18 @@ fs_hz) -> float``.
 Two stages. Before any signal processing, the capture itself is checked (duration, frame
 rate, face coverage, exposure, gross motion): those failures have a direct fix ("hold the
 phone still", "face a window"). After the pulse is extracted, the signal is checked (SNR,
-agreement between regions and between spectral and beat-to-beat rates); a weak signal with
-noticeable motion is blamed on the motion, because that is what the person can change.
-Thresholds are module constants so the benchmark and the docs cite one place.
+agreement between regions and between spectral and beat-to-beat rates, no rival pulse at
+another rate, not on a head-motion rhythm); a weak signal with noticeable motion is blamed
+on the motion, and one from a dim face on the light, because that is what the person can
+change. Thresholds are module constants so the benchmark and the docs cite one place.
+
+Fairness. Every signal threshold is on the SNR of the combined pulse, never on its
+amplitude or on the skin's brightness: darker skin reflects less light and carries a 2-3x
+weaker pulse, so an amplitude or brightness bar refuses darker-skinned people first. The
+capture gate's darkness check is therefore a floor where no camera can resolve a pulse
+(``DARK_FLOOR``, a luma at which quantisation alone hides it), not a typical-skin
+brightness; between the floor and ``MIN_BRIGHTNESS`` a scan is refused as too dark only
+when its signal is weak.
 """
 
 from __future__ import annotations
@@ -29,7 +38,8 @@ MIN_DURATION_S = 10.0
 MIN_FRAME_RATE_HZ = 10.0
 NO_FACE_COVERAGE = 0.25  # below: the camera never really saw a face
 MIN_FACE_COVERAGE = 0.8  # below: the face was lost for too much of the scan
-MIN_BRIGHTNESS = 40.0  # mean skin luma, 0-255
+DARK_FLOOR = 20.0  # mean skin luma below which a scan is refused as too dark, always
+MIN_BRIGHTNESS = 40.0  # below this mean skin luma, a weak signal is blamed on the light
 MAX_BRIGHTNESS = 235.0
 MAX_CHANNEL = 250.0  # a skin channel this close to 255 is clipped: the pulse is cut off
 MAX_MOTION = 0.6  # face widths per second of head movement: refused whatever the signal
@@ -37,6 +47,7 @@ BLAME_MOTION = 0.15  # above this a weak signal is blamed on motion
 MIN_SNR_DB = 1.0
 MIN_AGREEING_REGIONS = 2
 REGION_AGREE_HZ = 0.05
+RHYTHM_TOLERANCE_HZ = 0.1  # a heart rate this close to a head-motion rhythm (or 2x, 3x)
 
 
 class FailureReason(StrEnum):
@@ -132,7 +143,7 @@ def capture_failure(m: Measures) -> FailureReason | None:
         return FailureReason.TOO_DARK if dark else FailureReason.NO_FACE
     if m.face_coverage < MIN_FACE_COVERAGE:
         return FailureReason.FACE_LOST
-    if m.brightness < MIN_BRIGHTNESS:
+    if m.brightness < DARK_FLOOR:
         return FailureReason.TOO_DARK
     if m.brightness > MAX_BRIGHTNESS or m.max_channel > MAX_CHANNEL:
         return FailureReason.TOO_BRIGHT
@@ -142,13 +153,28 @@ def capture_failure(m: Measures) -> FailureReason | None:
 
 
 def signal_failure(
-    m: Measures, snr_db: float, agreeing_regions: int, rates_agree: bool
+    m: Measures,
+    snr_db: float,
+    agreeing_regions: int,
+    rates_agree: bool,
+    rival: bool = False,
+    on_motion_rhythm: bool = False,
 ) -> FailureReason | None:
-    """Refuse a pulse that is weak, found in too few regions, or not confirmed by beats."""
-    weak = snr_db < MIN_SNR_DB or agreeing_regions < MIN_AGREEING_REGIONS or not rates_agree
+    """Refuse a pulse that is weak, ambiguous, unconfirmed, or on a head-motion rhythm.
+
+    ``rival``: another method or region has a clear pulse at a different rate.
+    ``on_motion_rhythm``: the rate coincides with a periodic head movement (or a harmonic).
+    """
+    if on_motion_rhythm:
+        return FailureReason.TOO_MUCH_MOTION
+    weak = (
+        snr_db < MIN_SNR_DB or agreeing_regions < MIN_AGREEING_REGIONS or not rates_agree or rival
+    )
     if not weak:
         return None
-    return FailureReason.TOO_MUCH_MOTION if m.motion > BLAME_MOTION else FailureReason.WEAK_SIGNAL
+    if m.motion > BLAME_MOTION:
+        return FailureReason.TOO_MUCH_MOTION
+    return FailureReason.TOO_DARK if m.brightness < MIN_BRIGHTNESS else FailureReason.WEAK_SIGNAL
 
 
 def confidence(m: Measures, snr_db: float) -> float:

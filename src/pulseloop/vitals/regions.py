@@ -43,13 +43,28 @@ def region_boxes(face: npt.ArrayLike) -> npt.NDArray[np.float64]:
     return boxes
 
 
+def pixel_bounds(
+    face: npt.ArrayLike, width: int, height: int, step: int = 1
+) -> npt.NDArray[np.int64]:
+    """Integer pixel bounds ``(4 regions, 4)`` ``[x0, y0, x1, y1]`` the means are taken over.
+
+    Each edge is rounded to the nearest pixel (``Math.round`` on the scan page), then down to
+    a multiple of ``step`` (2 for 4:2:0 video, so luma and chroma cover one area), and
+    clipped to the frame. :mod:`pulseloop.vitals.motion` rebuilds these from the trace's
+    boxes: the 1-pixel jumps of the edges are part of the motion artefact it removes.
+    """
+    bounds = np.floor(region_boxes(face) + 0.5).astype(np.int64)
+    bounds -= bounds % step
+    bounds[:, 0::2] = np.clip(bounds[:, 0::2], 0, width - width % step)
+    bounds[:, 1::2] = np.clip(bounds[:, 1::2], 0, height - height % step)
+    return bounds
+
+
 def region_means(frame: npt.NDArray[np.uint8], face: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """Mean RGB ``(4 regions, 3)`` of the skin regions; NaN rows for regions off-frame."""
     height, width = frame.shape[:2]
     out = np.full((len(REGION_NAMES), 3), np.nan, dtype=np.float64)
-    for k, (x0, y0, x1, y1) in enumerate(np.rint(region_boxes(face)).astype(np.int64)):
-        x0, x1 = max(int(x0), 0), min(int(x1), width)
-        y0, y1 = max(int(y0), 0), min(int(y1), height)
+    for k, (x0, y0, x1, y1) in enumerate(pixel_bounds(face, width, height)):
         if x1 - x0 < MIN_REGION_PX or y1 - y0 < MIN_REGION_PX:
             continue
         patch = frame[y0:y1, x0:x1]

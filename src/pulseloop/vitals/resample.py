@@ -1,7 +1,9 @@
 """Put a trace on a uniform time grid, using each frame's real timestamp.
 
 Shapes: ``resample(trace) -> Uniform`` with ``t_s (n,)``, ``rgb (n, 4 regions, 3)``,
-``face (n, 4)`` and ``valid (n,)`` on a grid at ``ANALYSIS_FS_HZ``.
+``face (n, 4)``, ``bounds (n, 4 regions, 4)`` and ``valid (n,)`` on a grid at
+``ANALYSIS_FS_HZ``. ``bounds`` are the integer pixel edges each region's mean was taken
+over (rebuilt from the face boxes, :func:`pulseloop.vitals.regions.pixel_bounds`).
 
 Cameras and browsers drop and delay frames (gaps of ~100 ms are common), so a trace is
 never assumed to be constant-rate: every channel is linearly interpolated at the grid times
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from pulseloop.vitals.regions import pixel_bounds
 from pulseloop.vitals.trace import Trace
 
 FloatArray = npt.NDArray[np.float64]
@@ -32,6 +35,7 @@ class Uniform:
     face: FloatArray
     valid: npt.NDArray[np.bool_]
     fs_hz: float
+    bounds: FloatArray
 
 
 def frame_rate_hz(t_ms: FloatArray) -> float:
@@ -52,6 +56,7 @@ def resample(trace: Trace, fs_hz: float = ANALYSIS_FS_HZ) -> Uniform:
             np.empty((0, 4)),
             np.empty((0,), dtype=np.bool_),
             fs_hz,
+            np.empty((0, *trace.rgb.shape[1:-1], 4)),
         )
     t_face = t_s[found]
     grid = np.arange(t_face[0], t_face[-1] + 1e-9, 1.0 / fs_hz)
@@ -60,8 +65,15 @@ def resample(trace: Trace, fs_hz: float = ANALYSIS_FS_HZ) -> Uniform:
         for c in range(3):
             rgb[:, k, c] = np.interp(grid, t_face, trace.rgb[found, k, c])
     face = np.stack([np.interp(grid, t_face, trace.face[found, c]) for c in range(4)], axis=1)
+    step = 2 if trace.source == "video" else 1
+    size = (trace.frame_width, trace.frame_height)
+    edges = np.stack([pixel_bounds(box, *size, step) for box in trace.face[found]])
+    bounds = np.empty((grid.size, *edges.shape[1:]), dtype=np.float64)
+    for k in range(edges.shape[1]):
+        for c in range(4):
+            bounds[:, k, c] = np.interp(grid, t_face, edges[:, k, c].astype(np.float64))
     # A grid point is valid when the face frames around it are close in time.
     right = np.clip(np.searchsorted(t_face, grid, side="left"), 1, t_face.size - 1)
     gap_s = t_face[right] - t_face[right - 1]
     valid = np.asarray(gap_s <= MAX_GAP_S, dtype=np.bool_)
-    return Uniform(grid - grid[0], rgb, face, valid, fs_hz)
+    return Uniform(grid - grid[0], rgb, face, valid, fs_hz, bounds)

@@ -29,7 +29,7 @@ BAND_HZ = (0.65, 4.0)
 _EPS = 1e-9
 
 
-def _moving_mean(x: FloatArray, width: int) -> FloatArray:
+def moving_mean(x: FloatArray, width: int) -> FloatArray:
     """Centred moving mean along axis 0 (edges use the samples that exist)."""
     kernel = np.ones(width) / width
     ones = np.ones(x.shape[0])
@@ -47,7 +47,7 @@ def chrom(rgb: FloatArray, fs_hz: float) -> FloatArray:
     if n < 2 * window:
         raise ValueError(f"CHROM needs at least {2 * window} samples at {fs_hz} Hz, got {n}")
     # Normalise each channel by its local temporal mean (the skin's DC colour).
-    normalised = rgb / (_moving_mean(rgb, window) + _EPS)
+    normalised = rgb / (moving_mean(rgb, window) + _EPS)
     r, g, b = normalised[..., 0], normalised[..., 1], normalised[..., 2]
     # The two chrominance signals of the standardised skin tone.
     x = 3.0 * r - 2.0 * g

@@ -8,7 +8,9 @@ colour trace a browser would have uploaded for the same frames, plus the ground 
     trace, truth = make_trace(PulseSpec(heart_rate_bpm=84), SceneSpec(duration_s=30))
 
 ``write_video`` also writes ``<name>.truth.json`` beside the video. The trace's face boxes
-are the true ones (the browser runs its own detector); the video's faces must be found.
+are the true ones unless ``browser=True``: then they are the boxes the scan page would have
+sampled with (:mod:`pulseloop.vitals.synthetic.browser`: detected every ~120 ms with
+jitter, glided, lagging under motion). The video's faces must be found.
 """
 
 from __future__ import annotations
@@ -22,12 +24,15 @@ from typing import Any
 import numpy as np
 
 from pulseloop.vitals.regions import region_means
+from pulseloop.vitals.synthetic.browser import BrowserBoxes
 from pulseloop.vitals.synthetic.pulse import BeatTrain, PulseSpec, beat_train
 from pulseloop.vitals.synthetic.scene import Frame, SceneSpec, render
+from pulseloop.vitals.synthetic.skin import FITZPATRICK_TONES
 from pulseloop.vitals.synthetic.writers import Codec, write_encoded, write_y4m
 from pulseloop.vitals.trace import REGION_NAMES, Trace
 
 __all__ = [
+    "FITZPATRICK_TONES",
     "Codec",
     "GroundTruth",
     "PulseSpec",
@@ -73,20 +78,22 @@ def _truth(train: BeatTrain, pulse: PulseSpec, scene: SceneSpec) -> GroundTruth:
 class _TraceCollector:
     """Computes the browser-side region means of each frame as frames stream past."""
 
-    def __init__(self, scene: SceneSpec) -> None:
+    def __init__(self, scene: SceneSpec, browser: bool = False) -> None:
         self.scene = scene
+        self.boxes = BrowserBoxes(scene.seed) if browser else None
         self.t_ms: list[float] = []
         self.rgb: list[np.ndarray[Any, np.dtype[np.float64]]] = []
         self.face: list[np.ndarray[Any, np.dtype[np.float64]]] = []
 
     def add(self, frame: Frame) -> None:
         self.t_ms.append(frame.t_s * 1000.0)
-        if frame.face is None:
+        face = frame.face if self.boxes is None else self.boxes.next(frame.t_s, frame.face)
+        if face is None:
             self.rgb.append(np.full((len(REGION_NAMES), 3), np.nan))
             self.face.append(np.full(4, np.nan))
         else:
-            self.rgb.append(region_means(frame.rgb, frame.face))
-            self.face.append(frame.face)
+            self.rgb.append(region_means(frame.rgb, face))
+            self.face.append(face)
 
     def trace(self) -> Trace:
         return Trace(
@@ -100,10 +107,12 @@ class _TraceCollector:
         )
 
 
-def make_trace(pulse: PulseSpec, scene: SceneSpec) -> tuple[Trace, GroundTruth]:
+def make_trace(
+    pulse: PulseSpec, scene: SceneSpec, *, browser: bool = False
+) -> tuple[Trace, GroundTruth]:
     """Render the scan in memory and return its colour trace and ground truth."""
     train = beat_train(pulse, scene.duration_s)
-    collector = _TraceCollector(scene)
+    collector = _TraceCollector(scene, browser)
     for frame in render(scene, train):
         collector.add(frame)
     return collector.trace(), _truth(train, pulse, scene)
@@ -125,14 +134,16 @@ def write_video(
     codec: Codec | None = None,
     bitrate_kbps: int = 2_000,
     trace_path: Path | None = None,
+    browser: bool = False,
 ) -> GroundTruth:
     """Render the scan to a video file (format from the suffix) and its truth file.
 
     ``codec`` defaults to raw for ``.y4m``, VP8 for ``.webm`` and H.264 for ``.mp4``;
-    ``trace_path`` also writes the browser-side trace of the same frames in the same pass.
+    ``trace_path`` also writes the browser-side trace of the same frames in the same pass
+    (with the page's lagging boxes when ``browser``).
     """
     train = beat_train(pulse, scene.duration_s)
-    collector = _TraceCollector(scene) if trace_path is not None else None
+    collector = _TraceCollector(scene, browser) if trace_path is not None else None
 
     def frames() -> Iterator[Frame]:
         for frame in render(scene, train):

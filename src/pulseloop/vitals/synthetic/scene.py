@@ -7,7 +7,9 @@ The face is scikit-image's bundled astronaut photo (Eileen Collins), cropped to 
 shoulders. Skin pixels (a YCrCb skin threshold inside the face oval) are multiplied by
 ``1 + amplitude * pulse(t) * signature`` where ``signature`` is the relative pulsatile
 strength of R, G, B in skin (about 0.33 : 0.77 : 0.53, de Haan & van Leest 2014, "Improved
-motion robustness of remote-PPG by using the blood volume pulse signature"). Then the whole
+motion robustness of remote-PPG by using the blood volume pulse signature"). ``skin_tone``
+(Fitzpatrick 1-6, :mod:`pulseloop.vitals.synthetic.skin`) recolours all skin of the photo
+(face, ears, neck) and lowers and reshapes the signature as melanin does. Then the whole
 frame gets illumination drift and flicker (the same gain on all channels), head motion
 (translation), sensor noise and 8-bit quantisation, in that order, as in a camera.
 """
@@ -24,6 +26,7 @@ import numpy.typing as npt
 from skimage import data as skimage_data
 
 from pulseloop.vitals.synthetic.pulse import BeatTrain, pulse_at
+from pulseloop.vitals.synthetic.skin import pulse_signature, skin_gain
 
 _astronaut: Callable[[], npt.NDArray[np.uint8]] = skimage_data.astronaut
 PULSE_SIGNATURE = np.array([0.33, 0.77, 0.53], dtype=np.float32) / 0.77  # green = 1
@@ -45,6 +48,9 @@ class SceneSpec:
     noise_sigma: float = 2.0  # sensor noise per pixel, 0-255 units
     motion_px: float = 0.0  # slow head sway amplitude (0.2-0.45 Hz)
     shake_px: float = 0.0  # fast jerky motion amplitude (1-3 Hz, inside the pulse band)
+    sway_px: float = 0.0  # periodic head sway amplitude at ``sway_hz`` (x; y at half, 90 deg)
+    sway_hz: float = 0.9  # e.g. rocking or nodding in time, inside the pulse band
+    skin_tone: int | None = None  # Fitzpatrick 1-6; None = the photo's own skin (type II)
     drift: float = 0.0  # illumination change over the whole scan (0.1 = +10 %)
     flicker: float = 0.0  # flicker amplitude after aliasing by the frame rate
     flicker_hz: float = 9.7  # apparent flicker frequency
@@ -64,8 +70,31 @@ class Frame:
     face: npt.NDArray[np.float64] | None
 
 
+def _recolour(
+    image: npt.NDArray[np.uint8], skin: npt.NDArray[np.bool_], centre: tuple[int, int], tone: int
+) -> npt.NDArray[np.uint8]:
+    """All skin of the subject (the skin blob at the face centre: face, neck) as ``tone``."""
+    # Only near the head: the backdrop has skin-coloured patches that would join the blob.
+    near = np.zeros(skin.shape, dtype=np.uint8)
+    half = (round(0.2 * skin.shape[1]), round(0.45 * skin.shape[0]))
+    cv2.ellipse(near, (centre[0], centre[1] + half[1] // 3), half, 0, 0, 360, 1, -1)
+    closed = cv2.morphologyEx(
+        (skin & (near > 0)).astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)
+    )
+    _, labels = cv2.connectedComponents(closed)
+    label = labels[centre[1], centre[0]]
+    if label == 0:
+        return image
+    blob = cv2.GaussianBlur((labels == label).astype(np.float32), (0, 0), 1.5)[..., None]
+    gain = skin_gain(tone).astype(np.float32)
+    out = image.astype(np.float32) * (1.0 + blob * (gain - 1.0))
+    return np.asarray(np.clip(out + 0.5, 0, 255), dtype=np.uint8)
+
+
 @cache
-def _base_images(width: int, height: int) -> tuple[npt.NDArray[np.float32], ...]:
+def _base_images(
+    width: int, height: int, tone: int | None = None
+) -> tuple[npt.NDArray[np.float32], ...]:
     """The still scene, the skin mask, and the wall-only scene at ``width`` x ``height``."""
     r0, r1, c0, c1 = _CROP
     crop = _astronaut()[r0:r1, c0:c1]
@@ -73,8 +102,12 @@ def _base_images(width: int, height: int) -> tuple[npt.NDArray[np.float32], ...]
     sx, sy = width / (c1 - c0), height / (r1 - r0)
     ycc = cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb)
     skin = (ycc[..., 1] > 135) & (ycc[..., 1] < 180) & (ycc[..., 2] > 80) & (ycc[..., 2] < 130)
-    oval = np.zeros((height, width), dtype=np.uint8)
     cx, cy, ax, ay = _OVAL_IN_CROP
+    if tone is not None:
+        image = _recolour(
+            np.asarray(image, dtype=np.uint8), skin, (round(cx * sx), round(cy * sy)), tone
+        )
+    oval = np.zeros((height, width), dtype=np.uint8)
     cv2.ellipse(
         oval, (round(cx * sx), round(cy * sy)), (round(ax * sx), round(ay * sy)), 0, 0, 360, 1, -1
     )
@@ -112,6 +145,11 @@ def head_offset_px(spec: SceneSpec, t_s: npt.NDArray[np.float64]) -> npt.NDArray
         0.6 * np.sin(2 * np.pi * 0.23 * t_s + ph[0]) + 0.4 * np.sin(2 * np.pi * 0.41 * t_s + ph[1])
     )
     dy = 0.5 * spec.motion_px * np.sin(2 * np.pi * 0.31 * t_s + ph[2])
+    if spec.sway_px:
+        # A periodic rock of the head: a rhythm, unlike the slow, irregular sway above.
+        phase = 2 * np.pi * spec.sway_hz * t_s + ph[5]
+        dx = dx + spec.sway_px * np.sin(phase)
+        dy = dy + 0.5 * spec.sway_px * np.cos(phase)
     if spec.shake_px:
         f = rng.uniform(1.0, 3.0, 2)
         dx = dx + spec.shake_px * np.sin(2 * np.pi * f[0] * t_s + ph[3])
@@ -121,7 +159,7 @@ def head_offset_px(spec: SceneSpec, t_s: npt.NDArray[np.float64]) -> npt.NDArray
 
 def render(spec: SceneSpec, train: BeatTrain) -> Iterator[Frame]:
     """Yield the frames of the scan, one at a time (memory stays at a few frames)."""
-    image, mask, wall = _base_images(spec.width, spec.height)
+    image, mask, wall = _base_images(spec.width, spec.height, spec.skin_tone)
     if not spec.face_visible:
         image, mask = wall, np.zeros_like(mask)
     t_all = frame_times(spec)
@@ -134,7 +172,12 @@ def render(spec: SceneSpec, train: BeatTrain) -> Iterator[Frame]:
     )
     ys, xs = np.nonzero(mask > 1e-3)
     y0, y1, x0, x1 = (ys.min(), ys.max() + 1, xs.min(), xs.max() + 1) if ys.size else (0, 0, 0, 0)
-    sub_mask = mask[y0:y1, x0:x1, None] * PULSE_SIGNATURE
+    signature = (
+        PULSE_SIGNATURE
+        if spec.skin_tone is None
+        else pulse_signature(spec.skin_tone).astype(np.float32)
+    )
+    sub_mask = mask[y0:y1, x0:x1, None] * signature
     noise = np.empty((spec.height, spec.width, 3), dtype=np.float32)
     cv2.setRNGSeed(spec.seed + 3)
     face0 = true_face_box(spec)

@@ -1,0 +1,122 @@
+"""Head motion from the face-box trajectory: remove it from the colours, find its rhythm.
+
+Shapes: ``regressors(face (n, 4), fs_hz) -> (n, k)``; ``remove_motion(rgb (n, regions, 3),
+face (n, 4), fs_hz) -> (n, regions, 3)``; ``rhythms(face (n, 4), fs_hz) -> tuple of
+MotionRhythm``.
+
+Every trace carries the face box of each frame, and that box is the motion record: its
+centre (x, y) and size over time. Two uses.
+
+1. **Removal.** When the box moves relative to the skin (a detector that lags or jitters,
+   as a browser's does; a head that turns), each region slides over colour gradients (an
+   eyebrow, a shadow, the hairline) and its mean colour changes with the box position. To
+   first order that change is a linear function of the box offset and, for a box that
+   lags, of its velocity. So each region's relative colour is regressed on the box
+   centre, size and their first differences (band-limited like the pulse, least squares),
+   and the fitted part is removed, the "motion regression" used for ballistocardiographic
+   and head-motion artefacts in rPPG (e.g. Wang et al. 2017, "Robust heart rate from
+   fitness videos", Physiol. Meas. 38(6), motion signals as reference channels; the same
+   idea as regressing fMRI data on realignment parameters). The pulse has no reason to
+   follow the box, so it survives (a 30 s scan has ~900 samples for 6 regressors).
+2. **Refusal.** A head that moves in a rhythm inside the heart band (rocking, nodding in
+   time, walking) leaves a narrow spectral peak that no colour method can tell from a
+   pulse, and regression cannot fully remove what a tracker did not see. So the box's
+   rhythms are found here (spectral peaks of the box trajectory holding a large share of
+   its band power and moving the face by a visible amount), and the quality gate refuses a
+   heart rate that falls on one of them or on its second harmonic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from pulseloop.vitals.spectrum import band_power_share, bandpass, peak_hz, power_spectrum
+
+FloatArray = npt.NDArray[np.float64]
+
+REGRESSION_BAND_HZ = (0.3, 4.0)  # where colour and box are compared (pulse band, with margin)
+RHYTHM_BAND_HZ = (0.6, 3.3)  # motion rhythms that can pose as a heart rate
+RHYTHM_PEAK_SHARE = 0.35  # share of the box's band power in one peak: a rhythm, not jitter
+RHYTHM_MIN_FACE_WIDTHS = 0.005  # RMS movement in the band; below it motion is invisible
+RHYTHM_HALF_WIDTH_HZ = 0.06
+MAX_RHYTHMS = 3
+HARMONICS = (1, 2, 3)  # a rhythm's artefact is rarely a pure sinusoid
+
+
+@dataclass(frozen=True, slots=True)
+class MotionRhythm:
+    """A periodic head movement: its frequency, and its RMS size in face widths."""
+
+    freq_hz: float
+    amplitude: float
+
+
+def _box_series(face: FloatArray) -> FloatArray:
+    """``(n, 4)`` centre x, centre y, width and height, in face widths (median width = 1)."""
+    width = max(float(np.median(face[:, 2])), 1.0)
+    centre = face[:, :2] + face[:, 2:] / 2.0
+    return np.column_stack([centre, face[:, 2:]]) / width
+
+
+def _standardise(raw: FloatArray, fs_hz: float) -> FloatArray:
+    out = bandpass(raw - raw.mean(axis=0), fs_hz, REGRESSION_BAND_HZ)
+    scale = out.std(axis=0)
+    keep = scale > 1e-9
+    return np.asarray(out[:, keep] / scale[keep], dtype=np.float64)
+
+
+def regressors(face: FloatArray, fs_hz: float) -> FloatArray:
+    """``(n, <= 8)`` band-passed box position, size and their velocities, unit variance."""
+    series = _box_series(face)
+    velocity = np.gradient(series, axis=0) * fs_hz
+    return _standardise(np.column_stack([series, velocity]), fs_hz)
+
+
+def remove_motion(
+    rgb: FloatArray, face: FloatArray, bounds: FloatArray, fs_hz: float
+) -> FloatArray:
+    """Colours with the part that follows the face box removed (relative, per channel).
+
+    ``bounds (n, regions, 4)`` are each region's integer pixel edges: a region's mean jumps
+    when an edge crosses a pixel, a step that the smooth box position does not describe.
+    """
+    shared = regressors(face, fs_hz)
+    mean = rgb.mean(axis=0, keepdims=True)
+    relative = rgb / np.maximum(mean, 1e-9) - 1.0
+    target = bandpass(relative, fs_hz, REGRESSION_BAND_HZ)
+    cleaned = relative.copy()
+    for k in range(rgb.shape[1]):
+        x = np.column_stack([shared, _standardise(bounds[:, k], fs_hz)])
+        if x.shape[1] == 0 or x.shape[0] < 8 * x.shape[1]:
+            continue
+        beta, *_ = np.linalg.lstsq(x, target[:, k], rcond=None)
+        cleaned[:, k] -= x @ beta
+    return np.asarray((1.0 + cleaned) * mean, dtype=np.float64)
+
+
+def rhythms(face: FloatArray, fs_hz: float) -> tuple[MotionRhythm, ...]:
+    """Periodic movements of the box inside the heart band, strongest first."""
+    series = _box_series(face)
+    if series.shape[0] < 4 * fs_hz:
+        return ()
+    band = bandpass(series - series.mean(axis=0), fs_hz, (RHYTHM_BAND_HZ[0] * 0.8, 4.0))
+    found: list[MotionRhythm] = []
+    for axis in range(series.shape[1]):
+        amplitude = float(band[:, axis].std())
+        if amplitude < RHYTHM_MIN_FACE_WIDTHS:
+            continue
+        spectrum = power_spectrum(band[:, axis], fs_hz)
+        f0 = peak_hz(spectrum, RHYTHM_BAND_HZ)
+        share = band_power_share(spectrum, f0, RHYTHM_HALF_WIDTH_HZ, RHYTHM_BAND_HZ)
+        if share >= RHYTHM_PEAK_SHARE and amplitude * np.sqrt(share) >= RHYTHM_MIN_FACE_WIDTHS:
+            found.append(MotionRhythm(f0, amplitude * float(np.sqrt(share))))
+    found.sort(key=lambda r: -r.amplitude)
+    return tuple(found[:MAX_RHYTHMS])
+
+
+def coincides(rate_hz: float, found: tuple[MotionRhythm, ...], tolerance_hz: float) -> bool:
+    """True when ``rate_hz`` lies on a motion rhythm or its second or third harmonic."""
+    return any(abs(rate_hz - k * r.freq_hz) <= tolerance_hz for r in found for k in HARMONICS)
