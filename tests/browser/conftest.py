@@ -7,10 +7,14 @@ rate and loops it at the end, so the video is built to loop without a seam.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
@@ -55,6 +59,42 @@ def face_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def no_face_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3 s of the room behind the subject, with nobody in it (the camera loops it)."""
+    from pulseloop.vitals.synthetic import PulseSpec, SceneSpec, write_video
+
+    path = tmp_path_factory.mktemp("camera") / "no-face.y4m"
+    write_video(path, PulseSpec(seed=3), SceneSpec(duration_s=3.0, face_visible=False, seed=3))
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_face_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3 s of the synthetic face at half size in the middle of the room: a phone held too
+    far away (the face is about 15 % of the frame width; the page wants 20 %)."""
+    from pulseloop.vitals.synthetic import PulseSpec, SceneSpec
+    from pulseloop.vitals.synthetic.pulse import beat_train
+    from pulseloop.vitals.synthetic.scene import render
+    from pulseloop.vitals.synthetic.writers import write_y4m
+
+    path = tmp_path_factory.mktemp("camera") / "small-face.y4m"
+    pulse = PulseSpec(heart_rate_bpm=72.0, seed=5)
+    scene = SceneSpec(duration_s=3.0, seed=5)
+    train = beat_train(pulse, scene.duration_s)
+    room = next(render(replace(scene, face_visible=False), train)).rgb
+    h, w = scene.height, scene.width
+
+    def frames() -> Iterator[npt.NDArray[np.uint8]]:
+        for frame in render(scene, train):
+            small = room.copy()
+            small[h // 4 : h // 4 + h // 2, w // 4 : w // 4 + w // 2] = frame.rgb[::2, ::2]
+            yield small
+
+    write_y4m(path, frames(), w, h, scene.fps)
+    return path
+
+
 # Module scope, not session: Playwright's sync API keeps an event loop on the main thread
 # while it runs, which async tests collected after this module must not meet.
 @pytest.fixture(scope="module")
@@ -94,6 +134,34 @@ def page(browser: Browser) -> Iterator[Page]:
 def live_server(tmp_path: Path) -> Iterator[LiveServer]:
     """A pulseloop server on 127.0.0.1 with its own database and fake clock."""
     _require_tools()
+    server = LiveServer(f"sqlite:///{tmp_path / 'pulseloop.db'}").start()
+    yield server
+    server.stop()
+
+
+QUICK_TIMING = {
+    "PULSELOOP_SCAN_HELP_AFTER_S": "2",
+    "PULSELOOP_SCAN_GIVE_UP_AFTER_S": "5",
+    "PULSELOOP_SCAN_HEARTBEAT_S": "1",
+}
+"""Help after 2 s of failing checks, give up after 5 s, ask about the link every second:
+the page's real behaviour on a shorter clock, so no test waits a real minute."""
+
+
+CLINIC = {"name": "Riverside Heart Clinic", "contact": "020 7946 0000",
+          "contact_url": "tel:+442079460000"}  # fmt: skip
+
+
+@pytest.fixture
+def quick_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
+    """Like ``live_server``, with the scan page's time limits shortened (QUICK_TIMING) and
+    the organization's clinic details set (``PULSELOOP_CLINICS``)."""
+    _require_tools()
+    for name, value in QUICK_TIMING.items():
+        monkeypatch.setenv(name, value)
+    clinics = tmp_path / "clinics.json"
+    clinics.write_text(json.dumps({"*": CLINIC}))
+    monkeypatch.setenv("PULSELOOP_CLINICS", str(clinics))
     server = LiveServer(f"sqlite:///{tmp_path / 'pulseloop.db'}").start()
     yield server
     server.stop()

@@ -53,8 +53,8 @@ _GENERIC_FAILURE = "The scan could not be measured."
 PATIENT_FAILURES: dict[str, tuple[str, str]] = {
     "no_face": (
         "The camera couldn't find your face.",
-        "Hold the phone upright at arm's length, straight in front of your face, with your "
-        "whole face inside the oval.",
+        "Hold the phone upright about 30 cm (one foot) from your face, straight in front "
+        "of it, with your whole face inside the oval.",
     ),
     "too_dark": (
         "It was too dark for the camera to see your face clearly.",

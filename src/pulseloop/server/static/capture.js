@@ -467,7 +467,7 @@
     face_too_close: "Move the phone a little further away.",
     face_not_centred: "Move your face to the middle of the oval.",
     aligned: "Good. Hold still, the scan is about to start.",
-    capturing: "Scanning. Hold still and keep your face in the oval.",
+    capturing: "Hold still and keep your face in the oval.",
   };
   const HELP = {
     no_face:
