@@ -253,7 +253,10 @@ async def test_scan_page_plots_the_pulse(api: Api, new_client: ClientFactory) ->
         assert len(pairs) > 100
         assert all(0 <= x <= 640 and 0 <= y <= 200 for x, y in pairs)
     assert 'data-vital="heart_rate_bpm"' in page.text and 'data-quality="snr_db"' in page.text
-    row = r'data-vital="heart_rate_bpm"><th scope="row">heart_rate_bpm</th><td>([\d.]+)'
+    row = (
+        r'data-vital="heart_rate_bpm"><th scope="row">Heart rate</th>'
+        r'<td><span class="figure">([\d.]+)'
+    )
     shown = re.search(row, page.text)
     assert shown is not None and abs(float(shown.group(1)) - truth_bpm) <= 3
     run_page = await api.client.get(f"/dashboard/runs/{run_id}")
@@ -270,7 +273,7 @@ async def test_refused_scan_shows_the_reason(api: Api) -> None:
     await api.service.drain()
     await signed_in(api.client, api.key_a)
     page = await api.client.get(f"/dashboard/scans/{scan_id}")
-    assert page.status_code == 200 and "Refused: <code>no_face</code>" in page.text
+    assert page.status_code == 200 and "Refused: no face in view" in page.text
 
 
 def test_plots_tolerate_missing_or_odd_data() -> None:

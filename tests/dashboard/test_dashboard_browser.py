@@ -129,7 +129,7 @@ def test_a_completed_scan_is_plotted(
         assert len(points) > 100, kind
         box = line.bounding_box()
         assert box is not None and box["width"] > 500 and box["height"] > 50
-    shown = tab.locator('[data-vital="heart_rate_bpm"] td').inner_text()
+    shown = tab.locator('[data-vital="heart_rate_bpm"] .figure').inner_text()
     assert abs(float(shown) - 78.0) <= 3
     expect(tab.locator('[data-vital="respiratory_rate_bpm"]')).to_contain_text("scan shorter")
     expect(tab.locator('[data-quality="snr_db"]')).to_be_visible()

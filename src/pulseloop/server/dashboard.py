@@ -7,6 +7,7 @@
     GET  /dashboard/runs                 runs of the org, filtered by loop and status
     GET  /dashboard/runs/{id}            a run's step timeline and the operator buttons
     POST /dashboard/runs/{id}/{action}   cancel | pause | resume | retry | restart
+    GET  /dashboard/scans?status=        the latest scan of each recent run: where the patient is
     GET  /dashboard/scans/{id}           a scan's vitals, quality, waveform and spectrum
 
 Sign-in validates the key with the API's own lookup and opens a server-side session
@@ -49,8 +50,8 @@ from pulseloop.server.auth import (
 )
 from pulseloop.server.errors import status_for
 from pulseloop.server.pages import render_page
-from pulseloop.store.base import TERMINAL_STATUSES
-from pulseloop.vitals.quality import FAILURE_MESSAGES
+from pulseloop.server.scan_pages import failure_message
+from pulseloop.store.base import SCAN_OPEN_STATUSES, TERMINAL_STATUSES, ScanRecord
 
 SIGN_IN_PATH = f"{SESSION_PATH}/sign-in"
 SIGN_IN_COOKIE = "pulseloop_sign_in"
@@ -62,7 +63,6 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 MAX_FORM_BYTES = 16 * 1024
 RUNS_PER_PAGE = 100
 MAX_PLOT_POINTS = 1200
-_FAILURE_TEXT: dict[str, str] = {str(code): text for code, text in FAILURE_MESSAGES.items()}
 
 
 def build_router(sessions: SessionStore) -> APIRouter:
@@ -122,9 +122,15 @@ def build_router(sessions: SessionStore) -> APIRouter:
         status = status if status in STATUSES else None
         runs = await pulse.list_runs(loop=loop, status=status, limit=RUNS_PER_PAGE)
         loops = sorted(set(pulse.loops) | {r.loop for r in runs} | ({loop} if loop else set()))
+        now = pulse.clock.now()
+        outcomes = {}
+        for run in runs:  # only a waiting run's scan is read: that is where a patient may be
+            waiting = run.status == "waiting"
+            scan = await pulse.store.latest_scan(pulse.org, run.id) if waiting else None
+            outcomes[run.id] = run_outcome(run, scan, now)
         return _page(request, "dashboard_runs.html", session, {
             "runs": runs, "loops": loops, "statuses": STATUSES, "loop": loop, "status": status,
-            "limit": RUNS_PER_PAGE,
+            "limit": RUNS_PER_PAGE, "outcomes": outcomes,
         })  # fmt: skip
 
     @router.get("/runs/{run_id}")
@@ -160,6 +166,23 @@ def build_router(sessions: SessionStore) -> APIRouter:
             return await _run_page(request, session, pulse, run_id, str(exc), status_for(exc))
         return _redirect(f"{SESSION_PATH}/runs/{_quote(run_id)}?{urlencode({'done': action})}")
 
+    @router.get("/scans")
+    async def scans_page(request: Request, status: str | None = None) -> Response:
+        found = await _signed_in(request)
+        if found is None:
+            return _to_sign_in()
+        session, pulse = found
+        status = status if status in SCAN_STATUSES else None
+        now = pulse.clock.now()
+        rows = [
+            ScanRow(scan, run, journey(scan, now))
+            for scan, run in await latest_scans(pulse, status)
+        ]
+        return _page(request, "dashboard_scans.html", session, {
+            "rows": rows, "statuses": SCAN_STATUSES, "status": status, "limit": RUNS_PER_PAGE,
+            "journey_steps": JOURNEY_STEPS, "status_words": JOURNEY_WORDS,
+        })  # fmt: skip
+
     @router.get("/scans/{scan_id}")
     async def scan_page(request: Request, scan_id: str) -> Response:
         found = await _signed_in(request)
@@ -175,6 +198,9 @@ def build_router(sessions: SessionStore) -> APIRouter:
         unavailable = vitals.pop("unavailable", None)
         return _page(request, "dashboard_scan.html", session, {
             "scan": record.payload(),
+            "journey": journey(record, pulse.clock.now()),
+            "vital_rows": vital_rows(vitals, unavailable if isinstance(unavailable, dict) else {}),
+            "quality_rows": quality_rows(result.get("quality") or {}),
             "times": {
                 "Created": _at(record.created_at),
                 "Expires": _at(record.expires_at),
@@ -187,7 +213,7 @@ def build_router(sessions: SessionStore) -> APIRouter:
             "unavailable": unavailable if isinstance(unavailable, dict) else {},
             "quality": result.get("quality") or {},
             "reason": reason,
-            "reason_text": _FAILURE_TEXT.get(reason, "") if reason else "",
+            "reason_text": reason_words(reason) if reason else "",
             "waveform": waveform_plot(result.get("waveform")),
             "spectrum": spectrum_plot(
                 result.get("spectrum"), (result.get("vitals") or {}).get("heart_rate_bpm")
@@ -374,6 +400,13 @@ def fmt_number(value: Any, digits: int = 1) -> str:
     return f"{value:.{digits}f}"
 
 
+def fmt_figure(value: Any) -> str:
+    """A figure already rounded for reading: no trailing zeros, em dash for null."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return fmt_number(value)
+
+
 def run_url(run_id: str) -> str:
     """The dashboard page of a run."""
     return f"{SESSION_PATH}/runs/{_quote(run_id)}"
@@ -388,9 +421,11 @@ _HELPERS: dict[str, Any] = {
     "fmt_time": fmt_time,
     "fmt_duration": format_duration,
     "fmt_number": fmt_number,
+    "fmt_figure": fmt_figure,
     "run_url": run_url,
     "scan_url": scan_url,
     "terminal": TERMINAL_STATUSES,
+    "at": _at,
 }
 
 
@@ -466,3 +501,296 @@ def spectrum_plot(spectrum: Any, heart_rate_bpm: Any) -> Plot | None:
         marker = (_x_at(float(heart_rate_bpm), lo, hi), f"{heart_rate_bpm:.0f} bpm")
     points = _polyline(freqs, power, lo, hi)
     return Plot(PLOT_W, PLOT_H, points, ticks, "power", "beats per minute", marker)
+
+
+# scans in words -------------------------------------------------------------------------
+SCAN_STATUSES = (*SCAN_OPEN_STATUSES, "processing", "completed", "failed", "expired")
+JOURNEY_STEPS = ("pending", "opened", "aligning", "capturing", "processing")
+"""The patient's way through the page, in order; a finished scan has passed them all."""
+JOURNEY_WORDS: dict[str, str] = {
+    "pending": "Link not opened yet",
+    "opened": "Opened the link; camera not started",
+    "aligning": "Camera on; lining up (checks not passed yet)",
+    "capturing": "Filming",
+    "processing": "Filmed; analysing",
+    "completed": "Measured",
+    "failed": "Failed",
+    "expired": "Link expired before a scan was sent",
+}
+STALE_AFTER_S = 120.0
+"""A page on the checks gives up after a minute and a capture lasts at most one: an open
+scan with no news for longer than this was most likely closed by the patient."""
+REASON_WORDS: dict[str, str] = {
+    "no_face": "no face in view",
+    "too_dark": "too dark to see the face",
+    "too_bright": "face over-exposed",
+    "face_too_small": "face too far from the camera",
+    "face_too_close": "face too close to the camera",
+    "face_not_centred": "face not in the middle of the picture",
+    "face_lost": "face left the picture while filming",
+    "too_much_motion": "too much movement",
+    "low_frame_rate": "camera delivered too few frames per second",
+    "too_short": "recording too short",
+    "weak_signal": "pulse signal too weak",
+    "expired": "the link expired",
+    "analysis_error": "the analysis failed on the server",
+    "video_unreadable": "the uploaded video could not be read",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Journey:
+    """Where a scan's patient is, for a person: words, a detail line and a tone."""
+
+    status: str
+    words: str
+    detail: str
+    tone: str  # "ok" | "bad" | "wait"
+    reached: int  # how many of JOURNEY_STEPS the patient has passed
+
+
+@dataclass(frozen=True, slots=True)
+class ScanRow:
+    """A line of the scans page."""
+
+    scan: ScanRecord
+    run: Run
+    journey: Journey
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A run's result in one line, for the runs list."""
+
+    text: str
+    tone: str  # "ok" | "bad" | "wait" | ""
+
+
+def reason_words(reason: str) -> str:
+    """A failure code in words for operators (the code itself when unknown)."""
+    return REASON_WORDS.get(reason) or failure_message(reason) or reason
+
+
+def journey(scan: ScanRecord, now: float) -> Journey:
+    """Where the scan's patient got to, and for how long they have been there."""
+    status = scan.status
+    words = JOURNEY_WORDS.get(status, status)
+    reached = JOURNEY_STEPS.index(status) if status in JOURNEY_STEPS else len(JOURNEY_STEPS)
+    detail = ""
+    tone = "wait"
+    if status in SCAN_OPEN_STATUSES or status == "processing":
+        detail = f"since {fmt_time(_at(scan.updated_at))} ({_ago(now - scan.updated_at)} ago)"
+        if status in ("aligning", "capturing") and now - scan.updated_at > STALE_AFTER_S:
+            detail += "; no news since, so the page was probably closed"
+    elif status == "completed":
+        tone = "ok"
+    else:
+        tone = "bad"
+        if status == "failed" and scan.failure_reason:
+            words = f"Failed: {reason_words(scan.failure_reason)}"
+        page = _page_outcome(scan)
+        if page:
+            detail = page
+    return Journey(status, words, detail, tone, reached)
+
+
+def _page_outcome(scan: ScanRecord) -> str:
+    """How a scan the patient's page ended went: seconds tried, and on what."""
+    try:
+        page = json.loads(scan.result or "{}").get("page")
+    except (ValueError, AttributeError):
+        return ""
+    if not isinstance(page, dict) or not isinstance(page.get("tried_s"), int | float):
+        return ""
+    failing = page.get("failing_s")
+    if not isinstance(failing, dict):
+        failing = {}
+    parts = ", ".join(
+        f"{reason_words(str(k))} {v:g} s"
+        for k, v in sorted(failing.items(), key=lambda kv: -float(kv[1]))
+        if isinstance(v, int | float)
+    )
+    text = f"Ended on the patient's page after {page['tried_s']:g} s of failed checks"
+    return f"{text} ({parts})" if parts else text
+
+
+def _ago(seconds: float) -> str:
+    """A rough age for people: "40 s", "12 min", "3 h 5 min"."""
+    whole = max(0, round(seconds))
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min"
+    return f"{whole // 3600} h {whole % 3600 // 60} min"
+
+
+async def latest_scans(pulse: App, status: str | None) -> list[tuple[ScanRecord, Run]]:
+    """The latest scan of each of the newest runs, most recently active first.
+
+    The store has no scan listing yet, so this reads ``latest_scan`` for each of the newest
+    ``RUNS_PER_PAGE`` runs (one indexed lookup each); a run's earlier scans are not shown.
+    A ``list_scans(org, status, limit)`` store method would replace it (docs/dashboard.md).
+    """
+    found = []
+    for run in await pulse.list_runs(limit=RUNS_PER_PAGE):
+        scan = await pulse.store.latest_scan(pulse.org, run.id)
+        if scan is not None and (status is None or scan.status == status):
+            found.append((scan, run))
+    found.sort(key=lambda pair: pair[0].updated_at, reverse=True)
+    return found
+
+
+def run_outcome(run: Run, scan: ScanRecord | None, now: float) -> Outcome:
+    """The run's result in a line: its scan's outcome when its output carries one (so a
+    "completed" run whose scan failed says so), an ``error`` it returned, its failure, or
+    where the patient is while it waits on a scan."""
+    if run.status == "failed" and run.error:
+        return Outcome(f"Error: {run.error.get('message', run.error)}"[:160], "bad")
+    if run.status == "waiting" and scan is not None and scan.status not in ("completed",):
+        where = journey(scan, now)
+        return Outcome(f"Waiting on the patient: {where.words.lower()}", where.tone)
+    payload = _scan_in(run.output)
+    if payload is not None:
+        status, reason = payload.get("status"), payload.get("failure_reason")
+        if status == "completed":
+            heart = (payload.get("vitals") or {}).get("heart_rate_bpm")
+            measured = f": heart rate {heart:.0f} bpm" if isinstance(heart, int | float) else ""
+            return Outcome(f"Scan measured{measured}", "ok")
+        if status == "failed":
+            return Outcome(f"Scan failed: {reason_words(str(reason))}", "bad")
+        if status == "expired":
+            return Outcome("Scan link expired unused", "bad")
+    if isinstance(run.output, dict) and run.output.get("error"):
+        error = run.output["error"]
+        text = reason_words(error) if isinstance(error, str) else json.dumps(error)[:80]
+        return Outcome(f"Finished with an error: {text}", "bad")
+    return Outcome(_brief(run.output), "")
+
+
+def _scan_in(output: Any, depth: int = 0) -> dict[str, Any] | None:
+    """A scan payload (``{"id": "scan_…", "status", …}``) in a run's output, if any."""
+    if not isinstance(output, dict) or depth > 2:
+        return None
+    if str(output.get("id", "")).startswith("scan_") and output.get("status") in SCAN_STATUSES:
+        return output
+    for value in output.values():
+        found = _scan_in(value, depth + 1)
+        if found is not None:
+            return found
+    return None
+
+
+def _brief(output: Any) -> str:
+    """The first few plain fields of an output, in one short line."""
+    if output is None:
+        return ""
+    if not isinstance(output, dict):
+        return json.dumps(output, default=str)[:80]
+    parts = [
+        f"{key}: {value}"
+        for key, value in output.items()
+        if isinstance(value, str | int | float | bool) or value is None
+    ][:3]
+    text = " · ".join(parts)
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
+# vitals and quality in words -----------------------------------------------------------
+VITAL_LABELS: dict[str, tuple[str, str]] = {
+    "heart_rate_bpm": ("Heart rate", "beats per minute"),
+    "respiratory_rate_bpm": ("Breathing rate", "breaths per minute"),
+    "hrv_sdnn_ms": ("Heart rate variability (SDNN)", "ms"),
+    "hrv_rmssd_ms": ("Heart rate variability (RMSSD)", "ms"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FigureRow:
+    """A vital or quality figure as a table row: label, value, verdict, the limit."""
+
+    name: str
+    label: str
+    value: Any
+    unit: str
+    verdict: str = ""
+    ok: bool | None = None
+    limit: str = ""
+
+
+def vital_rows(vitals: dict[str, Any], unavailable: dict[str, Any]) -> list[FigureRow]:
+    """Vitals with their names in words; a missing one says why."""
+    rows = []
+    for name, value in vitals.items():
+        label, unit = VITAL_LABELS.get(name, (name, ""))
+        why = unavailable.get(name) if value is None else None
+        rows.append(FigureRow(name, label, value, unit, verdict=str(why) if why else ""))
+    return rows
+
+
+def quality_rows(quality: dict[str, Any]) -> list[FigureRow]:
+    """Quality figures in words, each against the threshold the analysis applied.
+
+    The thresholds live in ``pulseloop.vitals.quality`` (numpy, scipy), imported here on
+    use so the dashboard, and the CLI that imports it, work without the vitals extra;
+    without it the figures are shown without verdicts.
+    """
+    q: Any
+    try:
+        from pulseloop.vitals import quality as q
+    except ImportError:
+        q = None
+    rows = []
+    for name, value in quality.items():
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            label = _QUALITY_LABELS.get(name, name)
+            rows.append(FigureRow(name, label, value, "", verdict="not measured"))
+            continue
+        rows.append(_quality_row(name, float(value), q))
+    return rows
+
+
+_QUALITY_LABELS = {
+    "snr_db": "Pulse signal strength",
+    "confidence": "Confidence",
+    "face_coverage": "Face in view",
+    "motion": "Head movement",
+    "brightness": "Skin brightness",
+    "frame_rate_hz": "Frame rate",
+    "duration_s": "Length",
+}
+
+
+def _quality_row(name: str, v: float, q: Any) -> FigureRow:
+    label = _QUALITY_LABELS.get(name, name)
+    if name == "confidence":
+        verdict = "high" if v >= 0.6 else "moderate" if v >= 0.3 else "low"
+        return FigureRow(name, label, round(v * 100), "%", verdict)
+    if q is None:
+        return FigureRow(name, label, v, "", limit="thresholds need the vitals extra")
+    if name == "snr_db":
+        ok = v >= q.MIN_SNR_DB
+        return FigureRow(name, label, round(v, 1), "dB", "strong enough" if ok else "too weak",
+                         ok, f"at least {q.MIN_SNR_DB:g} dB")  # fmt: skip
+    if name == "face_coverage":
+        ok = v >= q.MIN_FACE_COVERAGE
+        return FigureRow(name, label, round(v * 100), "% of the scan", "enough" if ok else
+                         "too little", ok, f"at least {q.MIN_FACE_COVERAGE * 100:g} %")  # fmt: skip
+    if name == "motion":
+        verdict = ("still" if v <= q.BLAME_MOTION else "some movement" if v <= q.MAX_MOTION
+                   else "too much movement")  # fmt: skip
+        return FigureRow(name, label, round(v, 2), "face widths per second", verdict,
+                         v <= q.MAX_MOTION, f"at most {q.MAX_MOTION:g}")  # fmt: skip
+    if name == "brightness":
+        ok = q.MIN_BRIGHTNESS <= v <= q.MAX_BRIGHTNESS
+        verdict = "good" if ok else "too dark" if v < q.MIN_BRIGHTNESS else "too bright"
+        return FigureRow(name, label, round(v), "of 255", verdict, ok,
+                         f"{q.MIN_BRIGHTNESS:g} to {q.MAX_BRIGHTNESS:g}")  # fmt: skip
+    if name == "frame_rate_hz":
+        ok = v >= q.MIN_FRAME_RATE_HZ
+        return FigureRow(name, label, round(v, 1), "frames per second", "enough" if ok else
+                         "too few", ok, f"at least {q.MIN_FRAME_RATE_HZ:g}")  # fmt: skip
+    if name == "duration_s":
+        ok = v >= q.MIN_DURATION_S
+        return FigureRow(name, label, round(v, 1), "s", "long enough" if ok else "too short",
+                         ok, f"at least {q.MIN_DURATION_S:g} s")  # fmt: skip
+    return FigureRow(name, label, v, "")
