@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -25,11 +26,16 @@ from pulseloop.engine.codec import encode
 from pulseloop.engine.context import ConnectorFactory
 from pulseloop.engine.loop import Loop, loop_name
 from pulseloop.engine.worker import Worker, wait_event
-from pulseloop.errors import LoopNotFound, PulseloopError, RunNotFound
+from pulseloop.errors import InvalidRunId, LoopNotFound, PulseloopError, RunNotFound
 from pulseloop.runs import Deploy, Run, build_deploy, build_run
 from pulseloop.store import open_store, sqlite_path
 from pulseloop.store.base import TERMINAL_STATUSES, RunRecord, Store
 
+MAX_RUN_ID_CHARS = 200
+RUN_ID_CHARS = "A-Z a-z 0-9 . _ ~ : -"
+"""What a run id given to trigger may hold: URL-safe without escaping (RFC 3986
+unreserved, plus ``:``), so ids read the same in URLs, logs and shells."""
+_RUN_ID = re.compile(rf"[A-Za-z0-9._~:-]{{1,{MAX_RUN_ID_CHARS}}}")
 _SETTLE_POLL_S = 0.05
 _SETTLE_POLL_MAX_S = 1.0
 
@@ -167,8 +173,8 @@ class App:
         if loop not in self.loops and (self.loops or self._run_worker):
             known = ", ".join(sorted(self.loops)) or "none"
             raise LoopNotFound(f"no loop named {loop!r} in this app; known loops: {known}")
-        if id is not None and (not isinstance(id, str) or not id or len(id) > 200):
-            raise PulseloopError(f"run id {id!r} must be a non-empty string of <= 200 chars")
+        if id is not None:
+            check_run_id(id)
         text = encode(body, "the event body")
         record, _ = await self.store.create_run(
             self.org, id or uuid.uuid4().hex, loop, text, self.clock.now()
@@ -273,3 +279,21 @@ class App:
             event.set()
         if self.on_settled is not None:
             self.on_settled(run_id, status)
+
+
+def check_run_id(run_id: object) -> str:
+    """``run_id`` if it may name a run: 1-200 characters of :data:`RUN_ID_CHARS`, not only
+    dots (``.`` and ``..`` are path segments); :class:`InvalidRunId` otherwise."""
+    if isinstance(run_id, str) and _RUN_ID.fullmatch(run_id) and run_id.strip("."):
+        return run_id
+    if not isinstance(run_id, str):
+        shown = f"{run_id!r} (a {type(run_id).__name__}, not a string)"
+    elif len(run_id) > MAX_RUN_ID_CHARS:
+        shown = f"{run_id[:40]!r}... ({len(run_id)} characters)"
+    else:
+        shown = repr(run_id)
+    raise InvalidRunId(
+        f"run id {shown} is not allowed: use 1 to {MAX_RUN_ID_CHARS} characters from "
+        f"{RUN_ID_CHARS} (letters and digits are ASCII only; no '/', spaces or other "
+        "characters; not only dots)"
+    )

@@ -25,6 +25,7 @@ what was wrong and what to do::
     ├── Unauthorized             no API key, an unknown key or a revoked one (HTTP 401)
     ├── RateLimited              too many requests from one client (HTTP 429)
     ├── InvalidRequest           a request the API cannot read (HTTP 422)
+    │   └── InvalidRunId         a run id outside 1-200 of ``A-Za-z0-9._~:-`` (HTTP 422)
     ├── OrgNotFound / OrgExists  organizations (``pulseloop orgs``)
     ├── KeyNotFound              an API key id that does not exist
     └── StoreError               the database refused (newer schema, unreachable)
@@ -194,6 +195,16 @@ class InvalidRequest(PulseloopError, ValueError):
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class InvalidRunId(InvalidRequest):
+    """A run id given to trigger that is not 1-200 characters of ``A-Z a-z 0-9 . _ ~ : -``
+    (or is only dots): ids appear in URLs and file names, so nothing else is accepted."""
+
+    code = "invalid_run_id"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="id")
 
 
 class OrgNotFound(PulseloopError, LookupError):

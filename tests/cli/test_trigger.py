@@ -27,6 +27,10 @@ def assert_one_line_usage_error(args: list[str], expected: str) -> None:
         (["nope", "--body", "{}"], "known loops: await-reply, greet, needs-file"),
         (["greet", "--body", "{}", "--timeout", "soon"], "--timeout"),
         (["greet", "--body", "{}", "--id", ""], "--id"),
+        (["greet", "--id", "a/b"], "run id 'a/b' is not allowed"),
+        (["greet", "--id", "two words"], "A-Z a-z 0-9 . _ ~ : -"),
+        (["greet", "--id", "x" * 300], "(300 characters)"),
+        (["greet", "--id", "café"], "'café'"),
     ],
 )
 def test_bad_input_is_refused_before_the_database_opens(
@@ -81,6 +85,14 @@ def test_trigger_queues_a_run_and_prints_its_id(loop_file: Path, db: Path) -> No
     shown = invoke_json("runs", "show", run_id, "--db", str(db))
     assert shown["status"] == "queued"
     assert shown["body"] == {"name": "ada"}
+
+
+def test_an_id_with_dots_tildes_and_colons_is_accepted(loop_file: Path, db: Path) -> None:
+    args = ["trigger", "greet", "--app", str(loop_file), "--db", str(db)]
+    run = invoke_json(*args, "--id", "order.7~v2:retry-1_b", "--body", '{"name": "ada"}')
+    assert run["id"] == "order.7~v2:retry-1_b"
+    shown = invoke_json("runs", "show", "order.7~v2:retry-1_b", "--db", str(db))
+    assert shown["status"] == "queued"
 
 
 def test_trigger_with_an_id_is_idempotent(loop_file: Path, db: Path) -> None:

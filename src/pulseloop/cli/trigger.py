@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from pulseloop.app import App
+from pulseloop.app import App, check_run_id
 from pulseloop.cli.common import (
     EXIT_FAILED,
     EXIT_STILL_WAITING,
@@ -35,12 +35,11 @@ from pulseloop.cli.loading import LoadedApp, load_app
 from pulseloop.cli.render import console, print_json, run_json, run_view
 from pulseloop.durations import format_duration
 from pulseloop.engine.codec import encode
-from pulseloop.errors import PulseloopError
+from pulseloop.errors import InvalidRunId, PulseloopError
 from pulseloop.runs import Run
 
 PARKED_STATUSES = frozenset({"waiting", "paused", "queued"})
 _CHECK_S = 0.25
-MAX_ID_CHARS = 200
 
 
 def trigger(
@@ -63,7 +62,8 @@ def trigger(
         str | None,
         typer.Option(
             "--id",
-            help="Run id; triggering an existing id returns that run.",
+            help="Run id: 1-200 characters of A-Za-z0-9._~:- (see docs/engine.md); "
+            "triggering an existing id returns that run.",
             metavar="ID",
             show_default=False,
         ),
@@ -126,8 +126,12 @@ def _parse_body(text: str) -> Any:
 
 
 def _check_id(run_id: str | None) -> None:
-    if run_id is not None and not 0 < len(run_id) <= MAX_ID_CHARS:
-        raise CliError(f"--id {run_id!r} must be 1 to {MAX_ID_CHARS} characters")
+    if run_id is None:
+        return
+    try:
+        check_run_id(run_id)
+    except InvalidRunId as exc:
+        raise CliError(f"--id: {exc}") from exc
 
 
 async def _trigger(loaded: LoadedApp, url: str, loop: str, event: Any, run_id: str) -> Run:

@@ -26,7 +26,10 @@ class TriggerIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     body: Any = None
-    id: str | None = Field(default=None, min_length=1, max_length=200)
+    # checked by App.trigger (one rule, one message: InvalidRunId, 422 invalid_run_id)
+    id: str | None = Field(
+        default=None, description="1-200 characters of A-Za-z0-9._~:- (not only dots)"
+    )
 
 
 class RestartIn(BaseModel):

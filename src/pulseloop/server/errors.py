@@ -30,6 +30,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "unauthorized": 401,
     "rate_limited": 429,
     "invalid_request": 422,
+    "invalid_run_id": 422,
     "not_serializable": 422,
     "video_unreadable": 422,
     "run_not_found": 404,
