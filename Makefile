@@ -12,7 +12,7 @@ WEB    := src/pulseloop/server/static/vendor/mediapipe/.installed-$(shell cksum 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[vitals,dev]'
+	$(PY) -m pip install --quiet -e '.[vitals,postgres,dev]'
 	touch $(STAMP)
 
 $(WEB): web/package-lock.json scripts/install-web-deps.sh
@@ -27,7 +27,10 @@ demo: $(STAMP)
 	$(VENV)/bin/pulseloop demo
 
 # pytest exit 5 means "no tests collected": a broken collection, so it fails too.
+# The suite runs every storage test on SQLite and on PostgreSQL: it starts a throwaway
+# server itself (as the postgres user, on 127.0.0.1) and fails if none can be started.
 test: $(STAMP) $(WEB)
+	bash scripts/install-postgres.sh
 	$(VENV)/bin/ruff check src tests bench examples
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -p no:cacheprovider

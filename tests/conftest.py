@@ -1,8 +1,12 @@
-"""Shared fixtures: a fresh SQLite database per test, a fake clock, app factories."""
+"""Shared fixtures: a fresh database per test on each backend, a fake clock, app factories.
+
+Every test that takes ``db_url`` (or ``make_app``) runs twice: on a SQLite file in the
+test's folder and on a fresh database of the session's throwaway PostgreSQL server.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -11,12 +15,43 @@ import pytest
 
 from pulseloop import App, Loop
 from pulseloop.testing import FakeClock
+from tests.pg import SECRET_KEY, PgServer
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """The session's PostgreSQL server; if it cannot start, every test using it fails."""
+    server = PgServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Which store backend this test runs on."""
+    return str(request.param)
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    """A database URL for a fresh file in this test's folder."""
-    return f"sqlite:///{tmp_path / 'pulseloop.db'}"
+def db_url(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """A database URL for a fresh database: a file in this test's folder, or a new
+    PostgreSQL database (with the shared scan-link key a shared database requires)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'pulseloop.db'}"
+        return
+    server: PgServer = request.getfixturevalue("pg_server")
+    monkeypatch.setenv("PULSELOOP_SECRET_KEY", SECRET_KEY)
+    url = server.create_database()
+    try:
+        yield url
+    finally:
+        server.drop_database(url)
 
 
 @pytest.fixture

@@ -97,11 +97,11 @@ class App:
 
     async def open(self) -> None:
         """Open (and migrate) the database; start the worker unless ``worker=False``."""
-        if sqlite_path(self.settings.database_url) is None:
-            _ = self.secret  # a shared database needs PULSELOOP_SECRET_KEY: fail at start
         store = open_store(
             self.settings.database_url, for_worker=self._run_worker and bool(self.loops)
         )
+        if sqlite_path(self.settings.database_url) is None:
+            _ = self.secret  # a shared database needs PULSELOOP_SECRET_KEY: fail at start
         await store.open()
         self._store = store
         if self._run_worker and self.loops:

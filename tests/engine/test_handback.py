@@ -36,8 +36,8 @@ class HandBack(Loop):
 async def test_a_run_in_flight_at_a_graceful_stop_is_taken_by_the_next_worker(
     make_app: AppFactory,
 ) -> None:
-    entered.clear()
-    release.clear()
+    global entered, release
+    entered, release = asyncio.Event(), asyncio.Event()  # bound to this test's loop
     calls.clear()
     async with make_app([HandBack]) as app:
         run = await app.trigger("hand-back")

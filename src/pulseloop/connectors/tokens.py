@@ -4,7 +4,9 @@ A step re-executed after a crash must hand out the *same* link (the first one ma
 be in a patient's SMS), yet the database keeps only a hash, so a leaked database leaks no
 live link. So the token is ``HMAC-SHA256(secret, scan id)`` (256 bits) and the row holds
 ``SHA-256(token)``. The secret comes from ``PULSELOOP_SECRET_KEY`` or a key file created
-beside the SQLite database (mode 0600), never from the database itself.
+beside the SQLite database (mode 0600), never from the database itself. A database other
+processes share (PostgreSQL) needs ``PULSELOOP_SECRET_KEY``: every process that makes or
+checks links must hold the same secret, and no file beside the database is shared.
 """
 
 from __future__ import annotations
@@ -38,7 +40,14 @@ def load_secret(settings: Settings) -> bytes:
     if settings.secret_key:
         return settings.secret_key.encode()
     path = sqlite_path(settings.database_url)
-    if path is None or path == ":memory:":
+    if path is None:
+        raise StoreError(
+            "PULSELOOP_SECRET_KEY is not set; it is required with a shared database "
+            f"({_scheme(settings.database_url)}): every worker and server process must sign "
+            "scan links with the same key. Set it to the same long random value everywhere, "
+            "e.g. the output of `python -c 'import secrets; print(secrets.token_hex(32))'`"
+        )
+    if path == ":memory:":
         return secrets.token_bytes(32)  # links live as long as this process
     key_file = Path(path).with_suffix(".key")
     if not key_file.exists():
@@ -58,3 +67,7 @@ def load_secret(settings: Settings) -> bytes:
         finally:
             spare.unlink(missing_ok=True)
     return bytes.fromhex(key_file.read_text().strip())
+
+
+def _scheme(url: str) -> str:
+    return url.split("://", 1)[0] + "://..."

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from pulseloop.errors import StoreError
 from pulseloop.store.base import Store
 
-__all__ = ["Store", "open_store", "sqlite_path"]
+__all__ = ["Store", "is_postgres_url", "open_store", "sqlite_path"]
+
+_POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
 def sqlite_path(url: str) -> str | None:
@@ -23,6 +27,11 @@ def sqlite_path(url: str) -> str | None:
     return None
 
 
+def is_postgres_url(url: str) -> bool:
+    """True for ``postgresql://...`` and ``postgres://...`` URLs."""
+    return urlsplit(url).scheme in _POSTGRES_SCHEMES
+
+
 def open_store(url: str, *, for_worker: bool = False) -> Store:
     """A (not yet opened) store for a database URL; ``for_worker`` tunes it for writing."""
     path = sqlite_path(url)
@@ -30,7 +39,11 @@ def open_store(url: str, *, for_worker: bool = False) -> Store:
         from pulseloop.store.sqlite import SqliteStore
 
         return SqliteStore(path, reserve_wal=for_worker)
+    if is_postgres_url(url):
+        from pulseloop.store import postgres
+
+        return postgres.load()(url)
     raise StoreError(
-        f"unsupported database URL {url!r}; pulseloop supports sqlite:///path.db "
-        "(PostgreSQL support is planned)"
+        f"unsupported database URL {url!r}; pulseloop supports sqlite:///path.db and "
+        "postgresql://user@host/dbname"
     )
