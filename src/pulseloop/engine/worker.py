@@ -103,6 +103,9 @@ class Worker:
         if isinstance(self.store, WorkerLiveness):
             await self.store.register_worker(self.id)
             await self.store.reclaim_dead_workers(self.clock.now())
+        subscribe = getattr(self.store, "subscribe_wakeups", None)
+        if subscribe is not None:  # PostgreSQL: another process may have queued work
+            subscribe(self.org, self.kick)
         self._loops = [
             asyncio.create_task(self._claim_loop(), name="pulseloop-claim"),
             asyncio.create_task(self._timer_loop(), name="pulseloop-timers"),
@@ -195,10 +198,13 @@ class Worker:
             free = self.concurrency - busy
             claimed: list[RunRecord] = []
             if free > 0:
-                claimed = await self.store.claim_runs(
-                    self.org, self.id, list(self.loops), free, time.time(), self.lease_s,
-                    self.clock.now(), run_id=self.only_run,
-                )  # fmt: skip
+                try:
+                    claimed = await self.store.claim_runs(
+                        self.org, self.id, list(self.loops), free, time.time(), self.lease_s,
+                        self.clock.now(), run_id=self.only_run,
+                    )  # fmt: skip
+                except Exception:  # the database is away: keep polling, never stop claiming
+                    log.exception("claiming runs failed; will retry")
                 for run in claimed:
                     self._start(run)
             self._passed("claim", busy + len(claimed))  # idle: none was running, none claimed
@@ -210,7 +216,11 @@ class Worker:
         while True:
             self._timer_kick.clear()
             self._passes["timers"].begun += 1
-            fired, next_at = await self.store.fire_timers(self.org, self.clock.now())
+            try:
+                fired, next_at = await self.store.fire_timers(self.org, self.clock.now())
+            except Exception:  # the database is away: try again next pass
+                log.exception("firing timers failed; will retry")
+                fired, next_at = 0, None
             if fired:
                 self.kick()
             self._passed("timers", fired)
