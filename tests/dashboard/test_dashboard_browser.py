@@ -134,3 +134,73 @@ def test_a_completed_scan_is_plotted(
     expect(tab.locator('[data-vital="respiratory_rate_bpm"]')).to_contain_text("scan shorter")
     expect(tab.locator('[data-quality="snr_db"]')).to_be_visible()
     tab.screenshot(path=str(shots / "dashboard-scan.png"), full_page=True)
+
+
+def scan_journeys(server: LiveServer) -> tuple[str, str]:
+    """Runs whose scans stopped at different places: (a measured run, a given-up run)."""
+    from pulseloop.server.scan_service import ScanJourney
+
+    async def go() -> tuple[str, str]:
+        app = server.app
+        journey = ScanJourney(app)
+
+        async def parked() -> tuple[str, str]:
+            run = await app.trigger("browser-scan", {"expires_in": 600})
+            await until_status(app, run.id, "waiting")
+            url = (await app.get_run(run.id)).step(STEP).output["url"]
+            return run.id, url.rsplit("/s/", 1)[1]
+
+        await parked()  # never opened
+        _, lining_up = await parked()
+        await journey.report(lining_up, "aligning")
+        gave_up, token = await parked()
+        await journey.give_up(token, "no_face", {"tried_s": 60, "failing_s": {"no_face": 60}})
+        await until_status(app, gave_up, "completed")
+        return gave_up, gave_up
+
+    measured, _ = completed_scan(server)
+    gave_up, _ = server.call(go())
+    return measured, gave_up
+
+
+WIDER_THAN_THE_SCREEN = """() => {
+  const limit = document.documentElement.clientWidth;
+  const wide = [...document.querySelectorAll("body *")].filter(
+    (el) => el.getBoundingClientRect().right > limit + 0.5);
+  return wide.slice(0, 5).map((el) => el.tagName + "." + el.className + " " +
+    Math.round(el.getBoundingClientRect().right));
+}"""
+
+
+def test_every_dashboard_page_fits_a_phone(
+    dash_browser: Browser,
+    live_server: LiveServer,  # noqa: F811
+    shots: Path,
+) -> None:
+    measured, gave_up = scan_journeys(live_server)
+    context = dash_browser.new_context(viewport={"width": 390, "height": 844})
+    phone = context.new_page()
+    try:
+        sign_in(phone, live_server)
+        expect(phone.locator(f'tr[data-run="{gave_up}"]')).to_contain_text(
+            "Scan failed: no face in view"
+        )
+        pages = {
+            "runs": "/dashboard/runs",
+            "scans": "/dashboard/scans",
+            "run": f"/dashboard/runs/{measured}",
+            "scan": phone.locator(f'tr[data-run="{measured}"]').get_attribute("data-run") or "",
+        }
+        phone.goto(live_server.base_url + "/dashboard/scans")
+        expect(phone.locator('tr[data-status="aligning"]')).to_contain_text("lining up")
+        expect(phone.locator('tr[data-status="pending"]')).to_contain_text("Link not opened yet")
+        scan_link = phone.locator('tr[data-status="completed"] a').first.get_attribute("href")
+        pages["scan"] = scan_link or ""
+        for name, path in pages.items():
+            phone.goto(live_server.base_url + path)
+            expect(phone.locator("h1")).to_be_visible()
+            phone.screenshot(path=str(shots / f"phone-{name}.png"), full_page=True)
+            wide = phone.evaluate(WIDER_THAN_THE_SCREEN)
+            assert wide == [], (name, wide)
+    finally:
+        context.close()

@@ -404,6 +404,8 @@ def fmt_figure(value: Any) -> str:
     """A figure already rounded for reading: no trailing zeros, em dash for null."""
     if isinstance(value, float):
         return f"{value:g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
     return fmt_number(value)
 
 
@@ -546,7 +548,7 @@ class Journey:
     words: str
     detail: str
     tone: str  # "ok" | "bad" | "wait"
-    reached: int  # how many of JOURNEY_STEPS the patient has passed
+    reached: int  # how many of JOURNEY_STEPS the patient has passed; -1 unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -589,8 +591,11 @@ def journey(scan: ScanRecord, now: float) -> Journey:
         if status == "failed" and scan.failure_reason:
             words = f"Failed: {reason_words(scan.failure_reason)}"
         page = _page_outcome(scan)
-        if page:
+        if page:  # the page ended it: the patient never got past the checks
             detail = page
+            reached = JOURNEY_STEPS.index("aligning")
+        elif status == "expired":
+            reached = -1  # where they got to is not kept once the link expires
     return Journey(status, words, detail, tone, reached)
 
 
@@ -667,17 +672,25 @@ def run_outcome(run: Run, scan: ScanRecord | None, now: float) -> Outcome:
     return Outcome(_brief(run.output), "")
 
 
-def _scan_in(output: Any, depth: int = 0) -> dict[str, Any] | None:
-    """A scan payload (``{"id": "scan_…", "status", …}``) in a run's output, if any."""
-    if not isinstance(output, dict) or depth > 2:
-        return None
-    if str(output.get("id", "")).startswith("scan_") and output.get("status") in SCAN_STATUSES:
-        return output
-    for value in output.values():
-        found = _scan_in(value, depth + 1)
-        if found is not None:
-            return found
-    return None
+def _scan_in(output: Any) -> dict[str, Any] | None:
+    """The scan payload (``{"id": "scan_…", "status", …}``) in a run's output, if any; a
+    finished one wins over the ``create`` answer a loop may return beside it."""
+    found: list[dict[str, Any]] = []
+
+    def walk(value: Any, depth: int) -> None:
+        if not isinstance(value, dict) or depth > 2:
+            return
+        if str(value.get("id", "")).startswith("scan_") and value.get("status") in SCAN_STATUSES:
+            found.append(value)
+            return
+        for inner in value.values():
+            walk(inner, depth + 1)
+
+    walk(output, 0)
+    finished = [p for p in found if p["status"] in ("completed", "failed", "expired")]
+    if finished:
+        return finished[0]
+    return found[0] if found else None
 
 
 def _brief(output: Any) -> str:
