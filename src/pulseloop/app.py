@@ -13,7 +13,7 @@ import dataclasses
 import re
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -84,6 +84,7 @@ class App:
         self.worker: Worker | None = None
         self._settled: dict[str, asyncio.Event] = {}
         self._parent: App | None = None
+        self._closers: list[Callable[[], Awaitable[None]]] = []
 
     # lifecycle -------------------------------------------------------------------------
     async def __aenter__(self) -> App:
@@ -133,10 +134,20 @@ class App:
         view._parent = self
         return view
 
+    def on_close(self, fn: Callable[[], Awaitable[None]]) -> None:
+        """Have ``fn`` awaited when the App closes, before its worker and store stop (a
+        view hands it to the App that owns the store). Services that use the store in
+        the background (the scan analysis runner) stop this way."""
+        owner = self._parent or self
+        owner._closers.append(fn)
+
     async def close(self) -> None:
-        """Stop the worker (handing back runs in flight) and close the database."""
+        """Stop background services, the worker (handing back runs in flight), and close
+        the database."""
         if self._parent is not None:  # a view: the parent owns the store
             return
+        while self._closers:
+            await self._closers.pop()()
         if self.worker is not None:
             await self.worker.stop()
             self.worker = None

@@ -33,7 +33,7 @@ from pulseloop.cli.common import (
 from pulseloop.cli.loading import LoadedApp, load_app
 from pulseloop.cli.orgs import issue_key
 from pulseloop.cli.render import console, status_text
-from pulseloop.connectors.facial_scan import scan_url
+from pulseloop.connectors.facial_scan import ScanService, scan_url
 from pulseloop.durations import format_duration
 from pulseloop.errors import PulseloopError
 
@@ -148,6 +148,14 @@ HostOption = Annotated[
 PortOption = Annotated[
     int, typer.Option("--port", min=1, max=65535, help="Port to serve HTTP on.", metavar="PORT")
 ]
+AnalysisOption = Annotated[
+    bool,
+    typer.Option(
+        "--analysis/--no-analysis",
+        help="Analyse accepted scan uploads in this process (needs the vitals extra); "
+        "with --no-analysis uploads are stored for other processes to analyse.",
+    ),
+]
 
 
 def dev(
@@ -155,6 +163,7 @@ def dev(
     db: DbOption = None,
     host: HostOption = "127.0.0.1",
     port: PortOption = 8000,
+    analysis: AnalysisOption = True,
 ) -> None:
     """Serve APP's loops and the scan pages in one process for development; Ctrl-C stops.
 
@@ -165,19 +174,32 @@ def dev(
         loaded = load_app(app_path)
         url = database_url(db)
     reporter = DevConsole(loaded, url)
-    run_async(_serve(loaded, url, reporter, poll="100 milliseconds", http=(host, port)))
+    run_async(
+        _serve(loaded, url, reporter, poll="100 milliseconds", http=(host, port), analysis=analysis)
+    )
     reporter.stopped()
 
 
-def server(db: DbOption = None, host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
-    """Serve the scan pages (no worker): patients' uploads are analysed here, and the
-    waiting runs are woken for the workers to continue."""
+def server(
+    db: DbOption = None,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8000,
+    analysis: AnalysisOption = True,
+) -> None:
+    """Serve the scan pages (no worker): patients' uploads are analysed here (or, with
+    --no-analysis, by any other process that analyses), and the waiting runs are woken
+    for the workers to continue."""
     with user_errors():
         url = database_url(db)
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
     )
-    run_async(_serve(LoadedApp("", {}), url, WorkerLog(url), http=(host, port), run_worker=False))
+    run_async(
+        _serve(
+            LoadedApp("", {}), url, WorkerLog(url), http=(host, port), run_worker=False,
+            analysis=analysis,
+        )
+    )  # fmt: skip
 
 
 def worker(
@@ -226,6 +248,7 @@ async def _serve(
     poll: float | str = "500 milliseconds",
     http: tuple[str, int] | None = None,
     run_worker: bool = True,
+    analysis: bool = True,
 ) -> None:
     """Serve until SIGINT/SIGTERM, reporting runs as they settle; always close the App."""
     public_url = None
@@ -255,8 +278,9 @@ async def _serve(
                 from pulseloop.server.app import create_app
                 from pulseloop.server.serve import serving
 
+                service = ScanService(pulse, analyse=analysis)
                 served = await stack.enter_async_context(
-                    serving(create_app(pulse), host=http[0], port=http[1])
+                    serving(create_app(pulse, scan_service=service), host=http[0], port=http[1])
                 )
                 log.info("scan pages on %s", served)
                 if isinstance(reporter, DevConsole):

@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pulseloop.connectors.analysis import AnalysisRunner
 from pulseloop.connectors.tokens import derive_token, hash_token
 from pulseloop.durations import Duration, duration_seconds
 from pulseloop.engine.codec import encode
@@ -148,9 +149,11 @@ class ScanView:
 class ScanService:
     """The server side of scan links: lookup, capture start, trace upload, analysis."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, *, analyse: bool = True) -> None:
+        """``analyse=False``: accept uploads but leave their analysis to other processes
+        (any process with the vitals extra that runs an :class:`AnalysisRunner`)."""
         self.app = app
-        self._analyses: set[asyncio.Task[None]] = set()
+        self.runner = AnalysisRunner(app) if analyse else None
 
     async def by_token(self, token: str) -> ScanView:
         """The scan a link opens (ScanNotFound / ScanExpired otherwise)."""
@@ -175,13 +178,14 @@ class ScanService:
         record = await self._open(token)
         if record.status not in SCAN_OPEN_STATUSES:
             raise _already(record)
-        trace = await asyncio.to_thread(parse_trace, body)  # TraceInvalid names the field
-        moved = await self.app.store.move_scan(
-            hash_token(token), SCAN_OPEN_STATUSES, "processing", self.app.clock.now()
-        )
+        await asyncio.to_thread(parse_trace, body)  # TraceInvalid names the field
+        moved = await self.app.store.accept_upload(  # the job is stored with the 202
+            hash_token(token), SCAN_OPEN_STATUSES, "trace", body.decode("utf-8"),
+            self.app.clock.now(),
+        )  # fmt: skip
         if moved is None:  # a concurrent upload won, or it expired meanwhile
             raise _already(await self._open(token))
-        self._start(moved.id, lambda: _analyse_trace(trace))
+        await self._kick()
         return ScanView.of(moved)
 
     async def open_for_upload(self, org: str, scan_id: str) -> ScanRecord:
@@ -201,9 +205,9 @@ class ScanService:
         the background; the file is deleted once analysed (or refused)."""
         try:
             record = await self.open_for_upload(org, scan_id)
-            moved = await self.app.store.move_scan(
+            moved = await self.app.store.accept_upload(
                 hash_token(derive_token(self.app.secret, record.id)),
-                SCAN_OPEN_STATUSES, "processing", self.app.clock.now(),
+                SCAN_OPEN_STATUSES, "video", str(path), self.app.clock.now(),
             )  # fmt: skip
             if moved is None:  # a concurrent upload won, or it expired meanwhile
                 latest = await self.app.store.get_scan(org, scan_id)
@@ -211,13 +215,28 @@ class ScanService:
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-        self._start(moved.id, lambda: _analyse_video(path))
+        await self._kick()
         return ScanView.of(moved)
 
+    async def start(self) -> None:
+        """Start analysing (and pick up uploads a crashed process accepted)."""
+        if self.runner is not None:
+            await self.runner.start()
+
     async def drain(self) -> None:
-        """Wait for analyses in flight (tests, shutdown)."""
-        while self._analyses:
-            await asyncio.gather(*self._analyses, return_exceptions=True)
+        """Wait until no accepted upload is left unanalysed here (tests, shutdown)."""
+        if self.runner is not None:
+            await self.runner.drain()
+
+    async def stop(self) -> None:
+        """Finish the analyses in flight and stop claiming new ones."""
+        if self.runner is not None:
+            await self.runner.stop()
+
+    async def _kick(self) -> None:
+        if self.runner is not None:
+            await self.runner.start()  # started on first use when no lifespan ran
+            self.runner.kick()
 
     async def _open(self, token: str) -> ScanRecord:
         record = await self.app.store.scan_by_token(hash_token(token))
@@ -229,48 +248,6 @@ class ScanService:
         if expired:
             raise ScanExpired("this scan link has expired; ask your care team for a new one")
         return record
-
-    def _start(self, scan_id: str, job: Callable[[], Awaitable[dict[str, Any]]]) -> None:
-        task = asyncio.create_task(self._analyse(scan_id, job))
-        self._analyses.add(task)
-        task.add_done_callback(self._analyses.discard)
-
-    async def _analyse(self, scan_id: str, job: Callable[[], Awaitable[dict[str, Any]]]) -> None:
-        try:
-            result = await job()
-            reason = result.get("failure_reason")
-            status = "failed" if reason else "completed"
-            await self.app.store.finish_scan(
-                scan_id, status, encode(result, "the vitals result"), reason, self.app.clock.now()
-            )
-        except PulseloopError as exc:  # e.g. video_unreadable: the upload's fault
-            log.info("scan %s refused: %s", scan_id, exc.code)
-            await self.app.store.finish_scan(
-                scan_id, "failed", None, exc.code, self.app.clock.now()
-            )
-        except Exception:
-            log.exception("analysis of scan %s failed", scan_id)
-            await self.app.store.finish_scan(
-                scan_id, "failed", None, "analysis_error", self.app.clock.now()
-            )
-        self.app.notify_work()
-
-
-async def _analyse_trace(trace: Any) -> dict[str, Any]:
-    from pulseloop.vitals.pool import analyze_trace_async
-
-    result: dict[str, Any] = (await analyze_trace_async(trace)).to_json()
-    return result
-
-
-async def _analyse_video(path: Path) -> dict[str, Any]:
-    from pulseloop.vitals.pool import analyze_video_async
-
-    try:
-        result: dict[str, Any] = (await analyze_video_async(path)).to_json()
-        return result
-    finally:
-        path.unlink(missing_ok=True)
 
 
 def _already(record: ScanRecord) -> PulseloopError:

@@ -71,8 +71,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if isinstance(service, ScanService):
+            await service.start()  # uploads a crashed process accepted are analysed now
         yield
         await service.drain()  # finish analyses in flight before the App closes
+        if isinstance(service, ScanService):
+            await service.stop()
 
     api = FastAPI(
         title="pulseloop",

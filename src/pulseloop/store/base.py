@@ -212,6 +212,20 @@ class ScanRecord:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class AnalysisJob:
+    """An accepted scan upload to analyse (claimed with a lease; see ``accept_upload``)."""
+
+    scan_id: str
+    org: str
+    kind: str  # "trace": payload is the uploaded JSON | "video": payload is a file path
+    payload: str
+    attempts: int
+    """Claims so far, this one included: a job that keeps killing its analyser is
+    failed after a few instead of being retried forever."""
+    created_at: float
+
+
 def _iso(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, UTC).isoformat()
 
@@ -411,7 +425,28 @@ class Store(Protocol):
         failure_reason: str | None,
         now: float,
     ) -> ScanRecord:
-        """Record the outcome; signal and wake the run, in the same transaction."""
+        """Record the outcome; signal and wake the run and drop the scan's analysis job, in
+        the same transaction. The first outcome wins: finishing a scan that is already
+        completed, failed or expired changes nothing (two analysers that raced for one
+        job signal the run once) and returns the stored record."""
+
+    async def accept_upload(
+        self,
+        token_hash: str,
+        from_statuses: tuple[str, ...],
+        kind: str,
+        payload: str,
+        now: float,
+    ) -> ScanRecord | None:
+        """Take the scan's one upload: move it from ``from_statuses`` to ``processing`` and
+        store its :class:`AnalysisJob`, in one transaction. None (nothing changes) if the
+        scan was not in ``from_statuses`` or has expired."""
+
+    async def claim_analyses(
+        self, worker: str, limit: int, lease_now: float, lease_s: float
+    ) -> list[AnalysisJob]:
+        """Claim up to ``limit`` analysis jobs nobody holds (new, or whose lease expired),
+        oldest first, across organizations."""
 
     # deploys ------------------------------------------------------------------------
     async def record_deploy(self, org: str, loop: str, version: str, now: float) -> None:

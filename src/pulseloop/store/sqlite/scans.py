@@ -12,7 +12,7 @@ import json
 import sqlite3
 from typing import Any
 
-from pulseloop.store.base import SCAN_OPEN_STATUSES, ScanRecord, scan_signal_key
+from pulseloop.store.base import SCAN_OPEN_STATUSES, AnalysisJob, ScanRecord, scan_signal_key
 
 SCAN_COLUMNS = (
     "org, id, run_id, step, status, metadata, result, failure_reason, created_at, "
@@ -92,17 +92,54 @@ def finish(
     failure_reason: str | None,
     now: float,
 ) -> ScanRecord:
-    """Record the outcome and signal the run."""
+    """Record the outcome and signal the run, unless an outcome was recorded already."""
+    conn.execute("DELETE FROM analysis_jobs WHERE scan_id = ?", (scan_id,))
     row = conn.execute(
         "UPDATE scans SET status = ?, result = ?, failure_reason = ?, updated_at = ?, "
-        f"completed_at = ? WHERE id = ? RETURNING {SCAN_COLUMNS}",
+        f"completed_at = ? WHERE id = ? AND completed_at IS NULL RETURNING {SCAN_COLUMNS}",
         (status, result_json, failure_reason, now, now, scan_id),
     ).fetchone()
     if row is None:
-        raise LookupError(f"no scan {scan_id!r}")
+        stored = _one(conn, "id = ?", (scan_id,))
+        if stored is None:
+            raise LookupError(f"no scan {scan_id!r}")
+        return stored  # finished before: the first outcome stands, the run was told once
     scan = scan_from_row(row)
     _signal(conn, scan, now)
     return scan
+
+
+def accept_upload(
+    conn: sqlite3.Connection,
+    token_hash: str,
+    from_statuses: tuple[str, ...],
+    kind: str,
+    payload: str,
+    now: float,
+) -> ScanRecord | None:
+    """Move the scan to processing and store its analysis job, together."""
+    scan = move(conn, token_hash, from_statuses, "processing", now)
+    if scan is not None:
+        conn.execute(
+            "INSERT INTO analysis_jobs (scan_id, org, kind, payload, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (scan.id, scan.org, kind, payload, now),
+        )
+    return scan
+
+
+def claim_analyses(
+    conn: sqlite3.Connection, worker: str, limit: int, lease_now: float, lease_s: float
+) -> list[AnalysisJob]:
+    """Lease up to ``limit`` unheld jobs, oldest first."""
+    rows = conn.execute(
+        "UPDATE analysis_jobs SET lease_owner = ?, lease_expires_at = ?, "
+        "attempts = attempts + 1 WHERE scan_id IN (SELECT scan_id FROM analysis_jobs "
+        "WHERE lease_expires_at IS NULL OR lease_expires_at < ? ORDER BY created_at LIMIT ?) "
+        "RETURNING scan_id, org, kind, payload, attempts, created_at",
+        (worker, lease_now + lease_s, lease_now, limit),
+    ).fetchall()
+    return sorted((AnalysisJob(*row) for row in rows), key=lambda job: job.created_at)
 
 
 def expire_due(conn: sqlite3.Connection, org: str, now: float) -> tuple[int, float | None]:

@@ -12,6 +12,7 @@ import sqlite3
 from typing import Any
 
 from pulseloop.store.base import (
+    AnalysisJob,
     AttemptRecord,
     DeployRecord,
     History,
@@ -406,6 +407,11 @@ class SqliteStore:
         marks = ", ".join("?" for _ in dead)
 
         def op(conn: sqlite3.Connection) -> int:
+            conn.execute(  # analyses a dead process held: claimable again at once
+                "UPDATE analysis_jobs SET lease_owner = NULL, lease_expires_at = NULL "
+                f"WHERE lease_owner IN ({marks})",
+                dead,
+            )
             return conn.execute(
                 "UPDATE runs SET status = CASE status WHEN 'running' THEN 'queued' "
                 "ELSE status END, lease_owner = NULL, lease_expires_at = NULL, updated_at = ? "
@@ -529,6 +535,29 @@ class SqliteStore:
     ) -> ScanRecord:
         result: ScanRecord = await self._run(
             lambda c: scans.finish(c, scan_id, status, result_json, failure_reason, now)
+        )
+        return result
+
+    async def accept_upload(
+        self,
+        token_hash: str,
+        from_statuses: tuple[str, ...],
+        kind: str,
+        payload: str,
+        now: float,
+    ) -> ScanRecord | None:
+        result: ScanRecord | None = await self._run(
+            lambda c: scans.accept_upload(c, token_hash, from_statuses, kind, payload, now)
+        )
+        return result
+
+    async def claim_analyses(
+        self, worker: str, limit: int, lease_now: float, lease_s: float
+    ) -> list[AnalysisJob]:
+        if limit <= 0:
+            return []
+        result: list[AnalysisJob] = await self._run(
+            lambda c: scans.claim_analyses(c, worker, limit, lease_now, lease_s)
         )
         return result
 

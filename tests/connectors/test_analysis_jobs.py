@@ -1,0 +1,85 @@
+"""Accepted scan uploads are durable analysis jobs: never lost, finished exactly once.
+
+The real-process version (a server SIGKILLed right after its 202) is in
+``tests/crash/test_scan_upload_crash.py``; these run on both backends.
+"""
+
+from __future__ import annotations
+
+import json
+
+from pulseloop.connectors.analysis import LEASE_S, MAX_ATTEMPTS
+from pulseloop.connectors.facial_scan import ScanService
+from pulseloop.connectors.tokens import hash_token
+from tests.conftest import AppFactory
+from tests.connectors.scan_helpers import trace_upload
+from tests.connectors.test_facial_scan import HealthCheck, _created, token_of
+
+
+async def test_an_upload_nobody_analysed_yet_is_analysed_by_the_next_analyser(
+    make_app: AppFactory,
+) -> None:
+    upload, truth_bpm = trace_upload(66.0)
+    async with make_app([HealthCheck]) as app:
+        run = await app.trigger("health-check", {"p": 1})
+        created = await _created(app, run.id)
+        accepting = ScanService(app, analyse=False)  # e.g. a server that then died
+        view = await accepting.accept_trace(token_of(created["url"]), upload)
+        assert view.status == "processing"
+        await accepting.drain()
+        assert (await app.store.get_scan(app.org, created["id"])).status == "processing"
+
+        analysing = ScanService(app)  # the next process that analyses
+        await analysing.start()
+        await analysing.drain()
+        done = await app.wait_for_run(run.id, timeout="1 minute")
+    assert abs(done.output["scan"]["vitals"]["heart_rate_bpm"] - truth_bpm) < 2.0
+
+
+async def test_a_job_is_claimed_once_and_its_first_outcome_stands(make_app: AppFactory) -> None:
+    upload, _ = trace_upload(70.0)
+    async with make_app([HealthCheck]) as app:
+        run = await app.trigger("health-check", {"p": 2})
+        created = await _created(app, run.id)
+        token_hash = hash_token(token_of(created["url"]))
+        store, now = app.store, app.clock.now()
+        moved = await store.accept_upload(token_hash, ("pending",), "trace", upload.decode(), now)
+        assert moved is not None and moved.status == "processing"
+        assert await store.accept_upload(token_hash, ("pending",), "trace", "{}", now) is None
+
+        (job,) = await store.claim_analyses("a-1", 5, 1_000.0, LEASE_S)
+        assert (job.scan_id, job.kind, job.attempts) == (created["id"], "trace", 1)
+        assert json.loads(job.payload) == json.loads(upload)
+        assert await store.claim_analyses("a-2", 5, 1_000.0, LEASE_S) == []  # held
+        (again,) = await store.claim_analyses("a-2", 5, 1_000.0 + LEASE_S + 1, LEASE_S)
+        assert again.attempts == 2  # the first analyser vanished: its lease ran out
+
+        result = {"vitals": {"heart_rate_bpm": 70.0}, "quality": {}}
+        first = await store.finish_scan(job.scan_id, "completed", json.dumps(result), None, now)
+        second = await store.finish_scan(job.scan_id, "failed", None, "analysis_error", now)
+        assert first.status == second.status == "completed"
+        assert await store.claim_analyses("a-3", 5, 1e9, LEASE_S) == []  # the job is gone
+        done = await app.wait_for_run(run.id, timeout="1 minute")
+    assert done.output["scan"]["status"] == "completed"
+    assert done.output["scan"]["vitals"] == {"heart_rate_bpm": 70.0}
+
+
+async def test_a_job_that_keeps_killing_its_analyser_fails_the_scan(
+    make_app: AppFactory,
+) -> None:
+    upload, _ = trace_upload(70.0)
+    async with make_app([HealthCheck]) as app:
+        run = await app.trigger("health-check", {"p": 3})
+        created = await _created(app, run.id)
+        token_hash = hash_token(token_of(created["url"]))
+        await app.store.accept_upload(
+            token_hash, ("pending",), "trace", upload.decode(), app.clock.now()
+        )
+        for attempt in range(MAX_ATTEMPTS):  # each analyser died holding it
+            await app.store.claim_analyses(f"a-{attempt}", 1, attempt * (LEASE_S + 1), LEASE_S)
+        service = ScanService(app)
+        await service.start()
+        await service.drain()
+        done = await app.wait_for_run(run.id, timeout="1 minute")
+    assert done.output["scan"]["status"] == "failed"
+    assert done.output["scan"]["failure_reason"] == "analysis_error"
