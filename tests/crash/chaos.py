@@ -48,15 +48,18 @@ class ChaosReport:
 
 async def _start_worker(db_url: str, lease: str | None) -> asyncio.subprocess.Process:
     options = ["--lease", lease] if lease else []
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pulseloop.cli.main", "worker", str(LOOP_FILE), "--db", db_url,
-        "--poll", "100 milliseconds", *options,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+    errors = Path(db_url.removeprefix("sqlite:///") + ".worker-stderr")
+    with errors.open("w") as stderr:  # a file, not a pipe: nobody drains it while it runs
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "pulseloop.cli.main", "worker", str(LOOP_FILE), "--db", db_url,
+            "--poll", "100 milliseconds", *options,
+            stdout=asyncio.subprocess.PIPE, stderr=stderr,
+        )  # fmt: skip
     assert proc.stdout is not None
     line = await proc.stdout.readline()
     if b"ready" not in line:
-        raise RuntimeError(f"worker did not start: {line!r}")
+        await proc.wait()
+        raise RuntimeError(f"worker did not start: {line!r}; {errors.read_text()[-2000:]}")
     return proc
 
 
