@@ -15,6 +15,7 @@ from pulseloop.testing import FakeClock
 from pulseloop.vitals.errors import TraceInvalid
 from tests.conftest import AppFactory
 from tests.connectors.scan_helpers import trace_upload
+from tests.engine.helpers import idle
 from tests.helpers import until_status
 
 METADATA = {"patientId": "p-17", "phoneNumber": "+15550100", "nested": {"a": [1, {"b": None}]}}
@@ -110,8 +111,9 @@ async def test_caught_timeout_then_a_second_scan(make_app: AppFactory, clock: Fa
         run = await app.trigger("second-chance")
         await until_status(app, run.id, "waiting")
         await clock.advance("10 minutes")
-        await until_status(app, run.id, "waiting")
+        await idle(app)  # the timeout fired and the run parked again, on the second scan
         info = await app.get_run(run.id)
+        assert info.status == "waiting"
         assert info.step("wait for scan #1").status == "failed"
         url = info.step("second scan").output["url"]
         service = ScanService(app)
