@@ -16,8 +16,12 @@ Design note (giving up): the store has no "fail an open scan" operation, and a g
 not race an upload. So it takes the link's one upload exactly as an upload does
 (``move_scan`` open -> ``processing``, atomic; a concurrent upload makes it lose cleanly)
 and then records the outcome with ``finish_scan``, which signals the run in the same
-transaction. A crash between the two leaves the scan ``processing``, the same window an
-accepted upload has before its analysis ends.
+transaction. Not ``accept_upload``: its analysis job would be claimed by an analyser that
+could finish the scan first as ``analysis_error``. Not ``finish_scan`` alone: it would also
+end a scan another tab uploaded a moment before. The cost: a crash between the two calls
+leaves the scan ``processing`` with no job, so the run waits until its own timeout. A store
+operation that finishes a scan only if it is still open, in one transaction, would close
+that window.
 """
 
 from __future__ import annotations
