@@ -210,3 +210,39 @@ def test_a_missing_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "psycopg", None)
     with pytest.raises(StoreError, match=r"pip install 'pulseloop\[postgres\]'"):
         open_store("postgresql://127.0.0.1/x")
+
+
+async def test_a_trigger_in_one_process_wakes_workers_in_another(pg_url: str) -> None:
+    listening = open_store(pg_url)
+    other = open_store(pg_url)
+    await listening.open()
+    await other.open()
+    try:
+        woken = asyncio.Event()
+        listening.subscribe_wakeups("org", woken.set)  # type: ignore[attr-defined]
+
+        async def healthy() -> bool:
+            return bool(listening.hints_healthy)  # type: ignore[attr-defined]
+
+        await eventually(healthy, "LISTEN delivering its own probe")
+        await other.create_run("org", "r1", "loop", "null", 1.0)
+        await woken.wait()  # the hint arrived (coalesced, after the commit)
+    finally:
+        await other.close()
+        await listening.close()
+
+
+class Greet(Loop):
+    name = "greet"
+
+    async def run(self, event: Event, step: Step) -> str:
+        return str(await step.do("greet", lambda: f"hello {event.body['name']}"))
+
+
+async def test_poll_only_still_runs_what_another_process_queued(pg_url: str) -> None:
+    async with App([Greet], pg_url + "?listen=off", poll_interval=0.05) as worker_app:
+        assert not worker_app.store.hints_healthy  # type: ignore[attr-defined]
+        async with App([Greet], pg_url, worker=False) as client:
+            run = await client.trigger("greet", {"name": "poll"})
+            done = await client.wait_for_run(run.id, timeout="60 seconds")
+    assert done.output == "hello poll"
