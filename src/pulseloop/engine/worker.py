@@ -31,7 +31,14 @@ from pulseloop.engine.clock import Clock
 from pulseloop.engine.context import ConnectorFactory
 from pulseloop.engine.execution import Execution, Services
 from pulseloop.engine.loop import Loop, loop_version
-from pulseloop.store.base import History, Lease, RunRecord, Store, WorkerLiveness
+from pulseloop.store.base import (
+    History,
+    InlineCommits,
+    Lease,
+    RunRecord,
+    Store,
+    WorkerLiveness,
+)
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +110,8 @@ class Worker:
         if isinstance(self.store, WorkerLiveness):
             await self.store.register_worker(self.id)
             await self.store.reclaim_dead_workers(self.clock.now())
+        if isinstance(self.store, InlineCommits):
+            self.store.commit_inline_when(lambda: len(self._active) <= 1)
         subscribe = getattr(self.store, "subscribe_wakeups", None)
         if subscribe is not None:  # PostgreSQL: another process may have queued work
             subscribe(self.org, self.kick)

@@ -14,6 +14,7 @@ applies it only if that worker still holds the run, otherwise it raises
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
@@ -261,6 +262,15 @@ class WorkerLiveness(Protocol):
 
     async def reclaim_dead_workers(self, now: float) -> int:
         """Queue again the runs held by workers proven dead; return how many."""
+
+
+@runtime_checkable
+class InlineCommits(Protocol):
+    """A store that can skip its group-commit hand-off when there is nobody to group."""
+
+    def commit_inline_when(self, solo: Callable[[], bool]) -> None:
+        """Commit on the caller's thread while ``solo()`` (the worker executes at most
+        one run) and the database is idle."""
 
 
 class Store(Protocol):

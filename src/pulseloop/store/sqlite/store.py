@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from pulseloop.store.base import (
@@ -82,6 +83,9 @@ class SqliteStore:
         self._db = Database(path, reserve_wal=reserve_wal)
         self._locks = WorkerLocks(path)
 
+    def commit_inline_when(self, solo: Callable[[], bool]) -> None:
+        self._db.inline_when = solo
+
     @property
     def commits(self) -> int:
         """Transactions committed so far (for benchmarks: steps per commit)."""
@@ -100,6 +104,10 @@ class SqliteStore:
 
     async def _run(self, fn: Any) -> Any:
         return await self._db.run(fn)
+
+    async def _run_own(self, fn: Any) -> Any:
+        """A write of the executing run itself: may commit inline (see ``Database.run``)."""
+        return await self._db.run(fn, may_inline=True)
 
     # runs -------------------------------------------------------------------------
     async def create_run(
@@ -263,7 +271,7 @@ class SqliteStore:
                 history.failures[step] = (failed, retry_at)
             return history
 
-        result: History = await self._run(op)
+        result: History = await self._run_own(op)
         return result
 
     async def record_step(
@@ -288,7 +296,7 @@ class SqliteStore:
                 )
             return status
 
-        result: str = await self._run(op)
+        result: str = await self._run_own(op)
         return result
 
     async def record_failed_attempt(self, lease: Lease, attempt: AttemptRecord) -> str:
@@ -303,7 +311,7 @@ class SqliteStore:
             )
             return status
 
-        result: str = await self._run(op)
+        result: str = await self._run_own(op)
         return result
 
     async def open_wait(self, lease: Lease, wait: WaitRecord) -> tuple[WaitRecord, Signal | None]:
@@ -329,7 +337,7 @@ class SqliteStore:
                 signal = None if row is None else Signal(*row)
             return stored, signal
 
-        result: tuple[WaitRecord, Signal | None] = await self._run(op)
+        result: tuple[WaitRecord, Signal | None] = await self._run_own(op)
         return result
 
     async def park_run(
@@ -358,7 +366,7 @@ class SqliteStore:
             )
             return status
 
-        result: str = await self._run(op)
+        result: str = await self._run_own(op)
         return result
 
     async def finish_run(
@@ -380,7 +388,7 @@ class SqliteStore:
             )
             conn.execute("DELETE FROM waits WHERE run_id = ?", (lease.run_id,))
 
-        await self._run(op)
+        await self._run_own(op)
 
     async def release_run(self, lease: Lease, now: float) -> None:
         def op(conn: sqlite3.Connection) -> None:
