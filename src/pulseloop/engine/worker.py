@@ -200,6 +200,7 @@ class Worker:
 
     # loops -----------------------------------------------------------------------------
     async def _claim_loop(self) -> None:
+        idle_polls = 0
         while True:
             self._kick.clear()  # every pass: a kick that came meanwhile is handled by it
             self._passes["claim"].begun += 1
@@ -219,7 +220,16 @@ class Worker:
             self._passed("claim", busy + len(claimed))  # idle: none was running, none claimed
             if claimed and len(claimed) == free:
                 continue
-            await wait_event(self._kick, self.poll_s)
+            idle_polls = 0 if claimed else idle_polls + 1
+            await wait_event(self._kick, self._poll_after(idle_polls))
+
+    def _poll_after(self, idle_polls: int) -> float:
+        """Adaptive poll: while wake-up hints arrive (PostgreSQL's LISTEN), an idle worker
+        polls less often, up to 8x ``poll_s``; without hints it polls every ``poll_s``.
+        Polling alone stays correct: a hint only makes a worker look sooner."""
+        if not getattr(self.store, "hints_healthy", False):
+            return self.poll_s
+        return float(self.poll_s * 2 ** min(idle_polls, 3))
 
     async def _timer_loop(self) -> None:
         while True:
