@@ -83,3 +83,30 @@ async def test_a_job_that_keeps_killing_its_analyser_fails_the_scan(
         done = await app.wait_for_run(run.id, timeout="1 minute")
     assert done.output["scan"]["status"] == "failed"
     assert done.output["scan"]["failure_reason"] == "analysis_error"
+
+
+async def test_giving_up_finishes_only_a_scan_that_is_still_open(make_app: AppFactory) -> None:
+    async with make_app([HealthCheck]) as app:
+        uploaded = await app.trigger("health-check", {"p": 4})
+        gave_up = await app.trigger("health-check", {"p": 5})
+        first, second = await _created(app, uploaded.id), await _created(app, gave_up.id)
+        store, now = app.store, app.clock.now()
+        open_statuses = ("pending", "opened", "aligning", "capturing")
+        upload_hash = hash_token(token_of(first["url"]))
+        await store.accept_upload(upload_hash, open_statuses, "trace", "{}", now)
+        assert (
+            await store.finish_open_scan(upload_hash, open_statuses, "failed", None, "no_face", now)
+            is None
+        ), "an upload won: giving up changes nothing"
+        assert (await store.get_scan(app.org, first["id"])).status == "processing"
+
+        finished = await store.finish_open_scan(
+            hash_token(token_of(second["url"])), open_statuses, "failed", None, "no_face", now
+        )
+        assert finished is not None and finished.status == "failed"
+        done = await app.wait_for_run(gave_up.id, timeout="1 minute")
+        late = await store.finish_open_scan(  # after expiry nothing can finish it either
+            hash_token(token_of(second["url"])), open_statuses, "failed", None, "x", now + 1e6
+        )
+    assert done.output["scan"]["failure_reason"] == "no_face"
+    assert late is None

@@ -5,23 +5,21 @@
 * :class:`ScanJourney`: where the patient is (``opened`` -> ``aligning`` -> ``capturing``),
   reported by the page, and **giving up**: a page whose checks never pass ends the scan as
   ``failed`` with the reason that kept it from filming, so the waiting run wakes instead of
-  waiting for the link to expire. Both sit on the store's ``move_scan`` / ``finish_scan``.
+  waiting for the link to expire. Both sit on the store's ``move_scan`` /
+  ``finish_open_scan``.
 * :class:`Clinics`: the clinic name, contact and privacy link shown on every scan page, per
   organization, from the JSON file named by ``PULSELOOP_CLINICS``.
 
 Every error raised here is a :class:`~pulseloop.errors.PulseloopError` whose ``code`` the
 server maps to an HTTP status in :mod:`pulseloop.server.errors`.
 
-Design note (giving up): the store has no "fail an open scan" operation, and a give-up must
-not race an upload. So it takes the link's one upload exactly as an upload does
-(``move_scan`` open -> ``processing``, atomic; a concurrent upload makes it lose cleanly)
-and then records the outcome with ``finish_scan``, which signals the run in the same
-transaction. Not ``accept_upload``: its analysis job would be claimed by an analyser that
-could finish the scan first as ``analysis_error``. Not ``finish_scan`` alone: it would also
-end a scan another tab uploaded a moment before. The cost: a crash between the two calls
-leaves the scan ``processing`` with no job, so the run waits until its own timeout. A store
-operation that finishes a scan only if it is still open, in one transaction, would close
-that window.
+Design note (giving up): a give-up must not race an upload, and must not leave a window
+in which a crash strands the scan. ``finish_open_scan`` fails the scan only if it is still
+open (not uploaded, not expired) and signals the run, in one transaction: a concurrent
+upload makes it lose cleanly. Considered and rejected: taking the upload slot with
+``move_scan`` and then ``finish_scan`` (a crash between the two left the scan
+``processing`` with no analysis job, so the run waited until its own timeout), and
+``accept_upload`` (its analysis job could be finished first as ``analysis_error``).
 """
 
 from __future__ import annotations
@@ -154,19 +152,16 @@ class ScanJourney:
             return record  # a retried request whose first answer was lost
         if record.status not in SCAN_OPEN_STATUSES:
             raise _uploaded(record)
-        now = self.app.clock.now()
-        claimed = await self.app.store.move_scan(
-            hash_token(token), SCAN_OPEN_STATUSES, "processing", now
-        )
-        if claimed is None:  # an upload won the race, or the link expired meanwhile
-            raise _uploaded(await self.open(token))
         result = {
             "vitals": None, "quality": None, "waveform": None, "spectrum": None,
             "failure_reason": reason, "page": page,
         }  # fmt: skip
-        finished = await self.app.store.finish_scan(
-            claimed.id, "failed", encode(result, "the scan page's outcome"), reason, now
-        )
+        finished = await self.app.store.finish_open_scan(  # one transaction: no crash window
+            hash_token(token), SCAN_OPEN_STATUSES, "failed",
+            encode(result, "the scan page's outcome"), reason, self.app.clock.now(),
+        )  # fmt: skip
+        if finished is None:  # an upload won the race, or the link expired meanwhile
+            raise _uploaded(await self.open(token))
         self.app.notify_work()
         return finished
 
@@ -181,7 +176,7 @@ def _page_detail(detail: Mapping[str, Any]) -> dict[str, Any]:
         key in GIVE_UP_REASONS and _seconds(value) for key, value in failing.items()
     ):
         raise InvalidRequest(
-            "failing_s must map reasons to seconds, e.g. {\"no_face\": 58.2}", "failing_s"
+            'failing_s must map reasons to seconds, e.g. {"no_face": 58.2}', "failing_s"
         )
     return {
         "tried_s": round(float(tried), 1),

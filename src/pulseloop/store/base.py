@@ -440,6 +440,19 @@ class Store(Protocol):
         completed, failed or expired changes nothing (two analysers that raced for one
         job signal the run once) and returns the stored record."""
 
+    async def finish_open_scan(
+        self,
+        token_hash: str,
+        from_statuses: tuple[str, ...],
+        status: str,
+        result_json: str | None,
+        failure_reason: str | None,
+        now: float,
+    ) -> ScanRecord | None:
+        """Finish the scan a link opens only if it is still in ``from_statuses`` and has
+        not expired (the patient's page gave up), signalling its run, in one transaction;
+        None (nothing changes) otherwise, e.g. an upload won the race."""
+
     async def accept_upload(
         self,
         token_hash: str,

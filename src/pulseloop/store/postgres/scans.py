@@ -111,6 +111,36 @@ async def finish(
     return scan
 
 
+async def finish_open(
+    conn: Conn,
+    token_hash: str,
+    from_statuses: tuple[str, ...],
+    status: str,
+    result_json: str | None,
+    failure_reason: str | None,
+    now: float,
+) -> ScanRecord | None:
+    """Finish an open, unexpired scan and signal its run (run row locked first); None if
+    it was not open."""
+    await conn.execute(
+        "SELECT 1 FROM runs WHERE id = (SELECT run_id FROM scans WHERE token_hash = %s) "
+        "FOR NO KEY UPDATE",
+        (token_hash,),
+    )
+    cur = await conn.execute(
+        "UPDATE scans SET status = %s, result = %s, failure_reason = %s, updated_at = %s, "
+        "completed_at = %s WHERE token_hash = %s AND status = ANY(%s::text[]) "
+        f"AND expires_at > %s AND completed_at IS NULL RETURNING {SCAN_COLUMNS}",
+        (status, result_json, failure_reason, now, now, token_hash, list(from_statuses), now),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    scan = ScanRecord(*row)
+    await _signal(conn, [scan], now)
+    return scan
+
+
 async def expire_due(conn: Conn, org: str, now: float) -> tuple[int, float | None]:
     """Expire open scans past ``expires_at`` (each exactly once, however many workers
     race); return (count, next expiry)."""

@@ -443,6 +443,26 @@ class PostgresStore:
         self._notifier.hint(scan.org)
         return scan
 
+    async def finish_open_scan(
+        self,
+        token_hash: str,
+        from_statuses: tuple[str, ...],
+        status: str,
+        result_json: str | None,
+        failure_reason: str | None,
+        now: float,
+    ) -> ScanRecord | None:
+        # not idempotent (a rerun would find the scan finished already): no rerun after COMMIT
+        scan = await self._tx(
+            lambda c: scans.finish_open(
+                c, token_hash, from_statuses, status, result_json, failure_reason, now
+            ),
+            idempotent=False,
+        )
+        if scan is not None:
+            self._notifier.hint(scan.org)
+        return scan
+
     async def accept_upload(
         self,
         token_hash: str,

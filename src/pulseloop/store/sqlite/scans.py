@@ -109,6 +109,30 @@ def finish(
     return scan
 
 
+def finish_open(
+    conn: sqlite3.Connection,
+    token_hash: str,
+    from_statuses: tuple[str, ...],
+    status: str,
+    result_json: str | None,
+    failure_reason: str | None,
+    now: float,
+) -> ScanRecord | None:
+    """Finish an open, unexpired scan and signal its run; None if it was not open."""
+    marks = ", ".join("?" for _ in from_statuses)
+    row = conn.execute(
+        "UPDATE scans SET status = ?, result = ?, failure_reason = ?, updated_at = ?, "
+        f"completed_at = ? WHERE token_hash = ? AND status IN ({marks}) AND expires_at > ? "
+        f"AND completed_at IS NULL RETURNING {SCAN_COLUMNS}",
+        (status, result_json, failure_reason, now, now, token_hash, *from_statuses, now),
+    ).fetchone()
+    if row is None:
+        return None
+    scan = scan_from_row(row)
+    _signal(conn, scan, now)
+    return scan
+
+
 def accept_upload(
     conn: sqlite3.Connection,
     token_hash: str,

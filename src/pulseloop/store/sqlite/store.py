@@ -546,6 +546,22 @@ class SqliteStore:
         )
         return result
 
+    async def finish_open_scan(
+        self,
+        token_hash: str,
+        from_statuses: tuple[str, ...],
+        status: str,
+        result_json: str | None,
+        failure_reason: str | None,
+        now: float,
+    ) -> ScanRecord | None:
+        result: ScanRecord | None = await self._run(
+            lambda c: scans.finish_open(
+                c, token_hash, from_statuses, status, result_json, failure_reason, now
+            )
+        )
+        return result
+
     async def accept_upload(
         self,
         token_hash: str,
