@@ -111,6 +111,8 @@ async def test_metrics(api: Api) -> None:
     assert 'pulseloop_runs{status="failed"} 1.0' in text
     assert "pulseloop_queue_depth 1.0" in text  # B's run: no worker serves clinic-b here
     assert 'pulseloop_scans{status="pending"} 1.0' in text
+    for status in ("opened", "aligning", "capturing", "processing", "expired"):
+        assert f'pulseloop_scans{{status="{status}"}} 0.0' in text  # every journey state
     assert "pulseloop_step_latency_seconds_count" in text
     for secret in ("clinic-a", "clinic-b", scan_id, "p-secret"):
         assert secret not in text

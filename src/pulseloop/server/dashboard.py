@@ -51,7 +51,12 @@ from pulseloop.server.auth import (
 from pulseloop.server.errors import status_for
 from pulseloop.server.pages import render_page
 from pulseloop.server.scan_pages import failure_message
-from pulseloop.store.base import SCAN_OPEN_STATUSES, TERMINAL_STATUSES, ScanRecord
+from pulseloop.store.base import (
+    SCAN_OPEN_STATUSES,
+    SCAN_STATUSES,
+    TERMINAL_STATUSES,
+    ScanRecord,
+)
 
 SIGN_IN_PATH = f"{SESSION_PATH}/sign-in"
 SIGN_IN_COOKIE = "pulseloop_sign_in"
@@ -506,7 +511,6 @@ def spectrum_plot(spectrum: Any, heart_rate_bpm: Any) -> Plot | None:
 
 
 # scans in words -------------------------------------------------------------------------
-SCAN_STATUSES = (*SCAN_OPEN_STATUSES, "processing", "completed", "failed", "expired")
 JOURNEY_STEPS = ("pending", "opened", "aligning", "capturing", "processing")
 """The patient's way through the page, in order; a finished scan has passed them all."""
 JOURNEY_WORDS: dict[str, str] = {

@@ -28,9 +28,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from pulseloop.app import App
 from pulseloop.server.api_models import HealthOut
-from pulseloop.store.base import RUN_STATUSES
+from pulseloop.store.base import RUN_STATUSES, SCAN_STATUSES
 
-SCAN_STATUSES = ("pending", "capturing", "processing", "completed", "failed", "expired")
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 600)
 
 

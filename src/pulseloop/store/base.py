@@ -177,6 +177,8 @@ SCAN_OPEN_STATUSES = ("pending", "opened", "aligning", "capturing")
 """A scan that can still take its one upload, in the order of the patient's journey:
 link sent, page opened, camera on and the checks running, filming. Open scans expire."""
 SCAN_TERMINAL_STATUSES = frozenset({"completed", "failed", "expired"})
+SCAN_STATUSES = (*SCAN_OPEN_STATUSES, "processing", "completed", "failed", "expired")
+"""Every scan status, in the order of a patient's journey."""
 
 
 @dataclass(frozen=True, slots=True)
