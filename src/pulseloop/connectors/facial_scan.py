@@ -239,15 +239,20 @@ class ScanService:
             self.runner.kick()
 
     async def _open(self, token: str) -> ScanRecord:
-        record = await self.app.store.scan_by_token(hash_token(token))
-        if record is None:
-            raise ScanNotFound("this scan link does not exist; check the link you were sent")
-        expired = record.status == "expired" or (
-            record.status in SCAN_OPEN_STATUSES and record.expires_at <= self.app.clock.now()
-        )
-        if expired:
-            raise ScanExpired("this scan link has expired; ask your care team for a new one")
-        return record
+        return await open_link(self.app, token)
+
+
+async def open_link(app: App, token: str) -> ScanRecord:
+    """The scan of a live link (ScanNotFound / ScanExpired otherwise); changes nothing."""
+    record = await app.store.scan_by_token(hash_token(token))
+    if record is None:
+        raise ScanNotFound("this scan link does not exist; check the link you were sent")
+    expired = record.status == "expired" or (
+        record.status in SCAN_OPEN_STATUSES and record.expires_at <= app.clock.now()
+    )
+    if expired:
+        raise ScanExpired("this scan link has expired; ask your care team for a new one")
+    return record
 
 
 def _already(record: ScanRecord) -> PulseloopError:

@@ -32,9 +32,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pulseloop.connectors.facial_scan import open_link
 from pulseloop.connectors.tokens import hash_token
 from pulseloop.engine.codec import encode
-from pulseloop.errors import InvalidRequest, ScanAlreadyUploaded, ScanExpired, ScanNotFound
+from pulseloop.errors import InvalidRequest, ScanAlreadyUploaded
 from pulseloop.store.base import SCAN_OPEN_STATUSES, ScanRecord
 
 if TYPE_CHECKING:
@@ -102,15 +103,7 @@ class ScanJourney:
 
     async def open(self, token: str) -> ScanRecord:
         """The scan of a live link (ScanNotFound / ScanExpired otherwise); changes nothing."""
-        record = await self.app.store.scan_by_token(hash_token(token))
-        if record is None:
-            raise ScanNotFound("this scan link does not exist; check the link you were sent")
-        expired = record.status == "expired" or (
-            record.status in SCAN_OPEN_STATUSES and record.expires_at <= self.app.clock.now()
-        )
-        if expired:
-            raise ScanExpired("this scan link has expired; ask your care team for a new one")
-        return record
+        return await open_link(self.app, token)
 
     def expires_in_s(self, record: ScanRecord) -> float:
         """Seconds the link has left by the server's clock (the page has no other clock)."""
