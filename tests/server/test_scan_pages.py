@@ -47,9 +47,19 @@ async def test_capture_page_is_served_with_security_headers(served: Served) -> N
     assert page.headers["referrer-policy"] == "no-referrer"
     assert page.headers["x-content-type-options"] == "nosniff"
     csp = page.headers["content-security-policy"]
-    assert "default-src 'self'" in csp and "'wasm-unsafe-eval'" in csp
+    assert "default-src 'self'" in csp and "script-src 'self';" in csp
+    assert "unsafe-eval" not in csp  # the detector's eval lives in its worker only
     assert "http" not in csp and "*" not in csp  # no external origin anywhere
     assert "frame-ancestors 'none'" in csp
+    assert 'data-worker="/static/face-worker.js"' in page.text
+
+
+async def test_only_the_detector_worker_may_eval(served: Served) -> None:
+    worker = await served.client.get("/static/face-worker.js")
+    assert worker.status_code == 200
+    csp = worker.headers["content-security-policy"]
+    assert "script-src 'self' 'wasm-unsafe-eval' 'unsafe-eval';" in csp
+    assert "http" not in csp and "*" not in csp
 
 
 async def test_everything_but_the_capture_page_has_the_strict_policy(served: Served) -> None:
@@ -58,7 +68,7 @@ async def test_everything_but_the_capture_page_has_the_strict_policy(served: Ser
     script = await served.client.get("/static/capture.js")
     for response in (status, script):
         csp = response.headers["content-security-policy"]
-        assert "script-src 'self' 'wasm-unsafe-eval';" in csp and "'unsafe-eval'" not in csp
+        assert "script-src 'self';" in csp and "unsafe-eval" not in csp
         assert response.headers["x-content-type-options"] == "nosniff"
     assert status.headers["cache-control"] == "no-store"
     assert "no-store" not in script.headers.get("cache-control", "")

@@ -107,6 +107,9 @@ def print_json(data: Any) -> None:
 
 
 # people ----------------------------------------------------------------------------------
+# Every user-supplied string (run ids, loop and step names, versions) goes into a table as
+# a Text, never a str: Rich reads a str cell as markup, so a run id "[link=...]" would
+# render as a link and one with "[/bold]" would raise and lose the table.
 def status_text(status: str) -> Text:
     """A status word in its colour."""
     return Text(status, style=STATUS_STYLES.get(status, ""))
@@ -139,14 +142,14 @@ def timeline_table(run: Run, *, title: str | None = None, versions: bool = True)
         table.add_column("deadline (UTC)", no_wrap=True)
     for step in run.steps:
         row: list[RenderableType] = [
-            step.name,
-            step.kind,
+            Text(step.name),
+            Text(step.kind),
             status_text(step.status),
             str(len(step.attempts)) if step.attempts else "—",
             format_duration(step.duration),
         ]
         if versions:
-            row.append(step.version or "—")
+            row.append(Text(step.version or "—"))
         if deadlines:
             row.append(format_time(step.deadline) if step.deadline else "")
         table.add_row(*row)
@@ -165,8 +168,8 @@ def run_view(run: Run) -> RenderableType:
     header = Table.grid(padding=(0, 2))
     header.add_column(style="bold")
     header.add_column()
-    header.add_row("run", run.id)
-    header.add_row("loop", run.loop)
+    header.add_row("run", Text(run.id))
+    header.add_row("loop", Text(run.loop))
     header.add_row("status", status_text(run.status))
     header.add_row("created", format_time(run.created_at) + " UTC")
     if run.finished_at is not None:
@@ -198,8 +201,8 @@ def runs_table(runs: list[Run]) -> Table:
     table.add_column("took", justify="right", no_wrap=True)
     for run in runs:
         table.add_row(
-            run.id,
-            run.loop,
+            Text(run.id),
+            Text(run.loop),
             status_text(run.status),
             format_time(run.created_at),
             format_duration(_run_duration(run)),
@@ -216,8 +219,8 @@ def deploys_table(deploys: list[Deploy]) -> Table:
     table.add_column("last seen (UTC)", no_wrap=True)
     for deploy in deploys:
         table.add_row(
-            deploy.loop,
-            deploy.version,
+            Text(deploy.loop),
+            Text(deploy.version),
             format_time(deploy.first_seen),
             format_time(deploy.last_seen),
         )

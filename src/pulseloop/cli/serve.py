@@ -17,10 +17,13 @@ import signal
 import sys
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.style import Style
 from rich.table import Table
+from rich.text import Text
 
 from pulseloop.app import App
 from pulseloop.cli.common import (
@@ -36,6 +39,8 @@ from pulseloop.cli.render import console, status_text
 from pulseloop.connectors.facial_scan import ScanService, scan_url
 from pulseloop.durations import format_duration
 from pulseloop.errors import PulseloopError
+from pulseloop.keys import hash_api_key
+from pulseloop.store import sqlite_path
 
 log = logging.getLogger("pulseloop.cli")
 
@@ -97,23 +102,30 @@ class DevConsole(Reporter):
     def ready(self, pulse: App) -> None:
         assert pulse.worker is not None
         count = len(self.loaded.loops)
-        self.out.print(f"[bold]pulseloop dev[/bold] serving {count} loop(s) on {self.url}")
+        self.out.print(
+            Text.assemble(("pulseloop dev", "bold"), f" serving {count} loop(s) on {self.url}")
+        )
         served = Table(box=None, padding=(0, 2), header_style="dim")
         served.add_column("loop")
         served.add_column("version")
         for name, version in sorted(pulse.worker.versions.items()):
-            served.add_row(name, version)
+            served.add_row(Text(name), Text(version))
         self.out.print(served)
-        self.out.print(f"worker {pulse.worker.id} ready; press Ctrl-C to stop")
+        self.out.print(Text(f"worker {pulse.worker.id} ready; press Ctrl-C to stop"))
 
-    def api_key(self, org: str, key: str, url: str) -> None:
-        """Show the development key ``dev`` made for its organization (once)."""
-        self.out.print(f"API on {url}/v1 (docs: {url}/docs); organization [bold]{org}[/bold]")
-        self.out.print(f"API key (shown once): {key}", highlight=False, soft_wrap=True)
+    def api_key(self, org: str, key: str, url: str, kept_in: Path | None = None) -> None:
+        """Show the development key of ``dev``'s organization (the same at every start)."""
+        self.out.print(
+            Text.assemble(f"API on {url}/v1 (docs: {url}/docs); organization ", (org, "bold"))
+        )
+        where = f" (kept in {kept_in})" if kept_in is not None else ""
+        self.out.print(Text(f"API key{where}: {key}"), soft_wrap=True)
 
     def settled(self, pulse: App, run_id: str, status: str) -> None:
+        # Run ids, loop names and links are user text: printed as Text, never as markup
+        # (a run id "[link=...]" would render, "[/bold]" would raise and lose the line).
         if self._closing:
-            self.out.print(f"run {run_id} ", status_text(status), sep="")
+            self.out.print(Text(f"run {run_id} "), status_text(status), sep="")
             return
         task = asyncio.create_task(self._describe(pulse, run_id))
         self._tasks.add(task)
@@ -127,11 +139,15 @@ class DevConsole(Reporter):
             if run.finished_at is not None:
                 took = f" in {format_duration(run.finished_at - run.created_at)}"
             self.out.print(
-                f"{when} run {run.id} ({run.loop}) ", status_text(run.status), took, sep=""
-            )
+                Text(f"{when} run {run.id} ({run.loop}) "), status_text(run.status), Text(took),
+                sep="",
+            )  # fmt: skip
             scan = await pulse.store.latest_scan(pulse.org, run_id)
             if run.status == "waiting" and scan is not None and scan.status == "pending":
-                self.out.print(f"         scan link: [link]{scan_url(pulse, scan)}[/link]")
+                link = scan_url(pulse, scan)
+                self.out.print(
+                    Text("         scan link: "), Text(link, style=Style(link=link)), sep=""
+                )
 
     async def drain(self) -> None:
         self._closing = True
@@ -139,7 +155,7 @@ class DevConsole(Reporter):
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def stopped(self) -> None:
-        self.out.print("stopped; runs in flight were handed back")
+        self.out.print(Text("stopped; runs in flight were handed back"))
 
 
 HostOption = Annotated[
@@ -285,8 +301,9 @@ async def _serve(
                 log.info("scan pages on %s", served)
                 if isinstance(reporter, DevConsole):
                     await pulse.store.ensure_org(pulse.org, time.time())
-                    _, key = await issue_key(pulse.store, pulse.org)
-                    reporter.api_key(pulse.org, key, served)
+                    key_file = dev_key_path(url)
+                    key = await dev_key(pulse, key_file)
+                    reporter.api_key(pulse.org, key, served, key_file)
             reporter.ready(pulse)
             await stop.wait()
     finally:
@@ -294,3 +311,48 @@ async def _serve(
         await pulse.close()
         for signum in signals:
             loop.remove_signal_handler(signum)
+
+
+DEV_KEY_SUFFIX = ".dev-key"
+
+
+def dev_key_path(url: str) -> Path:
+    """Where ``pulseloop dev`` keeps its API key: beside a SQLite file, else in the
+    working directory (``.pulseloop.dev-key``)."""
+    path = sqlite_path(url)
+    if path is not None and path != ":memory:":
+        return Path(path).with_name(Path(path).name + DEV_KEY_SUFFIX)
+    return Path.cwd() / f".pulseloop{DEV_KEY_SUFFIX}"
+
+
+async def dev_key(pulse: App, key_file: Path) -> str:
+    """The development API key of ``pulse``'s organization: the one in ``key_file`` while
+    it is still valid there, else a new one written to ``key_file`` (mode 0600).
+
+    One stable key, not a new one at each start: every restart used to leave another live
+    key behind in the database.
+    """
+    try:
+        kept = key_file.read_text().strip()
+    except (FileNotFoundError, UnicodeDecodeError):
+        kept = ""
+    if kept:
+        record = await pulse.store.key_by_hash(hash_api_key(kept))
+        if record is not None and record.revoked_at is None and record.org == pulse.org:
+            return kept
+    _, key = await issue_key(pulse.store, pulse.org)
+    _write_private(key_file, key + "\n")
+    return key
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only (atomically: never a moment
+    where the file holds half a key or other users may read it)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # the umask cannot widen it; an old file's mode is replaced
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+    os.replace(temporary, path)

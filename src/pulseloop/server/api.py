@@ -27,6 +27,7 @@ from pulseloop.app import App
 from pulseloop.connectors.facial_scan import ScanService
 from pulseloop.errors import InvalidRequest, LoopNotFound, ScanNotFound
 from pulseloop.runs import build_run
+from pulseloop.server import json_guard
 from pulseloop.server.api_models import (
     ErrorOut,
     RestartIn,
@@ -63,15 +64,23 @@ def encode_cursor(created_at: float, run_id: str) -> str:
 def decode_cursor(cursor: str) -> tuple[float, str]:
     """Inverse of :func:`encode_cursor` (InvalidRequest for anything else)."""
     try:
-        created_at, run_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        created_at, run_id = json_guard.loads(base64.urlsafe_b64decode(cursor.encode()))
         if isinstance(created_at, bool) or not isinstance(created_at, int | float):
             raise TypeError(created_at)
-        return float(created_at), str(run_id)
-    except (ValueError, TypeError, binascii.Error, UnicodeError) as exc:
+        if not isinstance(run_id, str) or not 0 < len(run_id) <= 200:
+            raise TypeError(run_id)
+        at = float(created_at)  # json_guard refused inf, NaN and absurd lengths
+        if not 0 <= at < _MAX_EPOCH_S:
+            raise ValueError(at)
+        return at, run_id
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeError) as exc:
         raise InvalidRequest(
             "cursor is not one this API returned; pass next_cursor from the previous page",
             "cursor",
         ) from exc
+
+
+_MAX_EPOCH_S = 253402300800.0  # 10000-01-01: no run was created later
 
 
 def build_router(max_video_bytes: int) -> APIRouter:

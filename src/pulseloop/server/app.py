@@ -35,12 +35,14 @@ from pulseloop.server.errors import (
     validation_error_handler,
 )
 from pulseloop.server.limits import (
+    BODY_READ_TIMEOUT_S,
     MAX_JSON_BYTES,
     MAX_VIDEO_BYTES,
     SCAN_BURST,
     SCAN_RATE_PER_S,
     BodyLimit,
     RateLimit,
+    SignInThrottle,
 )
 from pulseloop.server.pages import STATIC_DIR, render_page
 from pulseloop.server.scan_pages import build_router
@@ -60,6 +62,8 @@ def create_app(
     max_video_bytes: int = MAX_VIDEO_BYTES,
     scan_rate_per_s: float = SCAN_RATE_PER_S,
     scan_burst: int = SCAN_BURST,
+    body_read_timeout_s: float = BODY_READ_TIMEOUT_S,
+    sign_in_throttle: SignInThrottle | None = None,
 ) -> FastAPI:
     """The HTTP app for ``app`` (already open); the keyword arguments are for tests.
 
@@ -86,14 +90,22 @@ def create_app(
         redoc_url=None,
         openapi_url="/openapi.json",
         lifespan=lifespan,
+        # No "/x/" -> "/x" redirects: Starlette builds them from the Host header, so a
+        # forged Host would come back in Location (docs/security.md).
+        redirect_slashes=False,
     )
     api.state.pulseloop = app
     api.state.scan_service = service
     api.state.sessions = SessionStore()  # dashboard sign-ins, in memory (docs/dashboard.md)
-    # added last = outermost: rate limits answer before anything else runs
-    api.add_middleware(BodyLimit, max_bytes=max_json_bytes)
-    api.add_middleware(SecurityHeaders)
+    api.state.sign_in_throttle = sign_in_throttle or SignInThrottle()
+    # added last = outermost: security headers wrap every answer (429 and 413 included),
+    # then rate limits answer before any body is read, then bodies are capped as they stream
+    api.add_middleware(
+        BodyLimit, max_bytes=max_json_bytes, max_video_bytes=max_video_bytes,
+        max_trace_bytes=limit, read_timeout_s=body_read_timeout_s,
+    )  # fmt: skip
     api.add_middleware(RateLimit, rate_per_s=scan_rate_per_s, burst=scan_burst)
+    api.add_middleware(SecurityHeaders)
     api.add_exception_handler(PulseloopError, pulseloop_error_handler)
     api.add_exception_handler(HTTPException, http_error_handler)
     api.add_exception_handler(RequestValidationError, validation_error_handler)

@@ -36,7 +36,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from pulseloop.app import App
 from pulseloop.durations import format_duration
-from pulseloop.errors import PulseloopError, RunNotFound
+from pulseloop.errors import PulseloopError, RateLimited, RunNotFound
 from pulseloop.keys import hash_api_key
 from pulseloop.runs import Run
 from pulseloop.server.auth import (
@@ -49,6 +49,7 @@ from pulseloop.server.auth import (
     valid_key,
 )
 from pulseloop.server.errors import status_for
+from pulseloop.server.limits import MAX_FORM_BYTES, SignInThrottle
 from pulseloop.server.pages import render_page
 from pulseloop.server.scan_pages import failure_message
 from pulseloop.store.base import (
@@ -65,7 +66,6 @@ STATUSES = ("queued", "running", "waiting", "paused", "completed", "failed", "ca
 ACTIONS = ("cancel", "pause", "resume", "retry", "restart")
 Action = Literal["cancel", "pause", "resume", "retry", "restart"]
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
-MAX_FORM_BYTES = 16 * 1024
 RUNS_PER_PAGE = 100
 MAX_PLOT_POINTS = 1200
 
@@ -75,6 +75,7 @@ def build_router(sessions: SessionStore) -> APIRouter:
     router = APIRouter(prefix=SESSION_PATH, include_in_schema=False)
 
     @router.get("")
+    @router.get("/")  # explicit: the app makes no slash redirects (they echo Host)
     async def home(request: Request) -> Response:
         return _redirect(f"{SESSION_PATH}/runs")
 
@@ -90,8 +91,14 @@ def build_router(sessions: SessionStore) -> APIRouter:
         if not sent or not cookie or not hmac.compare_digest(sent.encode(), cookie.encode()):
             return _sign_in(request, "The form expired; please sign in again.", 403)
         key = form.get("key", "").strip()
+        throttle: SignInThrottle = request.app.state.sign_in_throttle
+        names = _throttle_names(request, key)
+        wait_s = throttle.wait_s(*names)
+        if wait_s > 0:
+            return _throttled(request, throttle.refusal(wait_s))
         record = await valid_key(_pulse(request), key)
         if record is None:
+            throttle.failed(*names)
             return _sign_in(request, "That API key is not valid (unknown or revoked).", 401)
         previous = request.cookies.get(SESSION_COOKIE)
         if previous:  # a fresh token on every sign-in; the old one ends (no fixation)
@@ -275,6 +282,25 @@ def _sign_in(request: Request, error: str | None, status: int) -> Response:
     )  # fmt: skip
     _no_store(response)
     _set_cookie(request, response, SIGN_IN_COOKIE, token, 3600, path=SIGN_IN_PATH)
+    return response
+
+
+def _throttle_names(request: Request, key: str) -> list[str]:
+    """What failed sign-ins are counted against: the client address, and the key id the
+    typed key names (``pl_<id>_...``), so guessing one key from many addresses stops too."""
+    names = [f"addr:{request.client.host if request.client is not None else 'unknown'}"]
+    parts = key.split("_")
+    if len(parts) >= 3 and parts[0] == "pl" and 0 < len(parts[1]) <= 32:
+        names.append(f"key:{parts[1]}")
+    return names
+
+
+def _throttled(request: Request, exc: RateLimited) -> Response:
+    retry = str(max(1, round(exc.retry_after_s)))
+    response = _sign_in(
+        request, f"Too many failed sign-ins. Wait {retry} seconds, then try again.", 429
+    )
+    response.headers["Retry-After"] = retry
     return response
 
 

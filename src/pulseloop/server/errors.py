@@ -38,6 +38,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "not_found": 404,
     "method_not_allowed": 405,
     "invalid_run_state": 409,
+    "request_timeout": 408,  # a request body that did not arrive within its deadline
 }
 
 CODE_BY_STATUS: dict[int, str] = {
@@ -45,8 +46,15 @@ CODE_BY_STATUS: dict[int, str] = {
     405: "method_not_allowed",
     413: "limit_exceeded",
     401: "unauthorized",
+    408: "request_timeout",
 }
 """Codes for errors Starlette raises as bare HTTP statuses."""
+
+
+class RequestTimeout(PulseloopError):
+    """A request body did not arrive within its read deadline (408)."""
+
+    code = "request_timeout"
 
 
 class HttpError(PulseloopError):

@@ -4,11 +4,16 @@ uploads to disk.
 Both middlewares are pure ASGI (bodies stream through untouched) and answer with the one
 JSON error shape of :mod:`pulseloop.server.errors`.
 
-* :class:`BodyLimit` caps ``/v1`` request bodies (JSON) at ``max_bytes``: a declared
-  ``Content-Length`` over it is refused before a byte is read; a body that streams past it
-  fails the request (413) before any route code runs, so nothing is half-written. Routes
-  that take files (the video upload) or have their own limit (``/s/<token>/trace``) are
-  not capped here: they stream with :func:`stream_to_file` / ``read_body_limited``.
+* :class:`BodyLimit` caps EVERY request body by route (:meth:`BodyLimit.rule`), counting
+  bytes as they arrive: a declared ``Content-Length`` over the limit is refused before a
+  byte is read; a body that streams past it is refused (413) as soon as it does, so the
+  server never holds more than the limit plus one chunk (a 1 GB body to the sign-in form
+  costs 16 KiB). A body must also arrive within a deadline (408). ``/v1`` JSON is read whole
+  (bounded) and checked by :mod:`pulseloop.server.json_guard` before any route code runs,
+  so nothing is half-written; the video and trace stream on to :func:`stream_to_file` /
+  ``read_body_limited``, which keep their own limits too.
+* :class:`SignInThrottle` counts failed dashboard sign-ins per client address and per key
+  id (429 with ``Retry-After`` once either has too many in a window).
 * :class:`RateLimit` is a token bucket per client address on ``/s/...`` (the
   unauthenticated patient links): ``burst`` requests at once, refilled at ``rate_per_s``.
   In-process: with several server processes each has its own buckets (document the sum).
@@ -16,10 +21,12 @@ JSON error shape of :mod:`pulseloop.server.errors`.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import Request
@@ -27,12 +34,21 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pulseloop.errors import InvalidRequest, LimitExceeded, PulseloopError, RateLimited
-from pulseloop.server.errors import error_response
+from pulseloop.server import json_guard
+from pulseloop.server.errors import RequestTimeout, error_response
 
 MAX_JSON_BYTES = 2 * 1024 * 1024
 """Largest ``/v1`` JSON request (an event body may be 1 MiB once encoded)."""
 MAX_VIDEO_BYTES = 200 * 1024 * 1024
 """Largest video upload (60 s of 1080p phone video is about 100 MB)."""
+MAX_FORM_BYTES = 16 * 1024
+"""Largest body anywhere else: the dashboard's forms (an API key and a CSRF token)."""
+MAX_REPORT_BYTES = 4 * 1024
+"""Largest scan page report (``/progress``, ``/abandon``, ``/capturing``)."""
+BODY_READ_TIMEOUT_S = 30.0
+"""A JSON body, form or trace (4 MiB at most) must arrive within this."""
+UPLOAD_READ_TIMEOUT_S = 600.0
+"""A video upload (200 MB at most, server to server) must arrive within this."""
 SCAN_RATE_PER_S = 2.0
 SCAN_BURST = 60
 _MAX_BUCKETS = 10_000
@@ -45,6 +61,17 @@ class BodyTooLarge(HTTPException):
 
     def __init__(self, limit_bytes: int) -> None:
         super().__init__(413, _too_large(limit_bytes).args[0])
+
+
+class BodyTimeout(HTTPException):
+    """Raised from ``receive`` when a body has not arrived within its deadline."""
+
+    def __init__(self, deadline_s: float) -> None:
+        super().__init__(
+            408,
+            f"the request body did not arrive within {deadline_s:g} s; send it at once "
+            "(a slow network: send a smaller body)",
+        )
 
 
 def _too_large(limit_bytes: int) -> LimitExceeded:
@@ -67,34 +94,151 @@ async def _nothing() -> Message:
     return {"type": "http.disconnect"}
 
 
-class BodyLimit:
-    """Refuses ``/v1`` request bodies over ``max_bytes`` with 413 ``limit_exceeded``."""
+@dataclass(frozen=True, slots=True)
+class BodyRule:
+    """How much body a route may receive, how long it may take, and whether it is JSON
+    that :mod:`pulseloop.server.json_guard` checks before any route code sees it."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_JSON_BYTES) -> None:
+    limit_bytes: int
+    deadline_s: float
+    json: bool = False
+
+
+class BodyLimit:
+    """Caps every request body as it streams, by route (see the module docstring).
+
+    Every path has a rule: ``/v1`` JSON ``max_json_bytes`` (read whole, at most that, and
+    checked by :func:`json_guard.loads`), the video upload ``max_video_bytes``, the trace
+    ``max_trace_bytes``, the scan page's reports :data:`MAX_REPORT_BYTES`, and anything else
+    (the dashboard's forms included) :data:`MAX_FORM_BYTES`. A body must also arrive within
+    its deadline (408), so a client that trickles bytes cannot hold a request open.
+    The unread rest of a refused body is discarded by uvicorn, and the connection closed
+    soon after by :class:`pulseloop.server.protocol.TimedH11Protocol`.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int = MAX_JSON_BYTES,
+        *,
+        max_video_bytes: int = MAX_VIDEO_BYTES,
+        max_trace_bytes: int = 4 * 1024 * 1024,
+        read_timeout_s: float = BODY_READ_TIMEOUT_S,
+        upload_timeout_s: float = UPLOAD_READ_TIMEOUT_S,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_video_bytes = max_video_bytes
+        self.max_trace_bytes = max_trace_bytes
+        self.read_timeout_s = read_timeout_s
+        self.upload_timeout_s = upload_timeout_s
+
+    def rule(self, path: str) -> BodyRule:
+        """The body rule of ``path``."""
+        if _is_video_upload(path):
+            return BodyRule(self.max_video_bytes, self.upload_timeout_s)
+        if path.startswith("/v1/"):
+            return BodyRule(self.max_bytes, self.read_timeout_s, json=True)
+        if path.startswith("/s/") and path.endswith("/trace"):
+            return BodyRule(self.max_trace_bytes, self.read_timeout_s)
+        if path.startswith("/s/"):
+            return BodyRule(MAX_REPORT_BYTES, self.read_timeout_s)
+        return BodyRule(MAX_FORM_BYTES, self.read_timeout_s)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if scope["type"] != "http" or not path.startswith("/v1/") or _is_video_upload(path):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        rule = self.rule(scope.get("path", ""))
         for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await _send_error(send, _too_large(self.max_bytes), {})
+            if name == b"content-length" and (not value.isdigit() or len(value) > 18):
+                await _send_error(send, InvalidRequest(_BAD_LENGTH, "content-length"), {})
                 return
-        seen = 0
+            if name == b"content-length" and int(value) > rule.limit_bytes:
+                await _send_error(send, _too_large(rule.limit_bytes), {})
+                return
+        reader = _CountedBody(receive, rule)
+        if not rule.json:
+            await self.app(scope, reader.receive, send)
+            return
+        try:  # read whole (bounded), check, then replay to the route
+            body = await reader.read_all()
+            if body.strip():
+                _check_json(body)
+        except (BodyTooLarge, BodyTimeout) as exc:
+            await _send_error(send, _as_error(exc), {})
+            return
+        except InvalidRequest as exc:
+            await _send_error(send, exc, {})
+            return
+        await self.app(scope, _replay(body, receive), send)
 
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
-            return message
 
-        await self.app(scope, counted, send)
+_BAD_LENGTH = "Content-Length must be a number of bytes; send the body's true length"
+
+
+def _check_json(body: bytes) -> None:
+    """Refuse hazards (json_guard); text that is not JSON is the route's to refuse."""
+    try:
+        json_guard.loads(body)
+    except InvalidRequest:
+        raise
+    except ValueError:
+        return
+
+
+def _as_error(exc: HTTPException) -> PulseloopError:
+    if isinstance(exc, BodyTimeout):
+        return RequestTimeout(exc.detail)
+    return LimitExceeded(exc.detail)
+
+
+class _CountedBody:
+    """``receive`` that counts body bytes and keeps the read deadline."""
+
+    def __init__(self, receive: Receive, rule: BodyRule) -> None:
+        self._receive = receive
+        self._rule = rule
+        self._seen = 0
+        self._done = False
+        self._deadline = asyncio.get_running_loop().time() + rule.deadline_s
+
+    async def receive(self) -> Message:
+        if self._done:  # the body is in: waiting for a disconnect has no deadline
+            return await self._receive()
+        remaining = self._deadline - asyncio.get_running_loop().time()
+        try:
+            message = await asyncio.wait_for(self._receive(), max(remaining, 0.0))
+        except TimeoutError:
+            raise BodyTimeout(self._rule.deadline_s) from None
+        if message["type"] == "http.request":
+            self._seen += len(message.get("body", b""))
+            if self._seen > self._rule.limit_bytes:
+                raise BodyTooLarge(self._rule.limit_bytes)
+            self._done = not message.get("more_body", False)
+        else:
+            self._done = True
+        return message
+
+    async def read_all(self) -> bytes:
+        chunks: list[bytes] = []
+        while not self._done:
+            message = await self.receive()
+            chunks.append(message.get("body", b""))
+        return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
 
 
 class RateLimit:
@@ -151,6 +295,64 @@ class RateLimit:
                 await _send_error(send, exc, {"Retry-After": str(retry)})
                 return
         await self.app(scope, receive, send)
+
+
+SIGN_IN_FAILURES = 10
+"""Failed sign-ins allowed per client address, and per key id, in one window."""
+SIGN_IN_WINDOW_S = 15 * 60.0
+
+
+class SignInThrottle:
+    """Counts failed dashboard sign-ins per client address and per key id.
+
+    Once either has :data:`SIGN_IN_FAILURES` failures inside ``window_s``, sign-ins from it
+    (or for it) are refused with 429 until the oldest failure leaves the window. Per address
+    stops one client guessing; per key id stops many clients guessing one key's secret.
+    In memory and bounded (the oldest entries go first), like :class:`RateLimit`.
+    """
+
+    def __init__(
+        self,
+        *,
+        failures: int = SIGN_IN_FAILURES,
+        window_s: float = SIGN_IN_WINDOW_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.failures = failures
+        self.window_s = window_s
+        self.clock = clock
+        self._seen: dict[str, list[float]] = {}  # "addr:..." or "key:..." -> failure times
+
+    def wait_s(self, *names: str) -> float:
+        """Seconds until ``names`` may try again (0 when they may now)."""
+        now = self.clock()
+        wait = 0.0
+        for name in names:
+            times = [t for t in self._seen.get(name, ()) if t > now - self.window_s]
+            if times:
+                self._seen[name] = times
+            else:
+                self._seen.pop(name, None)
+            if len(times) >= self.failures:
+                wait = max(wait, times[-self.failures] + self.window_s - now)
+        return wait
+
+    def failed(self, *names: str) -> None:
+        """Record one failed sign-in against each of ``names``."""
+        now = self.clock()
+        for name in names:
+            if name not in self._seen and len(self._seen) >= _MAX_BUCKETS:
+                del self._seen[next(iter(self._seen))]  # the oldest-inserted goes
+            self._seen.setdefault(name, []).append(now)
+            del self._seen[name][: -self.failures]  # only the last `failures` matter
+
+    def refusal(self, wait_s: float) -> RateLimited:
+        """The 429 for a throttled sign-in."""
+        retry = max(1, math.ceil(wait_s))
+        return RateLimited(
+            f"too many failed sign-ins; wait {retry} s and try again with a valid key",
+            retry_after_s=retry,
+        )
 
 
 async def stream_to_file(request: Request, limit_bytes: int, folder: Path | None = None) -> Path:

@@ -17,18 +17,20 @@ Errors are raised as ``PulseloopError``s and rendered by :mod:`pulseloop.server.
 
 from __future__ import annotations
 
-import json
+import asyncio
+import logging
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from pulseloop.connectors.facial_scan import ScanView
-from pulseloop.errors import InvalidRequest, ScanNotFound
+from pulseloop.errors import InvalidRequest, PulseloopError, ScanExpired, ScanNotFound
+from pulseloop.server import json_guard
 from pulseloop.server.pages import render_page
 from pulseloop.server.scan_service import (
     UPLOADED_STATUSES,
@@ -37,7 +39,6 @@ from pulseloop.server.scan_service import (
     ScanPort,
     ScanState,
 )
-from pulseloop.server.security import CAPTURE_PAGE_POLICY
 from pulseloop.server.upload import read_body_limited
 
 DEFAULT_CAPTURE_S = 30
@@ -49,6 +50,12 @@ MAX_REPORT_BYTES = 4 * 1024
 _TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,200}")
 
 _GENERIC_FAILURE = "The scan could not be measured."
+FINISHED_STATUSES = frozenset({"completed", "failed"})
+"""A scan with a result the page would show: shown only until the link expires."""
+_TRACE_PARSE_ERRORS = (ValueError, TypeError, ArithmeticError, RecursionError, LookupError)
+"""What a trace parser may raise on input it did not foresee: a 422, never a 500."""
+_View = TypeVar("_View", bound=ScanState)
+log = logging.getLogger(__name__)
 
 PATIENT_FAILURES: dict[str, tuple[str, str]] = {
     "no_face": (
@@ -136,8 +143,11 @@ def status_json(view: ScanState) -> dict[str, Any]:
 
 
 def capture_seconds(raw: str | None) -> int:
-    """The capture length the page uses: ``?seconds=N`` clamped to 10-60, default 30."""
-    if raw is None or not raw.isdigit():
+    """The capture length the page uses: ``?seconds=N`` clamped to 10-60, default 30.
+
+    ASCII digits only: ``str.isdigit`` also accepts "²" and other digits ``int`` refuses.
+    """
+    if raw is None or not (raw.isascii() and raw.isdigit()) or len(raw) > 6:
         return DEFAULT_CAPTURE_S
     return max(MIN_CAPTURE_S, min(MAX_CAPTURE_S, int(raw)))
 
@@ -212,10 +222,21 @@ def build_router(service: ScanPort, *, max_trace_bytes: int) -> APIRouter:
     async def privacy_page(request: Request) -> HTMLResponse:
         return render_page(request, "scan_privacy.html", {})
 
+    def unless_ended(view: _View) -> _View:
+        """``view``, or ScanExpired once a finished scan's link has expired.
+
+        A link shows its result only while it lives: after ``expires_at`` whoever holds
+        the link (a forwarded SMS, a shared phone) sees that it has ended, not the vitals.
+        """
+        ended = view.expires_at.timestamp() <= journey.app.clock.now()
+        if view.status in FINISHED_STATUSES and ended:
+            raise ScanExpired("this scan link has ended; the result went to your care team")
+        return view
+
     @router.get("/s/{token}", response_class=HTMLResponse, include_in_schema=False)
     async def capture_page(token: str, request: Request) -> HTMLResponse:
         record = await journey.open(checked(token))
-        view = ScanView.of(record)
+        view = unless_ended(ScanView.of(record))
         context = {
             "scan": status_json(view),
             "uploaded": view.status in UPLOADED_STATUSES,
@@ -225,10 +246,7 @@ def build_router(service: ScanPort, *, max_trace_bytes: int) -> APIRouter:
             "timing": timing,
             "expires_in_s": round(journey.expires_in_s(record), 1),
         }
-        page = render_page(request, "capture.html", context)
-        if not context["uploaded"]:  # only the filming page runs MediaPipe
-            page.headers["Content-Security-Policy"] = CAPTURE_PAGE_POLICY
-        return page
+        return render_page(request, "capture.html", context)  # the strict policy
 
     @router.post("/s/{token}/progress", include_in_schema=False)
     async def progress(token: str, request: Request) -> JSONResponse:
@@ -249,29 +267,59 @@ def build_router(service: ScanPort, *, max_trace_bytes: int) -> APIRouter:
         checked(token)
         report = await _json_body(request)
         record = await journey.give_up(token, str(report.get("reason", "")), report)
-        return JSONResponse(status_json(ScanView.of(record)))
+        return JSONResponse(status_json(unless_ended(ScanView.of(record))))
 
     @router.post("/s/{token}/trace", include_in_schema=False)
     async def upload_trace(token: str, request: Request) -> JSONResponse:
         # Look the link up first so a dead link never makes us read a body.
         await service.by_token(checked(token))
         body = await read_body_limited(request, max_trace_bytes)
-        view = await service.accept_trace(token, body)
+        await asyncio.to_thread(_check_trace_json, body)
+        try:
+            view = await service.accept_trace(token, body)
+        except PulseloopError:
+            raise
+        except _TRACE_PARSE_ERRORS as exc:  # the parser's bug or gap must not be a 500
+            log.warning("trace refused by an unexpected %s", type(exc).__name__, exc_info=True)
+            raise TraceRefused(
+                "the trace could not be read; send the JSON the scan page sends (docs/vitals.md)",
+                "$",
+            ) from None
         return JSONResponse({"status": view.status}, status_code=202)
 
     @router.get("/s/{token}/status", include_in_schema=False)
     async def scan_status(token: str) -> JSONResponse:
         view = await service.by_token(checked(token))
-        return JSONResponse(status_json(view))
+        return JSONResponse(status_json(unless_ended(view)))
 
     return router
+
+
+class TraceRefused(InvalidRequest):
+    """A trace refused at the HTTP layer, in the parser's shape (``trace_invalid``, the
+    document's field ``$``): the page and clients handle one code for a bad trace."""
+
+    code = "trace_invalid"
+
+
+def _check_trace_json(body: bytes) -> None:
+    """Refuse JSON hazards (json_guard) in a trace before the parser meets them; text that
+    is not JSON at all is the parser's to name."""
+    try:
+        json_guard.loads(body, "trace")
+    except InvalidRequest as exc:
+        raise TraceRefused(str(exc), "$") from None
+    except ValueError:
+        return
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
     """A small JSON object body (a page's report), or InvalidRequest."""
     body = await read_body_limited(request, MAX_REPORT_BYTES)
     try:
-        parsed = json.loads(body or b"{}")
+        parsed = json_guard.loads(body or b"{}")
+    except InvalidRequest:
+        raise
     except ValueError:
         parsed = None
     if not isinstance(parsed, dict):

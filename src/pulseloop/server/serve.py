@@ -3,7 +3,8 @@
 Uvicorn's access log prints each request's path, and ``/s/<token>`` paths carry the only
 credential a patient has. :class:`RedactScanTokens` rewrites them to ``/s/<redacted>``;
 :func:`uvicorn_log_config` installs it on the ``uvicorn.access`` logger, and
-:func:`serve` uses that config.
+:func:`serve` uses that config, with the connection timers of
+:mod:`pulseloop.server.protocol` (header timeout, linger after a refused body).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from pulseloop.errors import PulseloopError
+from pulseloop.server.protocol import TimedH11Protocol
 
 _TOKEN_IN_PATH = re.compile(r"/s/[^/?\s\"]+")
 REDACTED_PATH = "/s/<redacted>"
@@ -54,10 +56,24 @@ def uvicorn_log_config() -> dict[str, Any]:
     return config
 
 
+KEEP_ALIVE_S = 5
+"""An idle keep-alive connection is closed after this."""
+
+
 def uvicorn_config(
-    api: FastAPI, *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info"
+    api: FastAPI,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    log_level: str = "info",
+    protocol: type[asyncio.Protocol] = TimedH11Protocol,
 ) -> uvicorn.Config:
-    """A uvicorn config for ``api`` whose logs never contain a scan token."""
+    """A uvicorn config for ``api``: logs never contain a scan token, and connections
+    that stall before, between or after requests are closed (docs/security.md).
+
+    ``protocol`` is :class:`TimedH11Protocol` (header timeout and linger); tests pass one
+    from :func:`~pulseloop.server.protocol.timed_protocol` with shorter timers.
+    """
     return uvicorn.Config(
         api,
         host=host,
@@ -66,6 +82,8 @@ def uvicorn_config(
         log_config=uvicorn_log_config(),
         server_header=False,
         proxy_headers=False,
+        http=protocol,
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
 
 

@@ -29,6 +29,7 @@
   const BASE = root.dataset.base;
   const CAPTURE_S = Number(root.dataset.seconds) || 30;
   const VENDOR = root.dataset.vendor;
+  const WORKER_URL = root.dataset.worker;
   const seconds = (name, fallback) => {
     const value = Number(root.dataset[name]);
     return (Number.isFinite(value) && value > 0 ? value : fallback) * 1000;
@@ -315,16 +316,59 @@
   let faceMissingSince = null; // performance.now() of the first detection without a face
   let speed = 0; // smoothed head speed, face widths per second
 
+  // The detector runs in static/face-worker.js: MediaPipe needs 'unsafe-eval', which only
+  // that worker's policy allows; this page (it holds the link's token) keeps the strict one.
+  // The worker gets video frames as ImageBitmaps and answers face boxes, nothing else.
+  let pending = null; // {id, resolve, reject} of the detection in flight
+  let nextId = 0;
+
   async function startDetector() {
-    if (typeof window.FaceDetection !== "function") throw new Error("detector not loaded");
+    if (typeof Worker !== "function" || typeof createImageBitmap !== "function") {
+      throw new Error("this browser cannot run the face finder in a worker");
+    }
     if (detector) return;
-    detector = new window.FaceDetection({ locateFile: (file) => VENDOR + file });
-    // Only { model: "full" }: in this release the short-range graph, and any other option
-    // (minDetectionConfidence, selfieMode), make the detection calculator fail to open
-    // ("options_.has_num_classes()"), measured in Chromium 156. The default threshold is 0.5.
-    detector.setOptions({ model: "full" });
-    detector.onResults(onDetections);
-    await detector.initialize();
+    const worker = new Worker(WORKER_URL);
+    await new Promise((resolve, reject) => {
+      worker.onmessage = (event) => {
+        const message = event.data || {};
+        if (message.type === "ready") resolve();
+        else reject(new Error(message.message || "the face finder did not start"));
+      };
+      worker.onerror = (event) => {
+        event.preventDefault();
+        reject(new Error(event.message || "the face finder did not load"));
+      };
+      worker.postMessage({ type: "init", vendor: VENDOR });
+    });
+    worker.onmessage = (event) => {
+      const message = event.data || {};
+      if (!pending || message.id !== pending.id) return;
+      const { resolve, reject } = pending;
+      pending = null;
+      if (message.type === "detections") resolve({ detections: boxesAsDetections(message.boxes) });
+      else reject(new Error(message.message || "the face finder failed"));
+    };
+    worker.onerror = (event) => {
+      event.preventDefault();
+      if (pending) pending.reject(new Error(event.message || "the face finder stopped"));
+      pending = null;
+    };
+    detector = worker;
+  }
+
+  function boxesAsDetections(boxes) {
+    return (Array.isArray(boxes) ? boxes : []).map((boundingBox) => ({ boundingBox }));
+  }
+
+  /** One frame of the camera through the worker: resolves with MediaPipe-shaped results. */
+  async function detectFrame() {
+    const frame = await createImageBitmap(video);
+    const id = ++nextId;
+    const answered = new Promise((resolve, reject) => {
+      pending = { id, resolve, reject };
+    });
+    detector.postMessage({ type: "detect", id, frame }, [frame]);
+    onDetections(await answered);
   }
 
   function onDetections(results) {
@@ -368,7 +412,7 @@
     while (running && current === generation) {
       const started = performance.now();
       try {
-        await detector.send({ image: video });
+        await detectFrame();
       } catch (error) {
         problem("The face finder stopped working. Reload the page and try again.", false);
         return;
