@@ -12,6 +12,13 @@ uploaded for the same frames) and the peer, the local POS method of the ``vitall
 package (``VitalLens(method="pos")``, its own face detector, no API key). Prints per-scan
 rows, accuracy on accepted scans, refusal rates, timings, the 60 s 1080p memory peak and
 the ratios against the peer.
+
+Then the fairness grid (:mod:`pulseloop.vitals.synthetic.grid`): six skin tones
+(Fitzpatrick I-VI) x three heart rates x four nuisances (still, dim, sway, drifting and
+flickering light), 30 s at 640x480, each scanned by our video path, our trace path (the
+page's lagging boxes) and the peer, with acceptance, MAE and "> 5 bpm off" per tone and per
+nuisance; and the time of a 30 s 640x480 analysis per codec (best of 3). ``--fairness`` runs
+only that part.
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ import numpy as np
 
 from pulseloop.vitals import analyze_trace, analyze_video
 from pulseloop.vitals.synthetic import PulseSpec, SceneSpec, write_video
+from pulseloop.vitals.synthetic.grid import NUISANCES, GridCase, fairness_grid, run_case
+from pulseloop.vitals.synthetic.skin import FITZPATRICK_TONES
 from pulseloop.vitals.trace import parse_trace
 
 OUT = Path(__file__).resolve().parent / "out" / "vitals"
@@ -187,8 +196,14 @@ def _errors(pairs: list[tuple[float, float]]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-memory", action="store_true", help="skip the 1080p RSS run")
+    parser.add_argument("--fairness", action="store_true", help="only the skin-tone grid")
+    parser.add_argument("--width", type=int, default=640, help="fairness grid frame width")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
+    if args.fairness:
+        fairness(args.width)
+        codec_timing()
+        return
     t0 = time.perf_counter()
     with ProcessPoolExecutor(max_workers=2) as pool:
         list(pool.map(_generate, CASES))
@@ -373,6 +388,103 @@ def _summary(rows: list[dict[str, Any]], skip_memory: bool) -> None:
         f"(this process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}"
         " MB, mostly the peer's in-memory frames)"
     )
+
+
+ROMAN = ("I", "II", "III", "IV", "V", "VI")
+
+
+def _fair_case(case: GridCase) -> dict[str, Any]:
+    directory = OUT / "fairness"
+    directory.mkdir(parents=True, exist_ok=True)
+    result = run_case(case, directory).to_json()
+    bpm, seconds = _peer(Path(result["files"]["video"]))
+    result["peer"] = {
+        "heart_rate_bpm": bpm,
+        "failure_reason": None if bpm else "error",
+        "seconds": seconds,
+    }
+    return result
+
+
+def _fair_stats(rows: list[dict[str, Any]], source: str) -> tuple[float, float, int, int]:
+    """(acceptance, MAE, n more than 5 bpm off, n accepted) of one source over ``rows``."""
+    errors = [
+        abs(r[source]["heart_rate_bpm"] - r["truth_bpm"])
+        for r in rows
+        if r[source]["heart_rate_bpm"] is not None
+    ]
+    mae = statistics.mean(errors) if errors else float("nan")
+    return len(errors) / len(rows), mae, sum(e > 5.0 for e in errors), len(errors)
+
+
+def fairness(width: int) -> None:
+    """Acceptance and error per skin tone and per nuisance: video, trace, peer."""
+    cases = fairness_grid(width=width, duration_s=30.0)
+    start = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        rows = list(pool.map(_fair_case, cases))
+    print(
+        f"\nfairness grid: {len(rows)} scans, {width}x{width * 3 // 4}, 30 s, "
+        f"{time.perf_counter() - start:.0f} s"
+    )
+    (OUT / "fairness.json").write_text(json.dumps(rows, indent=1))
+    header = f"{'group':10}" + "".join(
+        f" | {name:^27}" for name in ("ours: video", "ours: trace", "peer (vitallens POS)")
+    )
+    print(header)
+    print(f"{'':10}" + " | accepted   MAE  >5 bpm off" * 3)
+    groups: list[tuple[str, list[dict[str, Any]]]] = [
+        (f"tone {ROMAN[t - 1]}", [r for r in rows if r["case"]["tone"] == t])
+        for t in FITZPATRICK_TONES
+    ]
+    groups += [(n, [r for r in rows if r["case"]["nuisance"] == n]) for n in NUISANCES]
+    groups.append(("all", rows))
+    for label, subset in groups:
+        line = f"{label:10}"
+        for source in ("video", "trace", "peer"):
+            share, mae, far, _ = _fair_stats(subset, source)
+            line += f" | {100 * share:7.0f} % {mae:5.2f} {far:5d}      "
+        print(line)
+    refused = [
+        f"{GridCase(**r['case']).name}: video {r['video']['failure_reason']}, "
+        f"trace {r['trace']['failure_reason']}"
+        for r in rows
+        if r["video"]["failure_reason"] or r["trace"]["failure_reason"]
+    ]
+    print("refused:", "; ".join(refused) or "none")
+
+
+def codec_timing() -> None:
+    """Best-of-3 time of a 30 s 640x480 analysis (decode included) per codec."""
+    print("\ntime of a 30 s 640x480 analysis, decode included (best of 3, this machine now):")
+    for name, suffix, codec, kbps in [
+        ("Y4M (raw)", ".y4m", None, 0),
+        ("H.264 lossless", ".mp4", "h264_lossless", 0),
+        ("H.264 4 Mbit/s", ".mp4", "h264", 4000),
+        ("VP8 4 Mbit/s", ".webm", "vp8", 4000),
+        ("VP9 2 Mbit/s", ".webm", "vp9", 2000),
+    ]:
+        video = OUT / f"timing-{codec or 'raw'}{suffix}"
+        if not Path(str(video) + ".truth.json").exists():
+            write_video(
+                video,
+                PulseSpec(heart_rate_bpm=77, seed=5),
+                SceneSpec(duration_s=30.0, motion_px=2.0, seed=5),
+                codec=codec,  # type: ignore[arg-type]
+                bitrate_kbps=kbps or 2000,
+            )
+        times, cpu = [], []
+        for _ in range(3):
+            before = resource.getrusage(resource.RUSAGE_SELF)
+            start = time.perf_counter()
+            result = analyze_video(video)
+            times.append(time.perf_counter() - start)
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+        print(
+            f"  {name:16} {min(times):5.2f} s wall, {min(cpu):5.2f} s CPU "
+            f"({result.failure_reason or 'accepted'})"
+        )
 
 
 if __name__ == "__main__":

@@ -73,7 +73,7 @@ def test_result_json_has_exactly_the_documented_keys(synthetic_trace: MakeTrace)
     [
         ({"face_visible": False}, FailureReason.NO_FACE),
         ({"face_lost_after_s": 15.0}, FailureReason.FACE_LOST),
-        ({"brightness": 0.15}, FailureReason.TOO_DARK),
+        ({"brightness": 0.1}, FailureReason.TOO_DARK),
         ({"brightness": 1.6}, FailureReason.TOO_BRIGHT),
         ({"shake_px": 12.0}, FailureReason.TOO_MUCH_MOTION),
         ({"fps": 8.0}, FailureReason.LOW_FRAME_RATE),
@@ -127,3 +127,24 @@ def test_constant_colours_are_a_weak_signal_not_a_crash() -> None:
     result = analyze_trace(trace)
     assert result.failure_reason == FailureReason.WEAK_SIGNAL
     assert json.loads(json.dumps(result.to_json()))["quality"]["snr_db"] == -60.0
+
+
+def test_a_dark_face_with_a_clear_pulse_is_measured_not_refused_as_too_dark(
+    synthetic_trace: MakeTrace,
+) -> None:
+    # Fitzpatrick VI in dim light: skin luma ~37, under the old fixed bar of 40 that refused
+    # darker-skinned people first. The pulse is clear, so the scan must be measured.
+    trace, truth = synthetic_trace(66, 15, seed=21, skin_tone=6, brightness=0.7, noise_sigma=1.0)
+    result = analyze_trace(trace)
+    assert result.quality.brightness is not None and result.quality.brightness < 40
+    assert result.failure_reason is None, result.quality
+    assert result.vitals.heart_rate_bpm is not None
+    assert abs(result.vitals.heart_rate_bpm - truth.heart_rate_bpm) <= 2.0
+
+
+def test_a_weak_pulse_from_a_dim_face_is_blamed_on_the_light(synthetic_trace: MakeTrace) -> None:
+    trace, _ = synthetic_trace(72, 15, seed=22, brightness=0.2, pulse_amplitude=0.0)
+    result = analyze_trace(trace)
+    assert result.quality.brightness is not None
+    assert 20 < result.quality.brightness < 40
+    assert result.failure_reason == FailureReason.TOO_DARK

@@ -11,10 +11,13 @@ import pytest
 
 from pulseloop.errors import PulseloopError
 from pulseloop.vitals.errors import TraceInvalid
+from pulseloop.vitals.resample import resample
 from pulseloop.vitals.trace import (
+    MAX_DURATION_S,
     MAX_TRACE_BYTES,
     MIN_FRAMES,
     TRACE_SCHEMA_VERSION,
+    Trace,
     parse_trace,
 )
 
@@ -75,6 +78,11 @@ def _mutated(change: Any) -> dict[str, Any]:
     ("change", "field"),
     [
         (lambda d: d.update(version=2), "version"),
+        # bool is an int in Python (True == 1): JSON true must not pass as version 1.
+        (lambda d: d.update(version=True), "version"),
+        (lambda d: d.update(version=1.0), "version"),
+        (lambda d: d.update(frame_width=10**5000), "frame_width"),
+        (lambda d: d["frames"][6].update(t_ms=10**400), "frames[6].t_ms"),
         (lambda d: d.pop("version"), "version"),
         (lambda d: d.pop("frame_width"), "frame_width"),
         (lambda d: d.update(frame_height=0), "frame_height"),
@@ -134,3 +142,51 @@ def test_non_object_json_is_rejected(payload: bytes | str) -> None:
     with pytest.raises(TraceInvalid) as caught:
         parse_trace(payload)
     assert caught.value.field == "$"
+
+
+def test_absurd_time_span_is_refused_before_any_grid_is_built() -> None:
+    # 40 frames spanning 11 days would resample onto a 30 Hz grid of 3e7 points.
+    data = _valid()
+    data["frames"][-1]["t_ms"] = 1e9
+    with pytest.raises(TraceInvalid) as caught:
+        parse_trace(data)
+    assert caught.value.field == f"frames[{len(data['frames']) - 1}].t_ms"
+    assert f"{MAX_DURATION_S:g} s" in str(caught.value)
+
+
+def test_a_trace_built_in_code_is_checked_before_resampling() -> None:
+    n = 40
+    t_ms = np.arange(n, dtype=np.float64) * 33.3
+    t_ms[-1] = 1e9
+    trace = Trace(
+        t_ms=t_ms,
+        rgb=np.full((n, 4, 3), 100.0),
+        face=np.tile([100.0, 100.0, 120.0, 120.0], (n, 1)),
+        frame_width=640,
+        frame_height=480,
+    )
+    with pytest.raises(TraceInvalid, match="span"):
+        resample(trace)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "[" * 100_000 + "]" * 100_000,
+        '{"version": 1, "frames": ' + "[" * 50_000 + "]" * 50_000 + "}",
+        json.dumps(_valid()).replace('"frame_width": 640', '"frame_width": ' + "7" * 5000),
+        json.dumps(_valid()).replace('"t_ms": 33.3', '"t_ms": ' + "3" * 5000, 1),
+        json.dumps(_valid()).replace('"t_ms": 33.3', '"t_ms": 3.' + "3" * 5000, 1),
+        json.dumps(_valid()).replace('"t_ms": 33.3', '"t_ms": 1' + "0" * 5000 + ".0", 1),
+    ],
+    ids=["nested-list", "nested-frames", "5000-digit-int", "5000-digit-t_ms", "long-float", "inf"],
+)
+def test_hostile_numbers_and_nesting_are_invalid_not_a_crash(payload: str) -> None:
+    try:
+        parse_trace(payload)
+    except TraceInvalid as caught:
+        assert caught.field
+        assert len(str(caught)) < 400  # a 5,000-digit number stays out of the message
+    else:
+        # A 5,000-digit decimal is just a float: accepted only if every value is in range.
+        assert "3." in payload

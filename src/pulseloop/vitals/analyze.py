@@ -65,8 +65,9 @@ def analyze_trace(trace: Trace) -> VitalsResult:
     beats = heart.beats(pulse.signal, pulse.fs_hz, pulse.f0_hz)
     rate = heart.heart_rate(pulse, beats)
     waveform, spectrum = _plots(pulse)
-    on_rhythm = motion.coincides(
-        pulse.f0_hz, motion.rhythms(uniform.face, uniform.fs_hz), quality.RHYTHM_TOLERANCE_HZ
+    head_rhythms = motion.rhythms(uniform.face, uniform.fs_hz)
+    on_rhythm = motion.strong(head_rhythms) or motion.coincides(
+        pulse.f0_hz, head_rhythms, quality.RHYTHM_TOLERANCE_HZ
     )
     failure = quality.signal_failure(
         measures,

@@ -9,6 +9,11 @@ frame instead of every pixel is what lets a 30 s scan decode in about a second: 
 full 640x480 frames to RGB cost 0.8 ms each, a third of the budget. The matrix follows the
 stream: BT.709 when it says so, BT.601 otherwise (FFmpeg's default); limited (16-235) range
 unless the stream says full range.
+
+Region edges are sub-pixel: a pixel cut by an edge counts by the share of it inside
+(:func:`box_mean`). Rounding the edges to whole pixels (to even ones for 4:2:0 chroma) made
+each region's mean jump whenever the tracked box crossed a pixel; on a swaying Fitzpatrick
+VI face those 2-pixel steps were larger than the pulse.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from pulseloop.vitals.regions import MIN_REGION_PX, pixel_bounds
+from pulseloop.vitals.regions import MIN_REGION_PX, region_boxes
 from pulseloop.vitals.trace import REGION_NAMES
 
 BT709_COLORSPACE = 1  # AVCOL_SPC_BT709
@@ -54,15 +59,36 @@ def yuv_to_rgb(
     return np.asarray(stacked @ matrix.T, dtype=np.float64)
 
 
+def _overlap(low: float, high: float, size: int) -> tuple[int, npt.NDArray[np.float64]]:
+    """First pixel index and per-pixel overlap weights of ``[low, high)`` along one axis."""
+    start = int(np.floor(low))
+    stop = min(int(np.ceil(high)), size)
+    edges = np.arange(start, stop + 1, dtype=np.float64)
+    weights = np.minimum(edges[1:], high) - np.maximum(edges[:-1], low)
+    return start, np.clip(weights, 0.0, 1.0)
+
+
+def box_mean(plane: npt.NDArray[np.uint8], x0: float, y0: float, x1: float, y1: float) -> float:
+    """Area-weighted mean of ``plane`` over the sub-pixel box ``[x0, x1) x [y0, y1)``."""
+    height, width = plane.shape
+    x0, x1 = max(x0, 0.0), min(x1, float(width))
+    y0, y1 = max(y0, 0.0), min(y1, float(height))
+    col, wx = _overlap(x0, x1, width)
+    row, wy = _overlap(y0, y1, height)
+    patch = plane[row : row + wy.size, col : col + wx.size].astype(np.float64)
+    return float(wy @ patch @ wx) / float(wy.sum() * wx.sum())
+
+
 def region_means_yuv(frame: YuvFrame, face: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """Mean RGB ``(4 regions, 3)`` of the skin regions; NaN rows for regions off-frame."""
     height, width = frame.y.shape
     yuv = np.full((len(REGION_NAMES), 3), np.nan, dtype=np.float64)
-    # Even bounds, so the luma box and the half-resolution chroma box cover one area.
-    for k, (x0, y0, x1, y1) in enumerate(pixel_bounds(face, width, height, step=2)):
+    for k, (x0, y0, x1, y1) in enumerate(region_boxes(face)):
+        x0, x1 = max(float(x0), 0.0), min(float(x1), float(width))
+        y0, y1 = max(float(y0), 0.0), min(float(y1), float(height))
         if x1 - x0 < MIN_REGION_PX or y1 - y0 < MIN_REGION_PX:
             continue
-        yuv[k, 0] = frame.y[y0:y1, x0:x1].mean(dtype=np.float64)
-        yuv[k, 1] = frame.u[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2].mean(dtype=np.float64)
-        yuv[k, 2] = frame.v[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2].mean(dtype=np.float64)
+        yuv[k, 0] = box_mean(frame.y, x0, y0, x1, y1)
+        yuv[k, 1] = box_mean(frame.u, x0 / 2, y0 / 2, x1 / 2, y1 / 2)
+        yuv[k, 2] = box_mean(frame.v, x0 / 2, y0 / 2, x1 / 2, y1 / 2)
     return yuv_to_rgb(yuv, frame.bt709, frame.full_range)

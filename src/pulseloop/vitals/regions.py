@@ -45,14 +45,20 @@ def region_boxes(face: npt.ArrayLike) -> npt.NDArray[np.float64]:
 
 def pixel_bounds(
     face: npt.ArrayLike, width: int, height: int, step: int = 1
-) -> npt.NDArray[np.int64]:
-    """Integer pixel bounds ``(4 regions, 4)`` ``[x0, y0, x1, y1]`` the means are taken over.
+) -> npt.NDArray[np.int64] | npt.NDArray[np.float64]:
+    """Pixel bounds ``(4 regions, 4)`` ``[x0, y0, x1, y1]`` the means are taken over.
 
     Each edge is rounded to the nearest pixel (``Math.round`` on the scan page), then down to
-    a multiple of ``step`` (2 for 4:2:0 video, so luma and chroma cover one area), and
-    clipped to the frame. :mod:`pulseloop.vitals.motion` rebuilds these from the trace's
-    boxes: the 1-pixel jumps of the edges are part of the motion artefact it removes.
+    a multiple of ``step``, and clipped to the frame; ``step=0`` keeps sub-pixel edges (the
+    video path weighs the pixels an edge cuts, :func:`pulseloop.vitals.colour.box_mean`).
+    :mod:`pulseloop.vitals.motion` rebuilds these from the trace's boxes: the 1-pixel jumps
+    of the edges are part of the motion artefact it removes.
     """
+    if step == 0:  # sub-pixel edges (the video path): only clipped
+        bounds = region_boxes(face)
+        bounds[:, 0::2] = np.clip(bounds[:, 0::2], 0, width)
+        bounds[:, 1::2] = np.clip(bounds[:, 1::2], 0, height)
+        return bounds
     bounds = np.floor(region_boxes(face) + 0.5).astype(np.int64)
     bounds -= bounds % step
     bounds[:, 0::2] = np.clip(bounds[:, 0::2], 0, width - width % step)

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from pulseloop.vitals.errors import TraceInvalid
 from pulseloop.vitals.regions import pixel_bounds
-from pulseloop.vitals.trace import Trace
+from pulseloop.vitals.trace import MAX_DURATION_S, Trace
 
 FloatArray = npt.NDArray[np.float64]
 ANALYSIS_FS_HZ = 30.0
@@ -59,13 +60,18 @@ def resample(trace: Trace, fs_hz: float = ANALYSIS_FS_HZ) -> Uniform:
             np.empty((0, *trace.rgb.shape[1:-1], 4)),
         )
     t_face = t_s[found]
+    span_s = float(t_s[-1] - t_s[0])
+    if not 0.0 <= span_s <= MAX_DURATION_S:
+        # parse_trace refuses these; a Trace built in code is checked here, before the
+        # grid (as long as the span) is allocated.
+        raise TraceInvalid("frames", f"span {span_s:g} s, expected at most {MAX_DURATION_S:g} s")
     grid = np.arange(t_face[0], t_face[-1] + 1e-9, 1.0 / fs_hz)
     rgb = np.empty((grid.size, *trace.rgb.shape[1:]), dtype=np.float64)
     for k in range(trace.rgb.shape[1]):
         for c in range(3):
             rgb[:, k, c] = np.interp(grid, t_face, trace.rgb[found, k, c])
     face = np.stack([np.interp(grid, t_face, trace.face[found, c]) for c in range(4)], axis=1)
-    step = 2 if trace.source == "video" else 1
+    step = 0 if trace.source == "video" else 1  # sub-pixel edges in the video path
     size = (trace.frame_width, trace.frame_height)
     edges = np.stack([pixel_bounds(box, *size, step) for box in trace.face[found]])
     bounds = np.empty((grid.size, *edges.shape[1:]), dtype=np.float64)

@@ -39,6 +39,8 @@ MAX_FRAMES = 7_200  # 120 s at 60 fps
 MAX_TRACE_BYTES = 4 * 1024 * 1024
 MAX_FRAME_SIDE_PX = 8_192
 MAX_USER_AGENT_CHARS = 1_024
+MAX_DURATION_S = 180.0  # a scan is 30-60 s; longer spans are refused before any resampling
+MAX_INT_DIGITS = 24  # no field needs more; Python refuses to parse over 4,300 anyway
 
 _TOP_KEYS = {"version", "frame_width", "frame_height", "user_agent", "frames"}
 _FRAME_KEYS = {"t_ms", "regions", "face"}
@@ -98,6 +100,12 @@ def _reject_constant(name: str) -> float:
     raise TraceInvalid("$", f"contains {name}, which is not valid JSON; send finite numbers")
 
 
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise TraceInvalid("$", f"contains a {len(text)}-digit integer; send plain numbers")
+    return int(text)
+
+
 def _load(data: bytes | str | dict[str, Any]) -> dict[str, Any]:
     if isinstance(data, dict):
         return data
@@ -107,9 +115,16 @@ def _load(data: bytes | str | dict[str, Any]) -> dict[str, Any]:
     if size > MAX_TRACE_BYTES:
         raise TraceInvalid("$", f"is {size} bytes, over the {MAX_TRACE_BYTES}-byte limit")
     try:
-        loaded = json.loads(data, parse_constant=_reject_constant)
+        loaded = json.loads(data, parse_constant=_reject_constant, parse_int=_parse_int)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise TraceInvalid("$", f"is not valid JSON ({exc})") from exc
+    except TraceInvalid:
+        raise
+    except RecursionError as exc:
+        # The schema is three levels deep; a deeper document is not a trace.
+        raise TraceInvalid("$", "is nested too deeply to be a trace") from exc
+    except ValueError as exc:  # e.g. Python's limit on integer digits
+        raise TraceInvalid("$", f"holds a number that cannot be read ({exc})") from exc
     if not isinstance(loaded, dict):
         raise TraceInvalid("$", f"is a JSON {type(loaded).__name__}, expected an object")
     return loaded
@@ -117,16 +132,29 @@ def _load(data: bytes | str | dict[str, Any]) -> dict[str, Any]:
 
 def _number(value: Any, where: str, low: float, high: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TraceInvalid(where, f"is {value!r}, expected a number")
-    number = float(value)
+        raise TraceInvalid(where, f"is {_short(value)}, expected a number")
+    try:
+        number = float(value)
+    except OverflowError:  # an int too large for a float
+        raise TraceInvalid(where, "is a number out of range") from None
     if not math.isfinite(number) or not low <= number <= high:
         raise TraceInvalid(where, f"is {value!r}, expected a finite number in [{low}, {high}]")
     return number
 
 
+def _short(value: Any) -> str:
+    """``repr`` cut to a readable length (a 5,000-digit number stays out of the message)."""
+    text = (
+        repr(value)
+        if not isinstance(value, int) or abs(value) < 10**MAX_INT_DIGITS
+        else "a huge integer"
+    )
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _integer(value: Any, where: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise TraceInvalid(where, f"is {value!r}, expected an integer in [{low}, {high}]")
+        raise TraceInvalid(where, f"is {_short(value)}, expected an integer in [{low}, {high}]")
     return value
 
 
@@ -180,9 +208,10 @@ def parse_trace(data: bytes | str | dict[str, Any]) -> Trace:
     """
     obj = _load(data)
     version = obj.get("version")
-    if version != TRACE_SCHEMA_VERSION:
+    # bool is an int in Python (True == 1): a JSON true is not version 1.
+    if isinstance(version, bool) or not isinstance(version, int) or version != TRACE_SCHEMA_VERSION:
         raise TraceInvalid(
-            "version", f"is {version!r}; this server reads version {TRACE_SCHEMA_VERSION}"
+            "version", f"is {_short(version)}; this server reads version {TRACE_SCHEMA_VERSION}"
         )
     _check_keys(obj, _TOP_KEYS, "")
     width = _integer(obj["frame_width"], "frame_width", 16, MAX_FRAME_SIDE_PX)
@@ -207,5 +236,13 @@ def parse_trace(data: bytes | str | dict[str, Any]) -> Trace:
             raise TraceInvalid(
                 f"frames[{i}].t_ms",
                 f"is {t_ms[i]:g}, not after the previous frame's {t_ms[i - 1]:g}",
+            )
+        if t_ms[i] - t_ms[0] > MAX_DURATION_S * 1000.0:
+            # Checked frame by frame, before anything is sized by the span: the analysis
+            # resamples on a grid as long as the span.
+            raise TraceInvalid(
+                f"frames[{i}].t_ms",
+                f"is {t_ms[i] - t_ms[0]:g} ms after the first frame; a trace spans at most "
+                f"{MAX_DURATION_S:g} s",
             )
     return Trace(t_ms, rgb, face, width, height, user_agent)
