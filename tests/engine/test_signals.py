@@ -25,9 +25,18 @@ class TwoReplies(Loop):
 
 
 async def _settled(app: App, run_id: str) -> Run:
-    """The run once the worker has done all it can with it (finished or parked)."""
-    await idle(app)
-    return await app.get_run(run_id)
+    """The run once the worker has done all it can with it (finished or parked).
+
+    Idle again while the run is still queued or running: seen once in ~650 PostgreSQL
+    tests, an idle pass ended before the run's claim (cause not found yet; see the note on
+    issue 9), and the assertion then read a run mid-execution.
+    """
+    for _ in range(5):
+        await idle(app)
+        run = await app.get_run(run_id)
+        if run.status not in ("queued", "running"):
+            return run
+    return run
 
 
 async def test_two_waits_on_one_type_get_one_event_each(make_app: AppFactory) -> None:
