@@ -124,8 +124,8 @@ def _ok(response: Any) -> None:
 @example(body=b'{"body": ' + b"[" * 400 + b"]" * 400 + b"}")
 def test_v1_bodies_never_5xx(served: Served, body: bytes) -> None:
     for path in ("/v1/loops/waits/runs", "/v1/runs/scan-run/restart", "/v1/runs/nope/cancel"):
-        _ok(served.client.post(path, content=body,
-                               headers={**served.auth, "Content-Type": "application/json"}))  # fmt: skip
+        headers = {**served.auth, "Content-Type": "application/json"}
+        _ok(served.client.post(path, content=body, headers=headers))
     served.still_serving()
 
 
