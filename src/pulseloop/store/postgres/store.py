@@ -41,6 +41,7 @@ from pulseloop.store.base import (
 )
 from pulseloop.store.postgres import analysis, errors, operators, orgs, runs, scans, wakeups
 from pulseloop.store.postgres.connection import connect, make_pool, parse_url
+from pulseloop.store.postgres.liveness import AdvisoryLocks
 from pulseloop.store.postgres.schema import migrate
 from pulseloop.store.postgres.writer import OUTAGE_S, Writer
 from pulseloop.store.sqlite.operators import id_taken
@@ -81,6 +82,7 @@ class PostgresStore:
         self._writer = Writer(lambda: connect(self.settings), self.settings.display, self._hint_all)
         self._notifier = wakeups.Notifier(self._borrow)
         self._listener = wakeups.Listener(lambda: connect(self.settings))
+        self._liveness = AdvisoryLocks(lambda: connect(self.settings))
         self._open = False
 
     @property
@@ -121,6 +123,7 @@ class PostgresStore:
         await self._listener.stop()
         await self._writer.stop()
         await self._notifier.close()
+        await self._liveness.close()
         await self._pool.close()
 
     def subscribe_wakeups(self, org: str, callback: Callable[[], None]) -> None:
@@ -328,6 +331,48 @@ class PostgresStore:
 
     async def release_run(self, lease: Lease, now: float) -> None:
         await self._writer.run(runs.release(lease, now))
+
+    # worker liveness (WorkerLiveness; see liveness.py) -----------------------------------
+    async def register_worker(self, worker: str) -> None:
+        try:
+            await self._liveness.hold(worker)
+        except psycopg.Error as exc:
+            raise errors.translate(exc, self.settings.display) from exc
+
+    async def unregister_worker(self, worker: str) -> None:
+        await self._liveness.release(worker)
+
+    async def reclaim_dead_workers(self, now: float) -> int:
+        async def owners(conn: Conn) -> list[str]:
+            cur = await conn.execute(
+                "SELECT lease_owner FROM runs WHERE lease_owner IS NOT NULL "
+                "UNION SELECT lease_owner FROM analysis_jobs WHERE lease_owner IS NOT NULL"
+            )
+            return [row[0] for row in await cur.fetchall()]
+
+        async def requeue(conn: Conn) -> int:
+            await conn.execute(
+                "UPDATE analysis_jobs SET lease_owner = NULL, lease_expires_at = NULL "
+                "WHERE lease_owner = ANY(%s::text[])",
+                (dead,),
+            )
+            cur = await conn.execute(
+                "UPDATE runs SET status = CASE WHEN status = 'running' THEN 'queued' "
+                "ELSE status END, lease_owner = NULL, lease_expires_at = NULL, "
+                "updated_at = %s WHERE lease_owner = ANY(%s::text[])",
+                (now, dead),
+            )
+            return cur.rowcount
+
+        try:
+            dead = await self._liveness.dead(await self._tx(owners, read_only=True))
+        except psycopg.Error as exc:
+            raise errors.translate(exc, self.settings.display) from exc
+        if not dead:
+            return 0
+        moved = await self._tx(requeue)
+        self._hint_all()  # other processes' workers may take them too
+        return moved
 
     async def fire_timers(self, org: str, now: float) -> tuple[int, float | None]:
         async def op(conn: Conn) -> tuple[int, float | None]:
