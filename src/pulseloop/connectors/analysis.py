@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from pulseloop.engine.codec import encode
 from pulseloop.errors import PulseloopError
-from pulseloop.store.base import AnalysisJob, WorkerLiveness
+from pulseloop.store.base import AnalysisJob
 
 if TYPE_CHECKING:
     from pulseloop.app import App
@@ -70,9 +70,8 @@ class AnalysisRunner:
         if self._loop_task is not None:
             return
         store = self.app.store
-        if isinstance(store, WorkerLiveness):
-            await store.register_worker(self.id)
-            await store.reclaim_dead_workers(self.app.clock.now())
+        await store.register_worker(self.id)
+        await store.reclaim_dead_workers(self.app.clock.now())
         self._loop_task = asyncio.create_task(self._claim_loop(), name="pulseloop-analysis")
         self.app.on_close(self.stop)  # analyses in flight finish before the store closes
 
@@ -107,9 +106,7 @@ class AnalysisRunner:
         self._loop_task = None
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
-        store = self.app.store
-        if isinstance(store, WorkerLiveness):
-            await store.unregister_worker(self.id)
+        await self.app.store.unregister_worker(self.id)
 
     async def _claim_loop(self) -> None:
         while True:

@@ -37,7 +37,6 @@ from pulseloop.store.base import (
     Lease,
     RunRecord,
     Store,
-    WorkerLiveness,
 )
 
 log = logging.getLogger(__name__)
@@ -107,9 +106,8 @@ class Worker:
         start claiming."""
         for name, version in self.versions.items():
             await self.store.record_deploy(self.org, name, version, self.clock.now())
-        if isinstance(self.store, WorkerLiveness):
-            await self.store.register_worker(self.id)
-            await self.store.reclaim_dead_workers(self.clock.now())
+        await self.store.register_worker(self.id)
+        await self.store.reclaim_dead_workers(self.clock.now())
         if isinstance(self.store, InlineCommits):
             self.store.commit_inline_when(lambda: len(self._active) <= 1)
         subscribe = getattr(self.store, "subscribe_wakeups", None)
@@ -140,8 +138,7 @@ class Worker:
                 await task
             with contextlib.suppress(BaseException):
                 await self.store.release_run(Lease(run_id, self.id), self.clock.now())
-        if isinstance(self.store, WorkerLiveness):
-            await self.store.unregister_worker(self.id)
+        await self.store.unregister_worker(self.id)
 
     def kick(self) -> None:
         """Look for work now (something was queued in this process)."""
@@ -256,12 +253,11 @@ class Worker:
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.lease_s / 3)
-            if isinstance(self.store, WorkerLiveness):
-                try:  # a worker beside this one died: its runs move now, not at lease end
-                    if await self.store.reclaim_dead_workers(self.clock.now()):
-                        self.kick()
-                except Exception:
-                    log.exception("looking for dead workers failed; will retry")
+            try:  # a worker beside this one died: its runs move now, not at lease end
+                if await self.store.reclaim_dead_workers(self.clock.now()):
+                    self.kick()
+            except Exception:
+                log.exception("looking for dead workers failed; will retry")
             if not self._active:
                 continue
             try:

@@ -248,13 +248,10 @@ class History:
     """step name -> (failed attempts in this generation, when the next may start)"""
 
 
-@runtime_checkable
 class WorkerLiveness(Protocol):
-    """A store that can prove a worker process dead (see ``store/sqlite/liveness.py``).
-
-    Its runs then move at once; a store without it (or a worker on a machine that
-    vanished) falls back to the lease expiring.
-    """
+    """Proving a worker process dead, so its runs move at once instead of when its lease
+    expires (see ``store/sqlite/liveness.py`` and ``store/postgres/liveness.py``). Only a
+    machine that vanished without a trace is left to its leases."""
 
     async def register_worker(self, worker: str) -> None:
         """Hold ``worker``'s liveness token while this process lives."""
@@ -275,7 +272,7 @@ class InlineCommits(Protocol):
         one run) and the database is idle."""
 
 
-class Store(Protocol):
+class Store(WorkerLiveness, Protocol):
     """What a storage backend provides. All methods are coroutines; see module doc."""
 
     async def open(self) -> None:
