@@ -141,3 +141,19 @@ def test_the_tracker_keeps_a_dim_darkest_face_in_every_frame(synthetic_video: Ma
     trace = trace_from_video(video)
     assert bool(trace.face_found.all())
     assert analyze_video(video).quality.face_coverage == 1.0
+
+
+def test_box_mean_weighs_the_pixels_an_edge_cuts() -> None:
+    import numpy as np
+
+    from pulseloop.vitals.colour import box_mean
+
+    plane = np.random.default_rng(0).integers(0, 255, (50, 60)).astype(np.uint8)
+    k = 20  # reference: each pixel split into k x k sub-pixels
+    fine = np.kron(plane.astype(np.float64), np.ones((k, k)))
+    for x0, y0, x1, y1 in [(3.3, 4.6, 20.75, 30.1), (0, 0, 60, 50), (10.5, 10.5, 10.9, 11.2)]:
+        expected = fine[round(y0 * k) : round(y1 * k), round(x0 * k) : round(x1 * k)].mean()
+        assert box_mean(plane, x0, y0, x1, y1) == pytest.approx(expected, rel=1e-9)
+    # A box moved by a tenth of a pixel changes the mean a little, not by a whole column.
+    a, b = box_mean(plane, 3.0, 4.0, 20.0, 30.0), box_mean(plane, 3.1, 4.0, 20.1, 30.0)
+    assert abs(a - b) < 0.2 * abs(a - box_mean(plane, 4.0, 4.0, 21.0, 30.0)) + 1e-9

@@ -61,11 +61,15 @@ def yuv_to_rgb(
 
 def _overlap(low: float, high: float, size: int) -> tuple[int, npt.NDArray[np.float64]]:
     """First pixel index and per-pixel overlap weights of ``[low, high)`` along one axis."""
-    start = int(np.floor(low))
+    start = int(low)  # low >= 0
     stop = min(int(np.ceil(high)), size)
-    edges = np.arange(start, stop + 1, dtype=np.float64)
-    weights = np.minimum(edges[1:], high) - np.maximum(edges[:-1], low)
-    return start, np.clip(weights, 0.0, 1.0)
+    weights = np.ones(max(stop - start, 1))
+    if weights.size == 1:
+        weights[0] = high - low
+    else:
+        weights[0] -= low - start
+        weights[-1] -= stop - high
+    return start, weights
 
 
 def box_mean(plane: npt.NDArray[np.uint8], x0: float, y0: float, x1: float, y1: float) -> float:

@@ -44,7 +44,7 @@ _CASCADE = "haarcascade_frontalface_default.xml"
 SEARCH_SIDE_PX = 240  # full-frame searches run on an image this tall (or wide)
 ROI_FACE_PX = 48  # window searches rescale so the face is about this wide
 TRACK_PX = 96  # phase correlation runs on the face box resampled to this square
-DETECT_EVERY = 4  # frames between detections (tracked by phase correlation in between)
+DETECT_EVERY = 8  # frames between detections (tracked by phase correlation in between)
 SIZE_MEDIAN_OF = 9  # detections whose median size the box follows
 MIN_TRACK_RESPONSE = 0.05  # a weaker correlation peak is no evidence of movement
 MIN_FACE_FRACTION = 0.12  # faces narrower than this share of the frame are ignored
@@ -70,7 +70,7 @@ class FaceTracker:
         self,
         fps: float,
         detect_every: int = DETECT_EVERY,
-        pull: float = 0.05,
+        pull: float = 0.1,
         max_hold_s: float = 0.5,
     ) -> None:
         self._cascade = _load_cascade()

@@ -14,7 +14,9 @@ by its own pts: browser WebM has no duration or frame count, and frames arrive w
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import queue
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 _YUV420 = ("yuv420p", "yuvj420p")
 PROGRESS_EVERY_FRAMES = 15
 DECODE_THREADS = 2
+DECODE_AHEAD = 8  # frames decoded ahead of the analysis (memory: 8 frames)
 
 Progress = Callable[[int, int | None], None]
 
@@ -57,6 +60,50 @@ def _yuv_frame(frame: Any) -> YuvFrame:
     return YuvFrame(
         planes[0], planes[1], planes[2], frame.colorspace == BT709_COLORSPACE, full_range
     )
+
+
+_DONE = object()
+
+
+def _decoded(container: Any, stream: Any) -> Iterator[Any]:
+    """The stream's frames, decoded in a background thread ``DECODE_AHEAD`` frames ahead.
+
+    FFmpeg releases the GIL while it decodes, so the face search and colour means of one
+    frame run while the next ones decode: on two cores a 30 s lossless H.264 file (decoding
+    ~1.5 s of CPU) costs about the larger of the two instead of their sum. Errors from the
+    decoder are raised here, in the consumer, after the frames decoded before them.
+    """
+    frames: queue.Queue[Any] = queue.Queue(maxsize=DECODE_AHEAD)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for frame in container.decode(stream):
+                while not stop.is_set():
+                    try:
+                        frames.put(frame, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            frames.put(_DONE)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            frames.put(exc)
+
+    worker = threading.Thread(target=produce, name="pulseloop-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = frames.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 class _TraceBuilder:
@@ -99,7 +146,7 @@ def trace_from_video(path: str | Path, progress: Progress | None = None) -> Trac
         width = height = 0
         last_ms = -1.0
         try:
-            for index, frame in enumerate(container.decode(stream)):
+            for index, frame in enumerate(_decoded(container, stream)):
                 if index >= MAX_FRAMES:
                     raise VideoUnreadable(str(path), f"longer than {MAX_FRAMES} frames")
                 when_ms = 1000.0 * (float(frame.time) if frame.time is not None else index / rate)
