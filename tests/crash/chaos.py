@@ -1,11 +1,20 @@
-"""The chaos driver: many runs, real workers SIGKILLed at random instants, then checks.
+"""The chaos driver: many runs, real processes SIGKILLed at random instants, then checks.
 
-Used by ``tests/crash/test_chaos.py`` (50 kills) and ``bench/chaos.py`` (1,000). While
-workers are killed and restarted, a feeder in this process plays the outside world:
-it sends each run its event (half of them before the run waits, half while it waits) and
-finishes each scan as the analysis would. At the end every run must have completed with
-the right output, every step recorded once, each signal consumed by exactly one wait,
-every side effect done at least once, and the database must pass ``integrity_check``.
+One piece of code for both backends. ``run_chaos`` (SQLite: one worker killed, then two
+sharing the load) is used by ``tests/crash/test_chaos.py`` (50 kills) and
+``bench/chaos.py`` (1,000); ``tests/crash/chaos_pg.py`` builds the PostgreSQL scenario
+(four workers, two servers, a server restart) from the same parts.
+
+While processes are killed and restarted, a :class:`Feeder` in this process plays the
+outside world: it sends each run its event (half of them before the run waits, half
+while it waits) and finishes each scan, either as the analysis would (``finish_scan``)
+or through the real path, a phone's trace POSTed to a ``pulseloop server``. At the end
+every run must have completed with the right output, every step recorded once (the sleep
+not early), each signal consumed by exactly one wait, every side effect done at least
+once, no analysis job left, and a SQLite database must pass ``integrity_check``.
+
+The tables are read through :class:`ChaosDb`, a connection of the driver's own
+(sqlite3, or psycopg for a PostgreSQL URL), never through the store under test.
 """
 
 from __future__ import annotations
@@ -23,13 +32,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from pulseloop import App
+from pulseloop.errors import StoreError
 
 LOOP_FILE = Path(__file__).with_name("chaos_loop.py")
 STEP_NAMES = {"a", "nap", "flaky", "reply", "provision", "b"}
 """Step records every run must end with (plus its scan wait, named by the engine)."""
 STALL_S = 90.0
 """No run finished for this long after the kills: a stuck run, the check fails."""
+NAP_S = 0.3
+"""The loop's durable sleep (chaos_loop.py): its record may not finish earlier."""
+UPLOAD_BPM = (60.0, 72.0, 84.0, 96.0)
+"""Heart rates of the traces uploaded to servers (made once each)."""
+HEART_RATE_TOLERANCE_BPM = 3.0
+"""How far an analysed trace's heart rate may be from the truth it was made with."""
+RECONNECT_S = 60.0
+"""How long the driver's own reads and writes retry while the database is away."""
 
 
 @dataclass(slots=True)
@@ -39,64 +59,253 @@ class ChaosReport:
     runs: int
     kills: int = 0
     takeover_kills: int = 0
+    server_kills: int = 0
     restarts: int = 0
+    database_restarts: int = 0
+    uploads: int = 0
     drain_s: float = 0.0
     total_s: float = 0.0
     redone_effects: int = 0
     problems: list[str] = field(default_factory=list)
 
 
-async def _start_worker(db_url: str, lease: str | None) -> asyncio.subprocess.Process:
-    options = ["--lease", lease] if lease else []
-    errors = Path(db_url.removeprefix("sqlite:///") + ".worker-stderr")
-    with errors.open("w") as stderr:  # a file, not a pipe: nobody drains it while it runs
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "pulseloop.cli.main", "worker", str(LOOP_FILE), "--db", db_url,
-            "--poll", "100 milliseconds", *options,
-            stdout=asyncio.subprocess.PIPE, stderr=stderr,
-        )  # fmt: skip
-    assert proc.stdout is not None
-    line = await proc.stdout.readline()
-    if b"ready" not in line:
-        await proc.wait()
-        raise RuntimeError(f"worker did not start: {line!r}; {errors.read_text()[-2000:]}")
-    return proc
+def run_id(i: int) -> str:
+    """The id of the chaos run number ``i``."""
+    return f"chaos-{i:04d}"
 
 
-async def _kill(proc: asyncio.subprocess.Process, sig: signal.Signals) -> None:
+# --------------------------------------------------------------------------------------
+# reading the tables, on either backend
+# --------------------------------------------------------------------------------------
+
+
+class ChaosDb:
+    """Plain SQL reads of the store's tables on a connection of the driver's own.
+
+    On PostgreSQL a read retries (reconnecting) for ``RECONNECT_S`` while the server is
+    restarting; SQL uses no parameters, so one text reads on both backends.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.sqlite = url.startswith("sqlite:///")
+        self._pg: Any = None
+        self._lock = asyncio.Lock()  # the driver and its feeder share the one connection
+
+    async def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        """All rows of ``sql``."""
+        if self.sqlite:
+            conn = sqlite3.connect(self.url.removeprefix("sqlite:///"), timeout=30)
+            try:
+                return conn.execute(sql).fetchall()
+            finally:
+                conn.close()
+        async with self._lock:
+            return await self._pg_rows(sql)
+
+    async def _pg_rows(self, sql: str) -> list[tuple[Any, ...]]:
+        import psycopg
+
+        deadline = time.monotonic() + RECONNECT_S
+        while True:
+            try:
+                if self._pg is None:
+                    self._pg = await psycopg.AsyncConnection.connect(
+                        self.url, autocommit=True, connect_timeout=5
+                    )
+                cur = await self._pg.execute(sql.encode())
+                return list(await cur.fetchall())
+            except psycopg.OperationalError:
+                await self.close()
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+
+    async def close(self) -> None:
+        """Close the PostgreSQL connection, if one is open."""
+        if self._pg is not None:
+            conn, self._pg = self._pg, None
+            await conn.close()
+
+
+async def retrying(action: Any) -> Any:
+    """``await action()``, again while the database is away (a server restart): the
+    driver's writes are idempotent or checked before they are redone."""
+    deadline = time.monotonic() + RECONNECT_S
+    while True:
+        try:
+            return await action()
+        except StoreError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+# --------------------------------------------------------------------------------------
+# processes
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Processes:
+    """Starts ``pulseloop`` processes on one database, stderr to files in ``folder``."""
+
+    db_url: str
+    folder: Path
+    env: dict[str, str] | None = None
+    lease: str | None = None
+    poll: str = "100 milliseconds"
+    started: int = 0
+
+    def _stderr(self, kind: str) -> Path:
+        self.started += 1
+        return self.folder / f"{kind}-{self.started}.stderr"
+
+    async def _start(self, kind: str, args: list[str], ready: bytes) -> asyncio.subprocess.Process:
+        errors = self._stderr(kind)
+        with errors.open("w") as stderr:  # a file, not a pipe: nobody drains it while it runs
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "pulseloop.cli.main", *args,
+                stdout=asyncio.subprocess.PIPE, stderr=stderr, env=self.env,
+            )  # fmt: skip
+        assert proc.stdout is not None
+        line = await proc.stdout.readline()
+        if ready not in line:
+            await proc.wait()
+            raise RuntimeError(f"{kind} did not start: {line!r}; {errors.read_text()[-2000:]}")
+        return proc
+
+    async def worker(self) -> asyncio.subprocess.Process:
+        """A ``pulseloop worker`` for the chaos loop, once it says it is ready."""
+        options = ["--lease", self.lease] if self.lease else []
+        args = ["worker", str(LOOP_FILE), "--db", self.db_url, "--poll", self.poll, *options]
+        return await self._start("worker", args, b"ready")
+
+    async def server(self, port: int) -> asyncio.subprocess.Process:
+        """A ``pulseloop server`` (scan pages, analysis) on ``port``, once it is ready."""
+        args = ["server", "--db", self.db_url, "--port", str(port)]
+        return await self._start("server", args, b"server ready")
+
+
+async def kill(proc: asyncio.subprocess.Process, sig: signal.Signals) -> None:
+    """Send ``sig`` to a process this driver started (by pid) and reap it."""
     if proc.returncode is None:
         os.kill(proc.pid, sig)
     await proc.wait()
 
 
-def _read(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(db, timeout=30)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
+# --------------------------------------------------------------------------------------
+# the outside world
+# --------------------------------------------------------------------------------------
 
 
-async def _feed(app: App, db: Path, replied: set[str], stop: asyncio.Event) -> None:
-    """Send events to runs waiting for them (unless ``replied`` already) and finish
-    pending scans, until ``stop``."""
-    finished: set[str] = set()
-    while not stop.is_set():
-        waiting = _read(db, "SELECT run_id FROM waits WHERE name = 'reply'")
-        for (run_id,) in waiting:
-            if run_id not in replied:
-                replied.add(run_id)
-                await app.send_event(run_id, "reply", {"to": run_id})
-        pending = _read(db, "SELECT id, run_id FROM scans WHERE status = 'pending'")
-        for scan_id, run_id in pending:
-            if scan_id not in finished:
-                finished.add(scan_id)
-                i = int(run_id.rsplit("-", 1)[1])
-                result = {"vitals": {"heart_rate_bpm": 60 + i % 40}, "quality": {"ok": True}}
-                await app.store.finish_scan(
-                    scan_id, "completed", json.dumps(result), None, app.clock.now()
+def expected_heart_rate(i: int, uploaded: bool) -> float:
+    """The heart rate run ``i`` must end with: the trace's truth, or the faked result's."""
+    return UPLOAD_BPM[i % len(UPLOAD_BPM)] if uploaded else float(60 + i % 40)
+
+
+class Feeder:
+    """Sends events to runs waiting for them and completes their scans, until stopped.
+
+    ``upload(i)`` says which runs' scans go through a server (``servers`` holds the base
+    URLs of the live ones); the others are finished with ``store.finish_scan``. Hold
+    ``world`` to pause the outside world (while the database restarts).
+    """
+
+    def __init__(
+        self,
+        app: App,
+        db: ChaosDb,
+        replied: set[str],
+        *,
+        upload: Any = None,
+        servers: list[str] | None = None,
+    ) -> None:
+        self.app, self.db, self.replied = app, db, replied
+        self.upload = upload or (lambda i: False)
+        self.servers = servers if servers is not None else []
+        self.world = asyncio.Lock()
+        self.uploaded: set[int] = set()
+        self.refused: list[str] = []
+        self._finished: set[str] = set()
+        self._rng = random.Random(7)
+
+    async def send_event(self, rid: str) -> None:
+        """The run's one ``reply`` event; not sent again if an attempt that failed
+        (the database went away) had in fact committed it."""
+
+        async def send() -> None:
+            sent = await self.db.rows(
+                f"SELECT 1 FROM signals WHERE run_id = '{rid}' AND key = 'event:reply'"
+            )
+            if not sent:
+                await self.app.send_event(rid, "reply", {"to": rid})
+
+        self.replied.add(rid)
+        await retrying(send)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Feed until ``stop``."""
+        async with httpx.AsyncClient(timeout=30) as client:
+            while not stop.is_set():
+                async with self.world:
+                    await self._pass(client)
+                await asyncio.sleep(0.05)
+
+    async def _pass(self, client: httpx.AsyncClient) -> None:
+        for (rid,) in await self.db.rows("SELECT run_id FROM waits WHERE name = 'reply'"):
+            if rid not in self.replied:
+                await self.send_event(rid)
+        pending = await self.db.rows(
+            "SELECT sc.id, sc.run_id, st.output FROM scans sc JOIN steps st "
+            "ON st.run_id = sc.run_id AND st.name = 'provision' WHERE sc.status = 'pending'"
+        )
+        for scan_id, rid, provisioned in pending:
+            if scan_id in self._finished:
+                continue
+            i = int(rid.rsplit("-", 1)[1])
+            if self.upload(i):
+                if await self._upload(client, i, json.loads(provisioned)["url"]):
+                    self._finished.add(scan_id)
+                continue
+            self._finished.add(scan_id)
+            result = {"vitals": {"heart_rate_bpm": 60 + i % 40}, "quality": {"ok": True}}
+            text = json.dumps(result)
+            await retrying(
+                lambda s=scan_id, t=text: self.app.store.finish_scan(
+                    s, "completed", t, None, self.app.clock.now()
                 )
-        await asyncio.sleep(0.05)
+            )
+
+    async def _upload(self, client: httpx.AsyncClient, i: int, url: str) -> bool:
+        """POST the run's trace to a live server, as the patient's page does; true once
+        the link has its upload (202 now, or 409: an earlier POST whose answer was lost)."""
+        from tests.connectors.scan_helpers import trace_upload
+
+        if not self.servers:
+            return False
+        token = url.rsplit("/s/", 1)[1]
+        body, _ = trace_upload(UPLOAD_BPM[i % len(UPLOAD_BPM)])
+        base = self._rng.choice(self.servers)
+        try:
+            answer = await client.post(
+                f"{base}/s/{token}/trace", content=body,
+                headers={"Content-Type": "application/json"},
+            )  # fmt: skip
+        except httpx.TransportError:  # that server was just killed: another try later
+            return False
+        if answer.status_code in (202, 409):
+            self.uploaded.add(i)
+            return True
+        if answer.status_code < 500 and answer.status_code != 429:
+            self.refused.append(f"run {i}: upload answered {answer.status_code} {answer.text}")
+            return True
+        return False
+
+
+# --------------------------------------------------------------------------------------
+# the SQLite scenario
+# --------------------------------------------------------------------------------------
 
 
 async def run_chaos(
@@ -108,101 +317,114 @@ async def run_chaos(
     report = ChaosReport(runs=runs)
     db_url = f"sqlite:///{db}"
     log = db.with_suffix(".effects")
+    procs = Processes(db_url, db.parent, lease=lease)
+    reader = ChaosDb(db_url)
     started = time.perf_counter()
     async with App([], db_url, worker=False) as app:
-        replied: set[str] = set()
+        feeder = Feeder(app, reader, set())
         triggered = 0
         per_kill = -(-runs // (kills + takeover_kills + 1))
 
         async def trigger_more() -> None:
             """The load keeps coming: a few new runs before every kill."""
             nonlocal triggered
-            for i in range(triggered, min(runs, triggered + per_kill)):
-                run = await app.trigger("chaos", {"i": i, "log": str(log)}, id=f"chaos-{i:04d}")
-                if i % 2 == 0:  # buffered before the run ever waits for it
-                    await app.send_event(run.id, "reply", {"to": run.id})
-                    replied.add(run.id)
-                triggered += 1
+            triggered = await trigger(app, feeder, log, triggered, min(runs, triggered + per_kill))
 
         stop = asyncio.Event()
-        feeder = asyncio.create_task(_feed(app, db, replied, stop))
+        feeding = asyncio.create_task(feeder.run(stop))
         try:
             await trigger_more()
-            proc = await _start_worker(db_url, lease)
+            proc = await procs.worker()
             while report.kills < kills:
                 await trigger_more()
                 await asyncio.sleep(rng.uniform(0.02, 0.6))
-                await _kill(proc, signal.SIGKILL)
+                await kill(proc, signal.SIGKILL)
                 report.kills += 1
-                proc = await _start_worker(db_url, lease)
+                proc = await procs.worker()
                 report.restarts += 1
-            other = await _start_worker(db_url, lease)  # two workers share the runs now
+            other = await procs.worker()  # two workers share the runs now
             while report.takeover_kills < takeover_kills:
                 await trigger_more()
                 await asyncio.sleep(rng.uniform(0.05, 0.5))
                 victim = rng.choice([proc, other])
-                await _kill(victim, signal.SIGKILL)
+                await kill(victim, signal.SIGKILL)
                 report.takeover_kills += 1
                 await asyncio.sleep(rng.uniform(0.0, 0.3))  # the survivor takes over alone
-                replacement = await _start_worker(db_url, lease)
+                replacement = await procs.worker()
                 report.restarts += 1
                 proc, other = (replacement, other) if victim is proc else (proc, replacement)
             while triggered < runs:
                 await trigger_more()
             drain_start = time.perf_counter()
-            await _drain(db, runs)
+            await drain(reader, runs)
             report.drain_s = time.perf_counter() - drain_start
-            await _kill(proc, signal.SIGTERM)
-            await _kill(other, signal.SIGTERM)
+            await kill(proc, signal.SIGTERM)
+            await kill(other, signal.SIGTERM)
         finally:
             stop.set()
-            await feeder
+            await feeding
     report.total_s = time.perf_counter() - started
-    _check(db, log, runs, report)
+    await check(reader, log, runs, report, feeder)
     return report
 
 
-async def _drain(db: Path, runs: int) -> None:
+async def trigger(app: App, feeder: Feeder, log: Path, first: int, end: int) -> int:
+    """Trigger runs ``first`` .. ``end - 1`` (each even one gets its event before it ever
+    waits: buffered); return ``end``."""
+    for i in range(first, end):
+        body = {"i": i, "log": str(log)}
+        run = await retrying(lambda b=body, i=i: app.trigger("chaos", b, id=run_id(i)))
+        if i % 2 == 0:
+            await feeder.send_event(run.id)
+    return end
+
+
+# --------------------------------------------------------------------------------------
+# the end: drain, then check everything
+# --------------------------------------------------------------------------------------
+
+
+async def completed(db: ChaosDb) -> int:
+    """How many runs have completed."""
+    ((done,),) = await db.rows("SELECT count(*) FROM runs WHERE status = 'completed'")
+    return int(done)
+
+
+async def drain(db: ChaosDb, runs: int) -> None:
+    """Wait until all ``runs`` completed; fail if none completes for ``STALL_S``."""
     last, last_change = -1, time.monotonic()
     while True:
-        ((done,),) = _read(db, "SELECT count(*) FROM runs WHERE status = 'completed'")
+        done = await completed(db)
         if done == runs:
             return
         if done != last:
             last, last_change = done, time.monotonic()
         elif time.monotonic() - last_change > STALL_S:
-            stuck = _read(db, "SELECT id, status FROM runs WHERE status != 'completed' LIMIT 5")
+            stuck = await db.rows("SELECT id, status FROM runs WHERE status != 'completed' LIMIT 5")
             raise AssertionError(f"runs stopped finishing: {done}/{runs} completed; {stuck}")
         await asyncio.sleep(0.1)
 
 
-def _check(db: Path, log: Path, runs: int, report: ChaosReport) -> None:
+async def check(db: ChaosDb, log: Path, runs: int, report: ChaosReport, feeder: Feeder) -> None:
+    """Every check of the module docstring; what fails goes to ``report.problems``."""
     problems = report.problems
-    outputs = dict(_read(db, "SELECT id, output FROM runs WHERE status = 'completed'"))
+    problems.extend(feeder.refused)
+    outputs = dict(await db.rows("SELECT id, output FROM runs WHERE status = 'completed'"))
     for i in range(runs):
-        run_id = f"chaos-{i:04d}"
-        out = json.loads(outputs[run_id])
-        expected = {"i": i, "a": 2 * i, "reply": {"to": run_id}, "scan": "completed",
-                    "heart_rate": 60 + i % 40, "metadata": {"i": i}}  # fmt: skip
-        attempts = out.pop("attempts")
-        if out != expected or attempts < 2:
-            problems.append(f"{run_id}: output {out}, attempts {attempts}")
-    steps: dict[str, set[str]] = {}
-    for run_id, name, status in _read(db, "SELECT run_id, name, status FROM steps"):
-        if status == "completed":
-            steps.setdefault(run_id, set()).add(name)
-    shapes = Counter(frozenset(names) for names in steps.values())
-    if len(shapes) != 1 or not next(iter(shapes)) >= STEP_NAMES or len(steps) != runs:
-        problems.append(f"step records differ between runs: {shapes}")
-    signals = _read(db, "SELECT run_id, key, consumed_by FROM signals")
-    per_run = Counter((run_id, key) for run_id, key, _ in signals)
-    if any(n != 1 for n in per_run.values()) or len(per_run) != 2 * runs:
-        problems.append(f"signals per run and key: {sorted(set(per_run.values()))}")
-    if any(consumed is None for _, _, consumed in signals):
-        problems.append("a signal was never consumed")
-    ((integrity,),) = _read(db, "PRAGMA integrity_check")
-    if integrity != "ok":
-        problems.append(f"integrity_check: {integrity}")
+        rid = run_id(i)
+        out = json.loads(outputs[rid])
+        expected = {"i": i, "a": 2 * i, "reply": {"to": rid}, "scan": "completed",
+                    "metadata": {"i": i}}  # fmt: skip
+        attempts, heart_rate = out.pop("attempts"), out.pop("heart_rate")
+        truth = expected_heart_rate(i, i in feeder.uploaded)
+        off = abs(heart_rate - truth) if isinstance(heart_rate, int | float) else None
+        if out != expected or attempts < 2 or off is None or off > HEART_RATE_TOLERANCE_BPM:
+            problems.append(f"{rid}: output {out}, attempts {attempts}, heart rate {heart_rate}")
+    await _check_records(db, runs, problems)
+    if db.sqlite:
+        ((integrity,),) = await db.rows("PRAGMA integrity_check")
+        if integrity != "ok":
+            problems.append(f"integrity_check: {integrity}")
     effects = Counter(log.read_text().split())
     for i in range(runs):
         for tag, least in (("a", 1), ("flaky", 2), ("b", 1)):
@@ -211,3 +433,31 @@ def _check(db: Path, log: Path, runs: int, report: ChaosReport) -> None:
     report.redone_effects = sum(
         n - (2 if key.endswith(":flaky") else 1) for key, n in effects.items()
     )
+
+
+async def _check_records(db: ChaosDb, runs: int, problems: list[str]) -> None:
+    """Steps once each (and the sleep not early), signals consumed once, no job left."""
+    steps: dict[str, set[str]] = {}
+    records = Counter[tuple[str, str]]()
+    for rid, name, status, started_at, finished_at in await db.rows(
+        "SELECT run_id, name, status, started_at, finished_at FROM steps"
+    ):
+        records[rid, name] += 1
+        if status == "completed":
+            steps.setdefault(rid, set()).add(name)
+        if name == "nap" and finished_at - started_at < NAP_S - 0.01:
+            problems.append(f"{rid}: the sleep ended after {finished_at - started_at:.3f} s")
+    if any(n != 1 for n in records.values()):
+        problems.append(f"steps recorded twice: {[k for k, n in records.items() if n != 1][:5]}")
+    shapes = Counter(frozenset(names) for names in steps.values())
+    if len(shapes) != 1 or not next(iter(shapes)) >= STEP_NAMES or len(steps) != runs:
+        problems.append(f"step records differ between runs: {shapes}")
+    signals = await db.rows("SELECT run_id, key, consumed_by FROM signals")
+    per_run = Counter((rid, key) for rid, key, _ in signals)
+    if any(n != 1 for n in per_run.values()) or len(per_run) != 2 * runs:
+        problems.append(f"signals per run and key: {sorted(set(per_run.values()))}")
+    if any(consumed is None for _, _, consumed in signals):
+        problems.append("a signal was never consumed")
+    ((jobs,),) = await db.rows("SELECT count(*) FROM analysis_jobs")
+    if jobs:
+        problems.append(f"{jobs} analysis jobs left behind")
