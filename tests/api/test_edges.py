@@ -107,11 +107,9 @@ async def test_no_redirect_names_the_host_it_was_sent(api: Api, path: str) -> No
     assert not location or (location.startswith("/") and not location.startswith("//"))
 
 
-@pytest.mark.parametrize(
-    "api_options",
-    [{"sign_in_throttle": SignInThrottle(failures=3, window_s=600.0, clock=lambda: 0.0)}],
-)
 async def test_failed_sign_ins_are_throttled_per_address_and_per_key_id(api: Api) -> None:
+    use_throttle(api, SignInThrottle(failures=3, window_s=600.0, clock=lambda: 0.0))
+
     async def attempt(key: str) -> Any:
         form = await api.client.get("/dashboard/sign-in")
         return await api.client.post(
@@ -128,12 +126,8 @@ async def test_failed_sign_ins_are_throttled_per_address_and_per_key_id(api: Api
     assert "Too many failed sign-ins" in refused.text and "600 seconds" in refused.text
 
 
-@pytest.mark.parametrize(
-    "api_options",
-    [{"sign_in_throttle": SignInThrottle(failures=2, window_s=60.0, clock=lambda: 0.0)}],
-)
 async def test_guessing_one_key_from_many_addresses_is_throttled(api: Api) -> None:
-    throttle: SignInThrottle = api_throttle(api)
+    throttle = use_throttle(api, SignInThrottle(failures=2, window_s=60.0, clock=lambda: 0.0))
     key_id = api.key_b.split("_")[1]
     throttle.failed("addr:10.0.0.1", f"key:{key_id}")
     throttle.failed("addr:10.0.0.2", f"key:{key_id}")
@@ -149,10 +143,10 @@ async def test_guessing_one_key_from_many_addresses_is_throttled(api: Api) -> No
     assert other.status_code == 303
 
 
-def api_throttle(api: Api) -> SignInThrottle:
-    """The throttle the served app uses (the one passed in ``api_options``)."""
+def use_throttle(api: Api, throttle: SignInThrottle) -> SignInThrottle:
+    """Make the served app count sign-ins with ``throttle`` (fresh for each test)."""
     transport: Any = api.client._transport
-    throttle: SignInThrottle = transport.app.state.sign_in_throttle
+    transport.app.state.sign_in_throttle = throttle
     return throttle
 
 
