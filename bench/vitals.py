@@ -102,7 +102,7 @@ CASES = [
     Case("vp8-4000-48-drops", ".webm", 48, 9, "vp8", 4000, {"frame_drop_rate": 0.05}),
     Case("refuse-shake", ".y4m", 70, 15, scene={"shake_px": 14.0}, expect="too_much_motion"),
     Case("refuse-noface", ".mp4", 80, 15, LL, scene={"face_visible": False}, expect="no_face"),
-    Case("refuse-dark", ".mp4", 85, 15, LL, scene={"brightness": 0.12}, expect="too_dark"),
+    Case("refuse-dark", ".mp4", 85, 15, LL, scene={"brightness": 0.08}, expect="too_dark"),
     Case(
         "refuse-nopulse", ".mp4", 95, 15, LL, scene={"pulse_amplitude": 0.0}, expect="weak_signal"
     ),

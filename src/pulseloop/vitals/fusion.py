@@ -35,6 +35,7 @@ SAME_HZ = 0.05  # candidates peaking further than this from the best one are not
 RIVAL_MIN_DB = 3.0  # a candidate this clear, peaking elsewhere, makes the rate ambiguous...
 RIVAL_WITHIN_DB = 3.0  # ... when it is also nearly as clear as the fused pulse
 RIVAL_APART_HZ = 0.1
+RIVAL_MIN_REGIONS = 2
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -72,21 +73,31 @@ def _score(name: str, raw: FloatArray, fs_hz: float) -> Candidate:
 
 
 def rival(pulse: Pulse) -> Candidate | None:
-    """The clearest candidate whose pulse is at another rate, when it is clear enough.
+    """The clearest candidate of a second, regional pulse at another rate, if there is one.
 
     POS, CHROM and PBV weigh the channels differently and each region sees other noise: a
-    real pulse shows at one rate in all that see it clearly. A candidate with a clear peak
-    (SNR >= ``RIVAL_MIN_DB`` and within ``RIVAL_WITHIN_DB`` of the fused pulse's) elsewhere
-    means the colours hold two rhythms, one of them not a heart (head motion the box did
-    not record, flicker), and the scan cannot say which.
+    real pulse shows at one rate in all that see it clearly. Clear peaks (SNR >=
+    ``RIVAL_MIN_DB`` and within ``RIVAL_WITHIN_DB`` of the fused pulse's) at one other rate
+    in at least two regions mean the colours hold two rhythms, one of them not a heart
+    (head motion the box did not record, flicker), and the scan cannot say which. A clear
+    peak in one region only is that region's artefact (a fringe of hair on the forehead
+    moving with the head: measured on swaying synthetic faces, CHROM on the forehead alone
+    peaked at the sway's harmonics at 4-5 dB) and is outvoted by the fusion.
     """
     floor = max(RIVAL_MIN_DB, pulse.snr_db - RIVAL_WITHIN_DB)
-    apart = [
-        c
-        for c in pulse.candidates
-        if abs(c.f0_hz - pulse.f0_hz) > RIVAL_APART_HZ and c.snr_db >= floor
-    ]
-    return max(apart, key=lambda c: c.snr_db) if apart else None
+    apart = sorted(
+        (
+            c
+            for c in pulse.candidates
+            if abs(c.f0_hz - pulse.f0_hz) > RIVAL_APART_HZ and c.snr_db >= floor
+        ),
+        key=lambda c: -c.snr_db,
+    )
+    for lead in apart:
+        regions = {c.name.split(":", 1)[1] for c in apart if abs(c.f0_hz - lead.f0_hz) <= SAME_HZ}
+        if len(regions) >= RIVAL_MIN_REGIONS:
+            return lead
+    return None
 
 
 def fuse(rgb: FloatArray, fs_hz: float, region_names: tuple[str, ...]) -> Pulse:
