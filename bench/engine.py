@@ -1,13 +1,17 @@
-"""pulseloop vs DBOS (Python) on the same workloads, both on SQLite, in one run.
+"""pulseloop vs DBOS (Python) on the same workloads and the same database, in one run.
 
 Run it: ``make bench`` (or ``.venv/bin/python bench/engine.py``; ``--quick`` for a smoke
-run, ``--help`` for the sizes). Needs ``dbos==3.4.0`` (the ``bench`` extra).
+run, ``--backend postgres`` for PostgreSQL, ``--help`` for the sizes). Needs
+``dbos==3.4.0`` (the ``bench`` extra).
 
-Every (workload, engine) pair runs in its own fresh subprocess on a fresh temporary
-SQLite file: DBOS is a process-wide singleton, and a clean process keeps RSS honest.
-Both engines run with their durable defaults: pulseloop's WAL + ``synchronous=FULL`` with
-group commit; DBOS's SQLite system database (rollback journal, SQLite's default
-``synchronous=FULL``, ``BEGIN IMMEDIATE`` per write), sync workflows on its thread pool.
+Every (workload, engine) pair runs in its own fresh subprocess on a fresh database
+(``bench/backends.py``): a temporary SQLite file, or with ``--backend postgres`` a new
+database on one throwaway PostgreSQL server the benchmark starts (127.0.0.1, as the
+``postgres`` user) and stops. DBOS is a process-wide singleton, and a clean process keeps
+RSS honest. Both engines run with their durable defaults: on SQLite pulseloop's WAL +
+``synchronous=FULL`` with group commit, DBOS's SQLite system database (rollback journal,
+``BEGIN IMMEDIATE`` per write); on PostgreSQL both on the same server (``fsync`` on,
+``synchronous_commit`` on); DBOS's sync workflows on its thread pool.
 
 Workloads (see docs/benchmarks.md):
 
@@ -16,6 +20,10 @@ b. R runs x S steps started together: steps/s, first trigger -> last result.
 c. N workflows each sleep 100 ms durably: how late the step after the sleep starts.
 d. worker RSS with K runs parked on a 1-hour sleep, for growing K; for pulseloop also a
    fresh worker restarted on that database (the parked runs are only rows).
+e. N runs parked in ``wait_for_event`` / ``DBOS.recv``; one event sent every G ms: send ->
+   the next step starting (same process, the public send API), p50 / p99.
+f. (pulseloop only) Q queued one-step runs drained by 1, 2, 4 ``pulseloop worker``
+   processes (``bench/drain.py``): runs/s must grow with the workers.
 
 The child protocol: ``engine.py --child ENGINE WORKLOAD PARAMS_JSON`` prints one line
 ``RESULT {json}`` on stdout; everything else it prints is diagnostics.
@@ -26,20 +34,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import itertools
 import json
 import os
 import resource
-import sqlite3
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from backends import Databases, commit_floor_us, count_waiting
 from children import run_child
+from drain import drain_all
 
 HERE = Path(__file__).resolve()
 CHILD_TIMEOUT_S = 600.0
@@ -78,16 +87,6 @@ def percentile(values: list[float], q: float) -> float:
         return float("nan")
     rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
     return ordered[rank - 1]
-
-
-def count_waiting(db: str) -> int:
-    """pulseloop runs parked (status 'waiting'), read on a separate connection."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
-    try:
-        (n,) = conn.execute("SELECT count(*) FROM runs WHERE status = 'waiting'").fetchone()
-        return int(n)
-    finally:
-        conn.close()
 
 
 # --------------------------------------------------------------------------------------
@@ -130,7 +129,22 @@ def pulseloop_child(workload: str, p: dict[str, Any]) -> dict[str, Any]:
             await step.sleep("park", "1 hour")
             return None
 
-    url = f"sqlite:///{p['db']}"
+    stamps: dict[str, int] = {}
+
+    class Waiter(Loop):
+        name = "waiter"
+
+        async def run(self, event: Event, step: Step) -> Any:
+            await step.do("ready", noop)
+            await step.wait_for_event("go", type="go", timeout="1 hour")
+
+            async def after() -> None:  # only the resumed execution gets here
+                stamps.setdefault(event.id, time.perf_counter_ns())
+
+            await step.do("after", after)
+            return None
+
+    url = p["url"]
     kwargs: dict[str, Any] = {}
     if p.get("concurrency"):
         kwargs["concurrency"] = int(p["concurrency"])
@@ -184,6 +198,18 @@ def pulseloop_child(workload: str, p: dict[str, Any]) -> dict[str, Any]:
                 done = await asyncio.gather(*(app.wait_for_run(r.id) for r in runs))
             late = [(r.output[1] - r.output[0]) * 1000 - p["sleep_ms"] for r in done]
             return late_summary(late)
+        if workload == "e":
+            async with App([Waiter], url, **kwargs) as app:
+                runs = await asyncio.gather(*(app.trigger("waiter") for _ in range(p["n"])))
+                while count_waiting(url) < p["n"]:
+                    await asyncio.sleep(0.05)
+                sent: dict[str, int] = {}
+                for r in runs:
+                    sent[r.id] = time.perf_counter_ns()
+                    await app.send_event(r.id, "go", None)
+                    await asyncio.sleep(p["gap_ms"] / 1000)
+                await asyncio.gather(*(app.wait_for_run(r.id) for r in runs))
+            return late_summary([(stamps[r] - sent[r]) / 1e6 for r in sent])
         if workload == "d-park":
             async with App([Parked], url, **kwargs) as app:
                 before = settled_rss()
@@ -192,14 +218,14 @@ def pulseloop_child(workload: str, p: dict[str, Any]) -> dict[str, Any]:
                 for lo in range(0, p["level"], chunk):
                     n = min(chunk, p["level"] - lo)
                     await asyncio.gather(*(app.trigger("parked", {}) for _ in range(n)))
-                while count_waiting(p["db"]) < p["level"]:
+                while count_waiting(url) < p["level"]:
                     await asyncio.sleep(0.05)
                 park_s = time.perf_counter() - start
                 await asyncio.sleep(0.5)
                 gc.collect()
                 after = rss_mb()
                 return {
-                    "parked": count_waiting(p["db"]),
+                    "parked": count_waiting(url),
                     "rss_before_mb": before,
                     "rss_after_mb": after,
                     "peak_rss_mb": peak_rss_mb(),
@@ -213,7 +239,7 @@ def pulseloop_child(workload: str, p: dict[str, Any]) -> dict[str, Any]:
                 gc.collect()
                 after = rss_mb()
                 return {
-                    "parked": count_waiting(p["db"]),
+                    "parked": count_waiting(url),
                     "rss_before_mb": before,
                     "rss_after_mb": after,
                     "peak_rss_mb": peak_rss_mb(),
@@ -235,7 +261,7 @@ def dbos_child(workload: str, p: dict[str, Any]) -> dict[str, Any]:
     DBOS(
         config={
             "name": "pulseloop-bench",
-            "system_database_url": f"sqlite:///{p['db']}",
+            "system_database_url": p["url"],
             "log_level": "WARNING",
         }
     )
@@ -262,6 +288,22 @@ def dbos_child(workload: str, p: dict[str, Any]) -> dict[str, Any]:
         DBOS.sleep(sleep_s)
         after = wall()
         return [before, after]
+
+    stamps: dict[str, int] = {}
+
+    @DBOS.step()
+    def stamp() -> None:
+        wid = DBOS.workflow_id
+        assert wid is not None
+        stamps.setdefault(wid, time.perf_counter_ns())
+
+    @DBOS.workflow()
+    def waiter() -> None:
+        noop()
+        with lock:
+            entered[0] += 1
+        DBOS.recv("go", timeout_seconds=3600)
+        stamp()
 
     @DBOS.workflow()
     def parked() -> None:
@@ -302,6 +344,20 @@ def dbos_child(workload: str, p: dict[str, Any]) -> dict[str, Any]:
             before, after = h.get_result()
             late.append((after - before) * 1000 - p["sleep_ms"])
         return late_summary(late)
+    if workload == "e":
+        handles = [DBOS.start_workflow(waiter) for _ in range(p["n"])]
+        deadline = time.monotonic() + 120
+        while entered[0] < p["n"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # the last ones from noop() into recv()
+        sent: dict[str, int] = {}
+        for h in handles:
+            sent[h.workflow_id] = time.perf_counter_ns()
+            DBOS.send(h.workflow_id, None, topic="go")
+            time.sleep(p["gap_ms"] / 1000)
+        for h in handles:
+            h.get_result()
+        return late_summary([(stamps[w] - sent[w]) / 1e6 for w in sent])
     if workload == "d-park":
         before = settled_rss()
         start = time.perf_counter()
@@ -388,16 +444,15 @@ class Bench:
         self.engines = [e.strip() for e in args.engines.split(",") if e.strip()]
         self.rows: list[tuple[str, str, str, str, str, str]] = []
         self.raw: dict[str, Any] = {}
-        self.tmp = tempfile.TemporaryDirectory(prefix="pulseloop-bench-")
-
-    def db(self, name: str) -> str:
-        return str(Path(self.tmp.name) / f"{name}.db")
+        self.dbs = Databases(args.backend)
+        self.pg = args.backend == "postgres"
 
     def both(self, workload: str, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for engine in self.engines:
             label = f"{workload}-{engine}"
-            result = spawn(engine, workload, {**params, "db": self.db(label)}, self.args.verbose)
+            url = self.dbs.url(label)
+            result = spawn(engine, workload, {**params, "url": url}, self.args.verbose)
             out[engine] = result
             self.raw[label] = result
             shown = {k: _round(v) for k, v in result.items()}
@@ -449,7 +504,12 @@ class Bench:
         a = self.args
         print(f"\n(a) one run of {a.steps:,} sequential trivial steps, {a.repeats} repeats")
         res = self.both("a", {"steps": a.steps, "repeats": a.repeats, **self.pl_opts()})
-        self.row(f"(a) 1 run x {a.steps:,} steps", "us_per_step", res, "us/step", True, 150)
+        target = 300 if self.pg else 150
+        floor = commit_floor_us(self.dbs.url("a-floor"))
+        self.raw["a-floor-us"] = floor
+        print(f"  one synced one-row commit on this database right now: {floor:.0f} us (median)")
+        self.row(f"(a) 1 run x {a.steps:,} steps", "us_per_step", res, "us/step", True, target)
+        self.row("(a) floor: one synced commit", "", {}, "us", True, None, pl_value=floor)
 
     def b(self) -> None:
         a = self.args
@@ -488,8 +548,8 @@ class Bench:
                 if dbos_blocked:
                     print(f"  {engine:9} {level:>6,} parked: skipped (a smaller count failed)")
                     continue
-                db = self.db(f"d-{engine}-{level}")
-                params = {"level": level, "db": db, "rss_cap_mb": a.dbos_rss_cap_mb}
+                db = self.dbs.url(f"d-{engine}-{level}")
+                params = {"level": level, "url": db, "rss_cap_mb": a.dbos_rss_cap_mb}
                 park = spawn(engine, "d-park", {**params, **self.pl_opts()}, a.verbose)
                 results[engine][level] = park
                 self.raw[f"d-park-{engine}-{level}"] = park
@@ -501,7 +561,7 @@ class Bench:
                 got = park.get("parked", level)
                 restart = spawn(
                     engine, "d-restart",
-                    {"db": db, "expect": got, "settle_s": a.settle_s, **self.pl_opts()},
+                    {"url": db, "expect": got, "settle_s": a.settle_s, **self.pl_opts()},
                     a.verbose,
                 )  # fmt: skip
                 restarts[engine][level] = restart
@@ -533,6 +593,41 @@ class Bench:
         self.row(
             "(d) RSS growth per 1,000 parked", "", {}, "MB", True, None,
             pl_value=grow_pl, dbos_value=grow_db,
+        )  # fmt: skip
+
+    def e(self) -> None:
+        a = self.args
+        print(
+            f"\n(e) {a.events} runs parked in wait_for_event / recv; one event every "
+            f"{a.event_gap_ms} ms: send -> the next step starting"
+        )
+        res = self.both("e", {"n": a.events, "gap_ms": a.event_gap_ms, **self.pl_opts()})
+        self.row("(e) event wake-up, p50", "p50_ms", res, "ms", True, 3)
+        self.row("(e) event wake-up, p99", "p99_ms", res, "ms", True, 10)
+
+    def f(self) -> None:
+        a = self.args
+        counts = [int(x) for x in a.drain_workers.split(",")]
+        print(f"\n(f) {a.drain_runs:,} queued one-step runs drained by {counts} worker processes")
+        if "pulseloop" not in self.engines:
+            return
+        results = drain_all(self.dbs, a.drain_runs, counts)
+        for n, r in results.items():
+            self.raw[f"f-pulseloop-{n}"] = r
+            print(f"  pulseloop {n} worker(s): {json.dumps({k: _round(v) for k, v in r.items()})}")
+        rates = [results[n].get("runs_per_s") for n in counts]
+        grows = all(
+            isinstance(x, float) and isinstance(y, float) and y > x
+            for x, y in itertools.pairwise(rates)
+        )
+        for n, rate in zip(counts, rates, strict=True):
+            self.row(
+                f"(f) drain {a.drain_runs:,} runs, {n} worker(s)", "", {}, "runs/s", False, None,
+                pl_value=rate,
+            )  # fmt: skip
+        self.rows.append(
+            ("(f) runs/s grows with workers", "yes" if grows else "NO", "-", "-", "grows",
+             "yes" if grows else "NO")
         )  # fmt: skip
 
     def pl_opts(self) -> dict[str, Any]:
@@ -612,7 +707,8 @@ def _round(v: Any) -> Any:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    ap.add_argument("--workloads", default="a,b,c,d", help="comma list of a,b,c,d")
+    ap.add_argument("--backend", default="sqlite", help="sqlite or postgres")
+    ap.add_argument("--workloads", default="a,b,c,e,f,d", help="comma list of a..f")
     ap.add_argument("--engines", default="pulseloop,dbos", help="comma list")
     ap.add_argument("--quick", action="store_true", help="small sizes: a smoke run (~1 min)")
     ap.add_argument("--steps", type=int, default=1000, help="(a) steps in the one run")
@@ -622,13 +718,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--sleeps", type=int, default=200, help="(c) sleeping workflows")
     ap.add_argument("--sleep-ms", type=int, default=100, help="(c) sleep length")
     ap.add_argument("--stagger-ms", type=float, default=10, help="(c) gap between starts")
-    ap.add_argument("--park-levels", default="2000,5000,10000", help="(d) pulseloop counts")
+    ap.add_argument(
+        "--park-levels",
+        default="",
+        help="(d) pulseloop counts (sqlite 2000,5000,10000; postgres 10000,100000)",
+    )
     ap.add_argument(
         "--dbos-park-levels", default="", help="(d) DBOS counts (default: --park-levels)"
     )
     ap.add_argument(
         "--dbos-rss-cap-mb", type=int, default=2500, help="(d) stop parking DBOS above this RSS"
     )
+    ap.add_argument("--events", type=int, default=200, help="(e) runs woken by an event")
+    ap.add_argument("--event-gap-ms", type=float, default=20, help="(e) gap between events")
+    ap.add_argument("--drain-runs", type=int, default=10_000, help="(f) queued runs")
+    ap.add_argument("--drain-workers", default="1,2,4", help="(f) worker process counts")
     ap.add_argument("--settle-s", type=float, default=2.0, help="(d) restarted worker settles")
     ap.add_argument(
         "--pl-concurrency", type=int, default=0, help="pulseloop App(concurrency=); 0: default"
@@ -636,10 +740,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--json", default="", help="also write the raw results to this file")
     ap.add_argument("-v", "--verbose", action="store_true", help="show the children's stderr")
     args = ap.parse_args(argv)
+    pg = args.backend == "postgres"
+    args.park_levels = args.park_levels or ("10000,100000" if pg else "2000,5000,10000")
+    if pg and not args.dbos_park_levels:
+        args.dbos_park_levels = "1000,2000"  # each DBOS sleeper is a thread: see (d)
     if args.quick:
         args.steps, args.repeats = 200, 1
         args.runs, args.run_steps = 50, 10
         args.sleeps = 30
+        args.events, args.drain_runs = 30, 1000
         args.park_levels = "500,1000"
         args.dbos_park_levels = args.dbos_park_levels or "200,500"
     return args
@@ -652,8 +761,8 @@ def main(argv: list[str]) -> None:
     args = parse_args(argv)
     bench = Bench(args)
     print(
-        f"pulseloop vs DBOS on SQLite; python {sys.version.split()[0]}, "
-        f"{os.cpu_count()} cores; temp dir {bench.tmp.name}"
+        f"pulseloop vs DBOS on {bench.dbs.describe()}; python {sys.version.split()[0]}, "
+        f"{os.cpu_count()} cores"
     )
     try:
         for w in [w.strip() for w in args.workloads.split(",") if w.strip()]:
@@ -662,7 +771,7 @@ def main(argv: list[str]) -> None:
         if args.json:
             Path(args.json).write_text(json.dumps(bench.raw, indent=2))
     finally:
-        bench.tmp.cleanup()
+        bench.dbs.close()
 
 
 if __name__ == "__main__":
