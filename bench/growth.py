@@ -63,12 +63,12 @@ def fill(path: Path, start_run: int, runs: int) -> None:
         conn.execute("BEGIN")
         conn.executemany(
             "INSERT INTO runs (org, id, loop, status, input, output, history_len, created_at, "
-            "updated_at, started_at, finished_at) VALUES (?, ?, 'seq', ?, "
-            "'{\"n\": 10}', '10', 1, ?, ?, ?, ?)",
+            "updated_at, started_at, finished_at, run_key) VALUES (?, ?, 'seq', ?, "
+            "'{\"n\": 10}', '10', 1, ?, ?, ?, ?, ?)",
             [
-                (ORG, f"h{i:08d}", "failed" if i % 50 == 0 else "completed", t, t, t, t + 1)
+                (ORG, key, "failed" if i % 50 == 0 else "completed", t, t, t, t + 1, key)
                 for i in range(lo, hi)
-                for t in [base + i * 60.0]
+                for t, key in [(base + i * 60.0, f"h{i:08d}")]
             ],
         )
         conn.executemany(

@@ -246,7 +246,7 @@ class App:
         """Cancel an unfinished run; a step in flight is abandoned, nothing more runs."""
         record = await self.store.cancel_run(self.org, run_id, self.clock.now())
         if self.worker is not None:
-            self.worker.abort(run_id)
+            self.worker.abort(record.key)
         return build_run(record)
 
     async def pause(self, run_id: str) -> Run:
@@ -269,7 +269,7 @@ class App:
         """Forget ``from_step`` and everything after it, and run on from there."""
         record = await self.store.restart_run(self.org, run_id, from_step, self.clock.now())
         if self.worker is not None:
-            self.worker.abort(run_id)
+            self.worker.abort(record.key)
         self.notify_work()
         return build_run(record)
 

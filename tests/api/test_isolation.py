@@ -63,9 +63,15 @@ async def test_each_org_sees_only_its_own_runs(api: Api) -> None:
     assert [r["id"] for r in listed_b] == ["only-b"]
     # B's run is stored under B: A's App cannot see it either
     assert (await api.client.get("/v1/runs/only-b", headers=api.a)).status_code == 404
-    # the same id in another org is refused without saying whose it is
-    taken = await api.client.post("/v1/loops/waits/runs", json={"id": "only-b"}, headers=api.a)
-    assert taken.status_code == 409 and "clinic-b" not in taken.text
+    # run ids are per organization: A may use B's id, gets a run of its own, learns nothing
+    mine = await api.client.post(
+        "/v1/loops/waits/runs", json={"id": "only-b", "body": {"who": "a"}}, headers=api.a
+    )
+    assert mine.status_code == 202 and "clinic-b" not in mine.text
+    assert [r["id"] for r in (await api.client.get("/v1/runs", headers=api.b)).json()["runs"]] == [
+        "only-b"
+    ]
+    assert (await api.app.get_run("only-b")).body == {"who": "a"}  # A's own run
 
 
 @pytest.mark.parametrize("which", ["revoked", "unknown", "missing", "malformed"])

@@ -93,6 +93,7 @@ async def test_a_measured_scan_reads_in_words_against_its_thresholds(api: Api) -
         assert expected in words, expected
     assert "snr_db</th>" not in page and "face_coverage</th>" not in page  # no raw names
     assert 'data-quality="snr_db" data-ok="true"' in page
+    await api.app.wait_for_run(run_id, timeout="1 minute")  # the run has read its scan
     runs = text_of((await api.client.get("/dashboard/runs")).text)
     assert re.search(r"Scan measured: heart rate \d+ bpm", runs)
 

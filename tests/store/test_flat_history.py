@@ -35,9 +35,9 @@ async def _filled(path: Path, finished_runs: int) -> SqliteStore:
     def fill(conn: sqlite3.Connection) -> None:
         conn.executemany(
             "INSERT INTO runs (org, id, loop, status, input, output, history_len, created_at, "
-            "updated_at, started_at, finished_at) VALUES (?, ?, 'loop', 'completed', '{}', "
-            "'1', 1, ?, ?, ?, ?)",
-            [(ORG, f"old-{i:06d}", i, i, i, i + 1) for i in range(finished_runs)],
+            "updated_at, started_at, finished_at, run_key) VALUES (?, ?, 'loop', 'completed', "
+            "'{}', '1', 1, ?, ?, ?, ?, ?)",
+            [(ORG, f"old-{i:06d}", i, i, i, i + 1, f"old-{i:06d}") for i in range(finished_runs)],
         )
         conn.executemany(
             "INSERT INTO steps (run_id, name, seq, kind, status, output, attempts, "

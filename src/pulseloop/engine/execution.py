@@ -112,7 +112,7 @@ class Execution:
         self.history = history
         self.loop = loop
         self.version = version
-        self.lease = Lease(run.id, services.worker_id)
+        self.lease = Lease(run.key, services.worker_id)  # history is keyed by run.key
         self._names: set[str] = set()
         self._wake_ats: list[float] = []
         self._keys: list[str] = []
@@ -228,7 +228,7 @@ class Execution:
         ctx.close()
         finished = clock.now()
         await self._record(
-            StepRecord(self.run.id, name, seq, "do", "completed", text, None, attempt, started,
+            StepRecord(self.run.key, name, seq, "do", "completed", text, None, attempt, started,
                        finished, self.version),
         )  # fmt: skip
         return result
@@ -265,7 +265,7 @@ class Execution:
         if retry:
             retry_at = finished + policy.delay_s(attempt)
             record = AttemptRecord(
-                self.run.id, name, self.run.generation, attempt, "failed", started, finished,
+                self.run.key, name, self.run.generation, attempt, "failed", started, finished,
                 info, retry_at, self.version, self.services.worker_id,
             )  # fmt: skip
             status = await self.services.store.record_failed_attempt(self.lease, record)
@@ -273,7 +273,7 @@ class Execution:
                 raise Interrupted()
             raise self._suspend(retry_at)
         step = StepRecord(
-            self.run.id, name, seq, "do", "failed", None, info, attempt, started, finished,
+            self.run.key, name, seq, "do", "failed", None, info, attempt, started, finished,
             self.version,
         )  # fmt: skip
         await self._record(step)
@@ -331,12 +331,12 @@ class Execution:
         wait = self.history.waits.get(name)
         signal = None
         if wait is None or key is not None:
-            fresh = WaitRecord(self.run.id, name, seq, kind, key, deadline_at, now)
+            fresh = WaitRecord(self.run.key, name, seq, kind, key, deadline_at, now)
             wait, signal = await self.services.store.open_wait(self.lease, fresh)
             self.history.waits[name] = wait
 
         def resolved(status: str, output: str | None, error: dict[str, Any] | None) -> StepRecord:
-            return StepRecord(self.run.id, name, seq, kind, status, output, error, 1,
+            return StepRecord(self.run.key, name, seq, kind, status, output, error, 1,
                               wait.created_at, now, self.version)  # fmt: skip
 
         if signal is not None:

@@ -133,11 +133,11 @@ class Worker:
         in_flight = list(self._active.items())
         for _, task in in_flight:
             task.cancel()
-        for run_id, task in in_flight:
+        for run_key, task in in_flight:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             with contextlib.suppress(BaseException):
-                await self.store.release_run(Lease(run_id, self.id), self.clock.now())
+                await self.store.release_run(Lease(run_key, self.id), self.clock.now())
         await self.store.unregister_worker(self.id)
 
     def kick(self) -> None:
@@ -148,9 +148,10 @@ class Worker:
         """Recompute the next timer (a run parked, or the clock moved)."""
         self._timer_kick.set()
 
-    def abort(self, run_id: str) -> None:
-        """Stop executing ``run_id`` at once (it was cancelled or restarted)."""
-        task = self._active.get(run_id)
+    def abort(self, run_key: str) -> None:
+        """Stop executing the run with key ``run_key`` at once (it was cancelled or
+        restarted)."""
+        task = self._active.get(run_key)
         if task is not None:
             task.cancel()
 
@@ -273,20 +274,20 @@ class Worker:
     # executions ------------------------------------------------------------------------
     def _start(self, run: RunRecord) -> None:
         task = asyncio.create_task(self._execute(run), name=f"pulseloop-run-{run.id}")
-        self._active[run.id] = task
-        task.add_done_callback(functools.partial(self._finished, run.id))
+        self._active[run.key] = task  # by key, like its lease and what renewal reports
+        task.add_done_callback(functools.partial(self._finished, run.key, run.id))
 
     async def _execute(self, run: RunRecord) -> str:
         history = (
-            await self.store.load_history(run.id, run.generation) if run.history_len else History()
+            await self.store.load_history(run.key, run.generation) if run.history_len else History()
         )
         execution = Execution(
             self.services, run, history, self.loops[run.loop], self.versions[run.loop]
         )
         return await execution.execute()
 
-    def _finished(self, run_id: str, task: asyncio.Task[str]) -> None:
-        self._active.pop(run_id, None)
+    def _finished(self, run_key: str, run_id: str, task: asyncio.Task[str]) -> None:
+        self._active.pop(run_key, None)
         self.kick()
         if task.cancelled():
             status = "aborted"

@@ -14,6 +14,7 @@ applies it only if that worker still holds the run, otherwise it raises
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,7 +34,8 @@ class LeaseLost(BaseException):
 
 @dataclass(frozen=True, slots=True)
 class Lease:
-    """Proof that ``worker`` claimed ``run_id``; passed to every fenced write."""
+    """Proof that ``worker`` claimed the run with key ``run_id`` (``RunRecord.key``);
+    passed to every fenced write."""
 
     run_id: str
     worker: str
@@ -58,6 +60,15 @@ class RunRecord:
     started_at: float | None
     finished_at: float | None
     wake_at: float | None
+    key: str = ""
+    """The run's internal key, unique across organizations: what its steps, attempts,
+    waits, signals and leases refer to. Run ids are unique per organization only (two
+    clinics may both trigger ``follow-up-42``), so the store keys a run's history by this.
+    It equals ``id`` unless another organization already used that id."""
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", self.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +242,14 @@ class AnalysisJob:
 
 def _iso(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, UTC).isoformat()
+
+
+def fallback_run_key(org: str, run_id: str) -> str:
+    """The key of a new run whose id another organization's run already has as its key.
+
+    ``/`` never appears in a run id (see ``pulseloop.runs``), so this cannot be any
+    run's id; the random tail keeps it unique whatever older rows hold."""
+    return f"{org}/{run_id}/{uuid.uuid4().hex[:12]}"
 
 
 def scan_signal_key(scan_id: str) -> str:

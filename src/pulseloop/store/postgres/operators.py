@@ -39,16 +39,16 @@ def _refuse(run: RunRecord, action: str, allowed: tuple[str, ...]) -> InvalidRun
     )
 
 
-async def _keep_as_attempts(conn: Conn, run_id: str, where: str, params: tuple[Any, ...]) -> None:
+async def _keep_as_attempts(conn: Conn, run_key: str, where: str, params: tuple[Any, ...]) -> None:
     """Move step records about to be forgotten into attempt history."""
     await conn.execute(
         "INSERT INTO attempts (run_id, step, generation, attempt, status, started_at, "
         "finished_at, error, retry_at, version, worker) "
         "SELECT s.run_id, s.name, r.generation, s.attempts, s.status, s.started_at, "
         "s.finished_at, s.error, NULL, s.version, NULL FROM steps s JOIN runs r "
-        f"ON r.id = s.run_id WHERE s.run_id = %s AND s.kind = 'do' AND {where} "
+        f"ON r.run_key = s.run_id WHERE s.run_id = %s AND s.kind = 'do' AND {where} "
         "ON CONFLICT DO NOTHING",
-        (run_id, *params),
+        (run_key, *params),
     )
 
 
@@ -59,10 +59,10 @@ async def cancel(conn: Conn, org: str, run_id: str, now: float) -> RunRecord:
         raise _refuse(run, "cancel", UNFINISHED)
     await conn.execute(
         "UPDATE runs SET status = 'cancelled', finished_at = %s, updated_at = %s, "
-        "wake_at = NULL, lease_owner = NULL, lease_expires_at = NULL WHERE id = %s",
-        (now, now, run_id),
+        "wake_at = NULL, lease_owner = NULL, lease_expires_at = NULL WHERE run_key = %s",
+        (now, now, run.key),
     )
-    await conn.execute("DELETE FROM waits WHERE run_id = %s", (run_id,))
+    await conn.execute("DELETE FROM waits WHERE run_id = %s", (run.key,))
     return await load(conn, org, run_id)
 
 
@@ -75,7 +75,7 @@ async def pause(conn: Conn, org: str, run_id: str, now: float) -> RunRecord:
     if run.status not in allowed:
         raise _refuse(run, "pause", allowed)
     await conn.execute(
-        "UPDATE runs SET status = 'paused', updated_at = %s WHERE id = %s", (now, run_id)
+        "UPDATE runs SET status = 'paused', updated_at = %s WHERE run_key = %s", (now, run.key)
     )
     return await load(conn, org, run_id)
 
@@ -92,8 +92,8 @@ async def resume(conn: Conn, org: str, run_id: str, now: float, lease_now: float
         "AND lease_expires_at > %s THEN 'running' ELSE 'queued' END, wake_at = NULL, "
         "lease_owner = CASE WHEN lease_expires_at > %s THEN lease_owner END, "
         "lease_expires_at = CASE WHEN lease_expires_at > %s THEN lease_expires_at END "
-        "WHERE id = %s",
-        (now, lease_now, lease_now, lease_now, run_id),
+        "WHERE run_key = %s",
+        (now, lease_now, lease_now, lease_now, run.key),
     )
     return await load(conn, org, run_id)
 
@@ -103,9 +103,9 @@ async def retry(conn: Conn, org: str, run_id: str, now: float) -> RunRecord:
     run = await load(conn, org, run_id, lock=True)
     if run.status != "failed":
         raise _refuse(run, "retry", ("failed",))
-    await _keep_as_attempts(conn, run_id, "s.status = 'failed'", ())
-    await conn.execute("DELETE FROM steps WHERE run_id = %s AND status = 'failed'", (run_id,))
-    await _requeue(conn, run_id, now)
+    await _keep_as_attempts(conn, run.key, "s.status = 'failed'", ())
+    await conn.execute("DELETE FROM steps WHERE run_id = %s AND status = 'failed'", (run.key,))
+    await _requeue(conn, run.key, now)
     return await load(conn, org, run_id)
 
 
@@ -115,11 +115,13 @@ async def restart(conn: Conn, org: str, run_id: str, from_step: str, now: float)
     cur = await conn.execute(
         "SELECT seq FROM steps WHERE run_id = %s AND name = %s "
         "UNION ALL SELECT seq FROM waits WHERE run_id = %s AND name = %s LIMIT 1",
-        (run_id, from_step, run_id, from_step),
+        (run.key, from_step, run.key, from_step),
     )
     row = await cur.fetchone()
     if row is None:
-        cur = await conn.execute("SELECT name FROM steps WHERE run_id = %s ORDER BY seq", (run_id,))
+        cur = await conn.execute(
+            "SELECT name FROM steps WHERE run_id = %s ORDER BY seq", (run.key,)
+        )
         known = [r[0] for r in await cur.fetchall()]
         raise InvalidRunState(
             f"run {run.id!r} has no step named {from_step!r}; its steps are {known}"
@@ -128,24 +130,24 @@ async def restart(conn: Conn, org: str, run_id: str, from_step: str, now: float)
     cur = await conn.execute(
         "SELECT name FROM steps WHERE run_id = %s AND seq >= %s "
         "UNION SELECT name FROM waits WHERE run_id = %s AND seq >= %s",
-        (run_id, seq, run_id, seq),
+        (run.key, seq, run.key, seq),
     )
     forgotten = [r[0] for r in await cur.fetchall()]
-    await _keep_as_attempts(conn, run_id, "s.seq >= %s", (seq,))
-    await conn.execute("DELETE FROM steps WHERE run_id = %s AND seq >= %s", (run_id, seq))
-    await conn.execute("DELETE FROM waits WHERE run_id = %s AND seq >= %s", (run_id, seq))
+    await _keep_as_attempts(conn, run.key, "s.seq >= %s", (seq,))
+    await conn.execute("DELETE FROM steps WHERE run_id = %s AND seq >= %s", (run.key, seq))
+    await conn.execute("DELETE FROM waits WHERE run_id = %s AND seq >= %s", (run.key, seq))
     await conn.execute(
         "UPDATE signals SET consumed_by = NULL WHERE run_id = %s AND consumed_by = ANY(%s)",
-        (run_id, forgotten),
+        (run.key, forgotten),
     )
-    await _requeue(conn, run_id, now)
+    await _requeue(conn, run.key, now)
     return await load(conn, org, run_id)
 
 
-async def _requeue(conn: Conn, run_id: str, now: float) -> None:
+async def _requeue(conn: Conn, run_key: str, now: float) -> None:
     await conn.execute(
         "UPDATE runs SET status = 'queued', generation = generation + 1, output = NULL, "
         "error = NULL, finished_at = NULL, wake_at = NULL, lease_owner = NULL, "
-        "lease_expires_at = NULL, updated_at = %s WHERE id = %s",
-        (now, run_id),
+        "lease_expires_at = NULL, updated_at = %s WHERE run_key = %s",
+        (now, run_key),
     )

@@ -46,13 +46,13 @@ from pulseloop.store.sqlite.rows import (
 SIGNAL_COLUMNS = "id, run_id, key, payload, created_at"
 
 _FENCE = Statement(
-    "SELECT status, history_len FROM runs WHERE id = %(run)s AND lease_owner = %(worker)s "
+    "SELECT status, history_len FROM runs WHERE run_key = %(run)s AND lease_owner = %(worker)s "
     "FOR NO KEY UPDATE",
 )
-_HELD = "EXISTS (SELECT 1 FROM runs WHERE id = %(run)s AND lease_owner = %(worker)s)"
+_HELD = "EXISTS (SELECT 1 FROM runs WHERE run_key = %(run)s AND lease_owner = %(worker)s)"
 _GROW = (
     "grow AS (UPDATE runs SET history_len = 1, updated_at = %(now)s::float8 "
-    "WHERE id = %(run)s AND lease_owner = %(worker)s AND history_len = 0)"
+    "WHERE run_key = %(run)s AND lease_owner = %(worker)s AND history_len = 0)"
 )
 
 
@@ -86,16 +86,16 @@ def claim(
     only = "AND id = %(only)s" if run_id is not None else ""
     match = f"org = %(org)s AND loop = ANY(%(loops)s::text[]) {only}"
     sql = (
-        f"WITH stale AS (SELECT id FROM runs WHERE {match} AND status = 'running' "
+        f"WITH stale AS (SELECT run_key FROM runs WHERE {match} AND status = 'running' "
         "AND lease_expires_at < %(lease_now)s ORDER BY lease_expires_at LIMIT %(limit)s "
         "FOR UPDATE SKIP LOCKED), "
-        f"fresh AS (SELECT id FROM runs WHERE {match} AND status = 'queued' "
+        f"fresh AS (SELECT run_key FROM runs WHERE {match} AND status = 'queued' "
         "ORDER BY created_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
         "UPDATE runs SET status = 'running', lease_owner = %(worker)s, "
         "lease_expires_at = %(expires)s, updated_at = %(now)s, "
         "started_at = COALESCE(started_at, %(now)s) "
-        "WHERE id IN (SELECT id FROM (SELECT id FROM stale UNION ALL SELECT id FROM fresh) "
-        f"AS ready LIMIT %(limit)s) RETURNING {RUN_COLUMNS}"
+        "WHERE run_key IN (SELECT run_key FROM (SELECT run_key FROM stale UNION ALL "
+        f"SELECT run_key FROM fresh) AS ready LIMIT %(limit)s) RETURNING {RUN_COLUMNS}"
     )
     params = {
         "org": org, "loops": loops, "only": run_id, "lease_now": lease_now, "limit": limit,
@@ -118,7 +118,7 @@ def renew(worker: str, run_ids: list[str], lease_now: float, lease_s: float) -> 
     return Write(
         (
             Statement(
-                "UPDATE runs SET lease_expires_at = %s WHERE lease_owner = %s RETURNING id",
+                "UPDATE runs SET lease_expires_at = %s WHERE lease_owner = %s RETURNING run_key",
                 (lease_now + lease_s, worker),
             ),
         ),
@@ -226,10 +226,10 @@ def park(lease: Lease, wake_at: float | None, keys: list[str], now: float) -> Wr
         "WHEN %(due)s::bool OR EXISTS (SELECT 1 FROM signals WHERE run_id = %(run)s "
         "AND key = ANY(%(keys)s::text[]) AND consumed_by IS NULL) THEN 'queued' "
         "ELSE 'waiting' END AS status FROM runs "
-        "WHERE id = %(run)s AND lease_owner = %(worker)s) "
+        "WHERE run_key = %(run)s AND lease_owner = %(worker)s) "
         "UPDATE runs SET status = next.status, lease_owner = NULL, lease_expires_at = NULL, "
         "wake_at = CASE WHEN next.status = 'queued' THEN NULL ELSE %(wake)s::float8 END "
-        "FROM next WHERE runs.id = %(run)s AND runs.lease_owner = %(worker)s "
+        "FROM next WHERE runs.run_key = %(run)s AND runs.lease_owner = %(worker)s "
         "RETURNING runs.status"
     )
 
@@ -249,8 +249,8 @@ def finish(
         "WITH done AS (UPDATE runs SET status = %(status)s, output = %(output)s::text, "
         "error = %(error)s::text, finished_at = %(now)s::float8, wake_at = NULL, "
         "lease_owner = NULL, lease_expires_at = NULL "
-        "WHERE id = %(run)s AND lease_owner = %(worker)s RETURNING id) "
-        "DELETE FROM waits WHERE run_id IN (SELECT id FROM done)"
+        "WHERE run_key = %(run)s AND lease_owner = %(worker)s RETURNING run_key) "
+        "DELETE FROM waits WHERE run_id IN (SELECT run_key FROM done)"
     )
 
     def result(rows: list[Rows]) -> None:
@@ -267,7 +267,7 @@ def release(lease: Lease, now: float) -> Write[None]:
     sql = (
         "UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL, "
         "status = CASE WHEN status = 'running' THEN 'queued' ELSE status END, "
-        "updated_at = %(now)s::float8 WHERE id = %(run)s AND lease_owner = %(worker)s"
+        "updated_at = %(now)s::float8 WHERE run_key = %(run)s AND lease_owner = %(worker)s"
     )
 
     def result(rows: list[Rows]) -> None:

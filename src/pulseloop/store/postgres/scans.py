@@ -91,7 +91,8 @@ async def finish(
 ) -> ScanRecord:
     """Record the outcome and signal the run (run row locked first)."""
     await conn.execute(
-        "SELECT 1 FROM runs WHERE id = (SELECT run_id FROM scans WHERE id = %s) FOR NO KEY UPDATE",
+        "SELECT 1 FROM runs WHERE (org, id) = (SELECT org, run_id FROM scans WHERE id = %s) "
+        "FOR NO KEY UPDATE",
         (scan_id,),
     )
     await conn.execute("DELETE FROM analysis_jobs WHERE scan_id = %s", (scan_id,))
@@ -123,7 +124,8 @@ async def finish_open(
     """Finish an open, unexpired scan and signal its run (run row locked first); None if
     it was not open."""
     await conn.execute(
-        "SELECT 1 FROM runs WHERE id = (SELECT run_id FROM scans WHERE token_hash = %s) "
+        "SELECT 1 FROM runs WHERE (org, id) = "
+        "(SELECT org, run_id FROM scans WHERE token_hash = %s) "
         "FOR NO KEY UPDATE",
         (token_hash,),
     )
@@ -150,8 +152,9 @@ async def expire_due(conn: Conn, org: str, now: float) -> tuple[int, float | Non
     expired: list[ScanRecord] = []
     if run_ids:
         await conn.execute(
-            "SELECT 1 FROM runs WHERE id = ANY(%s::text[]) ORDER BY id FOR NO KEY UPDATE",
-            (run_ids,),
+            "SELECT 1 FROM runs WHERE org = %s AND id = ANY(%s::text[]) ORDER BY id "
+            "FOR NO KEY UPDATE",
+            (org, run_ids),
         )
         cur = await conn.execute(
             "UPDATE scans SET status = 'expired', failure_reason = 'expired', updated_at = %s, "
@@ -173,18 +176,22 @@ async def expire_due(conn: Conn, org: str, now: float) -> tuple[int, float | Non
 async def _signal(conn: Conn, scans: list[ScanRecord], now: float) -> None:
     if not scans:
         return
+    # scans name their run by (org, id); its signals belong to its key
+    orgs = [s.org for s in scans]
     run_ids = [s.run_id for s in scans]
     keys = [scan_signal_key(s.id) for s in scans]
     payloads = [json.dumps(s.payload()) for s in scans]
     await conn.execute(
         "INSERT INTO signals (run_id, key, payload, created_at) "
-        "SELECT n.run_id, n.key, n.payload, %s FROM unnest(%s::text[], %s::text[], %s::text[]) "
-        "AS n(run_id, key, payload) WHERE NOT EXISTS (SELECT 1 FROM signals s "
-        "WHERE s.run_id = n.run_id AND s.key = n.key)",
-        (now, run_ids, keys, payloads),
+        "SELECT r.run_key, n.key, n.payload, %s FROM unnest(%s::text[], %s::text[], "
+        "%s::text[], %s::text[]) AS n(org, run_id, key, payload) "
+        "JOIN runs r ON r.org = n.org AND r.id = n.run_id WHERE NOT EXISTS "
+        "(SELECT 1 FROM signals s WHERE s.run_id = r.run_key AND s.key = n.key)",
+        (now, orgs, run_ids, keys, payloads),
     )
     await conn.execute(
         "UPDATE runs SET status = 'queued', wake_at = NULL, updated_at = %s "
-        "WHERE id = ANY(%s::text[]) AND status = 'waiting'",
-        (now, run_ids),
+        "FROM unnest(%s::text[], %s::text[]) AS n(org, id) "
+        "WHERE runs.org = n.org AND runs.id = n.id AND runs.status = 'waiting'",
+        (now, orgs, run_ids),
     )

@@ -38,13 +38,13 @@ from pulseloop.store.base import (
     StepRecord,
     StoreStats,
     WaitRecord,
+    fallback_run_key,
 )
 from pulseloop.store.postgres import analysis, errors, operators, orgs, runs, scans, wakeups
 from pulseloop.store.postgres.connection import connect, make_pool, parse_url
 from pulseloop.store.postgres.liveness import AdvisoryLocks
 from pulseloop.store.postgres.schema import migrate
 from pulseloop.store.postgres.writer import OUTAGE_S, Writer
-from pulseloop.store.sqlite.operators import id_taken
 from pulseloop.store.sqlite.rows import (
     RUN_COLUMNS,
     attempt_from_row,
@@ -191,18 +191,22 @@ class PostgresStore:
         self, org: str, run_id: str, loop: str, input_json: str, now: float
     ) -> tuple[RunRecord, bool]:
         async def op(conn: Conn) -> tuple[RunRecord, bool]:
-            cur = await conn.execute(
-                "INSERT INTO runs (org, id, loop, status, input, created_at, updated_at) "
-                "VALUES (%s, %s, %s, 'queued', %s, %s, %s) ON CONFLICT DO NOTHING",
-                (org, run_id, loop, input_json, now, now),
+            insert = (
+                "INSERT INTO runs (org, id, loop, status, input, created_at, updated_at, "
+                "run_key) VALUES (%s, %s, %s, 'queued', %s, %s, %s, %s) ON CONFLICT DO NOTHING"
             )
-            inserted = cur.rowcount > 0
-            cur = await conn.execute(
-                f"SELECT {RUN_COLUMNS} FROM runs WHERE org = %s AND id = %s", (org, run_id)
-            )
-            row = await cur.fetchone()
-            if row is None:  # the id exists in another organization: never reveal it
-                raise id_taken(run_id)
+            values = (org, run_id, loop, input_json, now, now)
+            select = f"SELECT {RUN_COLUMNS} FROM runs WHERE org = %s AND id = %s"
+            inserted = (await conn.execute(insert, (*values, run_id))).rowcount > 0
+            if not inserted:
+                row = await (await conn.execute(select, (org, run_id))).fetchone()
+                if row is not None:  # an idempotent trigger: the run this id already names
+                    return run_from_row(row), False
+                # another organization's run has this id as its key: ours gets another
+                key = fallback_run_key(org, run_id)
+                inserted = (await conn.execute(insert, (*values, key))).rowcount > 0
+            row = await (await conn.execute(select, (org, run_id))).fetchone()
+            assert row is not None
             return run_from_row(row), inserted
 
         return await self._tx(op, notify=org)
@@ -253,11 +257,12 @@ class PostgresStore:
             row = await cur.fetchone()
             if row is None:
                 return None
-            steps = await (await conn.execute(runs.STEPS_IN_ORDER, (run_id,))).fetchall()
-            tries = await (await conn.execute(runs.ATTEMPTS_IN_ORDER, (run_id,))).fetchall()
-            waits = await (await conn.execute(runs.WAITS_IN_ORDER, (run_id,))).fetchall()
+            run = run_from_row(row)
+            steps = await (await conn.execute(runs.STEPS_IN_ORDER, (run.key,))).fetchall()
+            tries = await (await conn.execute(runs.ATTEMPTS_IN_ORDER, (run.key,))).fetchall()
+            waits = await (await conn.execute(runs.WAITS_IN_ORDER, (run.key,))).fetchall()
             return RunDetail(
-                run_from_row(row),
+                run,
                 [step_from_row(r) for r in steps],
                 [attempt_from_row(r) for r in tries],
                 [wait_from_row(r) for r in waits],
@@ -397,18 +402,20 @@ class PostgresStore:
     ) -> bool:
         async def op(conn: Conn) -> bool:
             cur = await conn.execute(  # lock first: see runs.py on signals and parking
-                "SELECT 1 FROM runs WHERE org = %s AND id = %s FOR NO KEY UPDATE", (org, run_id)
+                "SELECT run_key FROM runs WHERE org = %s AND id = %s FOR NO KEY UPDATE",
+                (org, run_id),
             )
-            if await cur.fetchone() is None:
+            row = await cur.fetchone()
+            if row is None:
                 return False
             await conn.execute(
                 "INSERT INTO signals (run_id, key, payload, created_at) VALUES (%s, %s, %s, %s)",
-                (run_id, key, payload_json, now),
+                (row[0], key, payload_json, now),
             )
             await conn.execute(
                 "UPDATE runs SET status = 'queued', wake_at = NULL, updated_at = %s "
-                "WHERE id = %s AND status = 'waiting'",
-                (now, run_id),
+                "WHERE run_key = %s AND status = 'waiting'",
+                (now, row[0]),
             )
             return True
 

@@ -10,16 +10,11 @@ from __future__ import annotations
 
 import sqlite3
 
-from pulseloop.errors import InvalidRunState, PulseloopError, RunNotFound
+from pulseloop.errors import InvalidRunState, RunNotFound
 from pulseloop.store.base import RunRecord
 from pulseloop.store.sqlite.rows import RUN_COLUMNS, run_from_row
 
 UNFINISHED = ("queued", "running", "waiting", "paused")
-
-
-def id_taken(run_id: str) -> PulseloopError:
-    """A run id used by another organization, reported without revealing it."""
-    return InvalidRunState(f"run id {run_id!r} cannot be used; trigger with another id")
 
 
 def _load(conn: sqlite3.Connection, org: str, run_id: str) -> RunRecord:
@@ -39,7 +34,7 @@ def _refuse(run: RunRecord, action: str, allowed: tuple[str, ...]) -> InvalidRun
 
 
 def _keep_as_attempts(
-    conn: sqlite3.Connection, run_id: str, where: str, params: tuple[object, ...]
+    conn: sqlite3.Connection, run_key: str, where: str, params: tuple[object, ...]
 ) -> None:
     """Move step records about to be forgotten into attempt history, so operators
     still see what ran (and how it failed) before a retry or restart."""
@@ -47,9 +42,10 @@ def _keep_as_attempts(
         "INSERT OR IGNORE INTO attempts (run_id, step, generation, attempt, status, "
         "started_at, finished_at, error, retry_at, version, worker) "
         "SELECT s.run_id, s.name, r.generation, s.attempts, s.status, s.started_at, "
-        "s.finished_at, s.error, NULL, s.version, NULL FROM steps s JOIN runs r ON r.id = s.run_id "
+        "s.finished_at, s.error, NULL, s.version, NULL FROM steps s "
+        "JOIN runs r ON r.run_key = s.run_id "
         f"WHERE s.run_id = ? AND s.kind = 'do' AND {where}",
-        (run_id, *params),
+        (run_key, *params),
     )
 
 
@@ -60,10 +56,10 @@ def cancel(conn: sqlite3.Connection, org: str, run_id: str, now: float) -> RunRe
         raise _refuse(run, "cancel", UNFINISHED)
     conn.execute(
         "UPDATE runs SET status = 'cancelled', finished_at = ?, updated_at = ?, wake_at = NULL, "
-        "lease_owner = NULL, lease_expires_at = NULL WHERE id = ?",
-        (now, now, run_id),
+        "lease_owner = NULL, lease_expires_at = NULL WHERE run_key = ?",
+        (now, now, run.key),
     )
-    conn.execute("DELETE FROM waits WHERE run_id = ?", (run_id,))
+    conn.execute("DELETE FROM waits WHERE run_id = ?", (run.key,))
     return _load(conn, org, run_id)
 
 
@@ -75,7 +71,9 @@ def pause(conn: sqlite3.Connection, org: str, run_id: str, now: float) -> RunRec
     allowed = ("queued", "running", "waiting")
     if run.status not in allowed:
         raise _refuse(run, "pause", allowed)
-    conn.execute("UPDATE runs SET status = 'paused', updated_at = ? WHERE id = ?", (now, run_id))
+    conn.execute(
+        "UPDATE runs SET status = 'paused', updated_at = ? WHERE run_key = ?", (now, run.key)
+    )
     return _load(conn, org, run_id)
 
 
@@ -91,8 +89,8 @@ def resume(
     conn.execute(
         "UPDATE runs SET updated_at = ?, status = CASE WHEN lease_owner IS NOT NULL "
         "AND lease_expires_at > ? THEN 'running' ELSE 'queued' END, wake_at = NULL, "
-        "lease_owner = CASE WHEN lease_expires_at > ? THEN lease_owner END WHERE id = ?",
-        (now, lease_now, lease_now, run_id),
+        "lease_owner = CASE WHEN lease_expires_at > ? THEN lease_owner END WHERE run_key = ?",
+        (now, lease_now, lease_now, run.key),
     )
     return _load(conn, org, run_id)
 
@@ -102,9 +100,9 @@ def retry(conn: sqlite3.Connection, org: str, run_id: str, now: float) -> RunRec
     run = _load(conn, org, run_id)
     if run.status != "failed":
         raise _refuse(run, "retry", ("failed",))
-    _keep_as_attempts(conn, run_id, "s.status = 'failed'", ())
-    conn.execute("DELETE FROM steps WHERE run_id = ? AND status = 'failed'", (run_id,))
-    _requeue(conn, run_id, now)
+    _keep_as_attempts(conn, run.key, "s.status = 'failed'", ())
+    conn.execute("DELETE FROM steps WHERE run_id = ? AND status = 'failed'", (run.key,))
+    _requeue(conn, run.key, now)
     return _load(conn, org, run_id)
 
 
@@ -116,11 +114,11 @@ def restart(
     row = conn.execute(
         "SELECT seq FROM steps WHERE run_id = ? AND name = ? "
         "UNION ALL SELECT seq FROM waits WHERE run_id = ? AND name = ?",
-        (run_id, from_step, run_id, from_step),
+        (run.key, from_step, run.key, from_step),
     ).fetchone()
     if row is None:
         known = [r[0] for r in conn.execute(
-            "SELECT name FROM steps WHERE run_id = ? ORDER BY seq", (run_id,)
+            "SELECT name FROM steps WHERE run_id = ? ORDER BY seq", (run.key,)
         )]  # fmt: skip
         raise InvalidRunState(
             f"run {run.id!r} has no step named {from_step!r}; its steps are {known}"
@@ -129,23 +127,23 @@ def restart(
     forgotten = [r[0] for r in conn.execute(
         "SELECT name FROM steps WHERE run_id = ? AND seq >= ? "
         "UNION SELECT name FROM waits WHERE run_id = ? AND seq >= ?",
-        (run_id, seq, run_id, seq),
+        (run.key, seq, run.key, seq),
     )]  # fmt: skip
-    _keep_as_attempts(conn, run_id, "s.seq >= ?", (seq,))
-    conn.execute("DELETE FROM steps WHERE run_id = ? AND seq >= ?", (run_id, seq))
-    conn.execute("DELETE FROM waits WHERE run_id = ? AND seq >= ?", (run_id, seq))
+    _keep_as_attempts(conn, run.key, "s.seq >= ?", (seq,))
+    conn.execute("DELETE FROM steps WHERE run_id = ? AND seq >= ?", (run.key, seq))
+    conn.execute("DELETE FROM waits WHERE run_id = ? AND seq >= ?", (run.key, seq))
     conn.executemany(
         "UPDATE signals SET consumed_by = NULL WHERE run_id = ? AND consumed_by = ?",
-        [(run_id, name) for name in forgotten],
+        [(run.key, name) for name in forgotten],
     )
-    _requeue(conn, run_id, now)
+    _requeue(conn, run.key, now)
     return _load(conn, org, run_id)
 
 
-def _requeue(conn: sqlite3.Connection, run_id: str, now: float) -> None:
+def _requeue(conn: sqlite3.Connection, run_key: str, now: float) -> None:
     conn.execute(
         "UPDATE runs SET status = 'queued', generation = generation + 1, output = NULL, "
         "error = NULL, finished_at = NULL, wake_at = NULL, lease_owner = NULL, "
-        "lease_expires_at = NULL, updated_at = ? WHERE id = ?",
-        (now, run_id),
+        "lease_expires_at = NULL, updated_at = ? WHERE run_key = ?",
+        (now, run_key),
     )

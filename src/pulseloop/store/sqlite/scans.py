@@ -187,12 +187,14 @@ def expire_due(conn: sqlite3.Connection, org: str, now: float) -> tuple[int, flo
 
 
 def _signal(conn: sqlite3.Connection, scan: ScanRecord, now: float) -> None:
+    # scans name their run by (org, id); its signals belong to its key
     conn.execute(
-        "INSERT INTO signals (run_id, key, payload, created_at) VALUES (?, ?, ?, ?)",
-        (scan.run_id, scan_signal_key(scan.id), json.dumps(scan.payload()), now),
+        "INSERT INTO signals (run_id, key, payload, created_at) "
+        "SELECT run_key, ?, ?, ? FROM runs WHERE org = ? AND id = ?",
+        (scan_signal_key(scan.id), json.dumps(scan.payload()), now, scan.org, scan.run_id),
     )
     conn.execute(
         "UPDATE runs SET status = 'queued', wake_at = NULL, updated_at = ? "
-        "WHERE id = ? AND status = 'waiting'",
-        (now, scan.run_id),
+        "WHERE org = ? AND id = ? AND status = 'waiting'",
+        (now, scan.org, scan.run_id),
     )

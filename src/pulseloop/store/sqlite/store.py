@@ -28,6 +28,7 @@ from pulseloop.store.base import (
     StepRecord,
     StoreStats,
     WaitRecord,
+    fallback_run_key,
 )
 from pulseloop.store.sqlite import operators, orgs, scans
 from pulseloop.store.sqlite.database import Database
@@ -62,14 +63,14 @@ def _fence(conn: sqlite3.Connection, lease: Lease, now: float, grow: int = 0) ->
     step. The row is touched only the first time the run gains history (``grow``).
     """
     row = conn.execute(
-        "SELECT status, history_len FROM runs WHERE id = ? AND lease_owner = ?",
+        "SELECT status, history_len FROM runs WHERE run_key = ? AND lease_owner = ?",
         (lease.run_id, lease.worker),
     ).fetchone()
     if row is None:
         raise LeaseLost(lease.run_id)
     if grow and not row[1]:
         conn.execute(
-            "UPDATE runs SET history_len = 1, updated_at = ? WHERE id = ?", (now, lease.run_id)
+            "UPDATE runs SET history_len = 1, updated_at = ? WHERE run_key = ?", (now, lease.run_id)
         )
     return str(row[0])
 
@@ -114,17 +115,18 @@ class SqliteStore:
         self, org: str, run_id: str, loop: str, input_json: str, now: float
     ) -> tuple[RunRecord, bool]:
         def op(conn: sqlite3.Connection) -> tuple[RunRecord, bool]:
-            inserted = conn.execute(
-                "INSERT OR IGNORE INTO runs (org, id, loop, status, input, created_at, "
-                "updated_at) VALUES (?, ?, ?, 'queued', ?, ?, ?)",
-                (org, run_id, loop, input_json, now, now),
-            ).rowcount
-            row = conn.execute(
-                f"SELECT {RUN_COLUMNS} FROM runs WHERE org = ? AND id = ?", (org, run_id)
-            ).fetchone()
-            if row is None:  # the id exists in another organization: never reveal it
-                raise operators.id_taken(run_id)
-            return run_from_row(row), bool(inserted)
+            select = f"SELECT {RUN_COLUMNS} FROM runs WHERE org = ? AND id = ?"
+            row = conn.execute(select, (org, run_id)).fetchone()
+            if row is not None:  # an idempotent trigger: the run this id already names
+                return run_from_row(row), False
+            taken = conn.execute("SELECT 1 FROM runs WHERE run_key = ?", (run_id,)).fetchone()
+            key = run_id if taken is None else fallback_run_key(org, run_id)
+            conn.execute(
+                "INSERT INTO runs (org, id, loop, status, input, created_at, updated_at, "
+                "run_key) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)",
+                (org, run_id, loop, input_json, now, now, key),
+            )
+            return run_from_row(conn.execute(select, (org, run_id)).fetchone()), True
 
         result: tuple[RunRecord, bool] = await self._run(op)
         return result
@@ -183,11 +185,12 @@ class SqliteStore:
             ).fetchone()
             if row is None:
                 return None
+            run = run_from_row(row)
             return RunDetail(
-                run_from_row(row),
-                [step_from_row(r) for r in conn.execute(_STEPS_SQL, (run_id,))],
-                [attempt_from_row(r) for r in conn.execute(_ATTEMPTS_SQL, (run_id,))],
-                [wait_from_row(r) for r in conn.execute(_WAITS_SQL, (run_id,))],
+                run,
+                [step_from_row(r) for r in conn.execute(_STEPS_SQL, (run.key,))],
+                [attempt_from_row(r) for r in conn.execute(_ATTEMPTS_SQL, (run.key,))],
+                [wait_from_row(r) for r in conn.execute(_WAITS_SQL, (run.key,))],
             )
 
         result: RunDetail | None = await self._run(op)
@@ -243,7 +246,7 @@ class SqliteStore:
             held = {
                 row[0]
                 for row in conn.execute(
-                    "UPDATE runs SET lease_expires_at = ? WHERE lease_owner = ? RETURNING id",
+                    "UPDATE runs SET lease_expires_at = ? WHERE lease_owner = ? RETURNING run_key",
                     (lease_now + lease_s, worker),
                 )
             }
@@ -361,7 +364,7 @@ class SqliteStore:
                 status = "queued" if ready else "waiting"
             conn.execute(
                 "UPDATE runs SET status = ?, wake_at = ?, lease_owner = NULL, "
-                "lease_expires_at = NULL WHERE id = ?",
+                "lease_expires_at = NULL WHERE run_key = ?",
                 (status, None if status == "queued" else wake_at, lease.run_id),
             )
             return status
@@ -383,7 +386,7 @@ class SqliteStore:
             _fence(conn, lease, now)
             conn.execute(
                 "UPDATE runs SET status = ?, output = ?, error = ?, finished_at = ?, "
-                "wake_at = NULL, lease_owner = NULL, lease_expires_at = NULL WHERE id = ?",
+                "wake_at = NULL, lease_owner = NULL, lease_expires_at = NULL WHERE run_key = ?",
                 (status, output, error_text, now, lease.run_id),
             )
             conn.execute("DELETE FROM waits WHERE run_id = ?", (lease.run_id,))
@@ -395,7 +398,7 @@ class SqliteStore:
             _fence(conn, lease, now)
             conn.execute(
                 "UPDATE runs SET status = CASE status WHEN 'running' THEN 'queued' "
-                "ELSE status END, lease_owner = NULL, lease_expires_at = NULL WHERE id = ?",
+                "ELSE status END, lease_owner = NULL, lease_expires_at = NULL WHERE run_key = ?",
                 (lease.run_id,),
             )
 
@@ -451,18 +454,19 @@ class SqliteStore:
         self, org: str, run_id: str, key: str, payload_json: str, now: float
     ) -> bool:
         def op(conn: sqlite3.Connection) -> bool:
-            if not conn.execute(
-                "SELECT 1 FROM runs WHERE org = ? AND id = ?", (org, run_id)
-            ).fetchone():
+            row = conn.execute(
+                "SELECT run_key FROM runs WHERE org = ? AND id = ?", (org, run_id)
+            ).fetchone()
+            if row is None:
                 return False
             conn.execute(
                 "INSERT INTO signals (run_id, key, payload, created_at) VALUES (?, ?, ?, ?)",
-                (run_id, key, payload_json, now),
+                (row[0], key, payload_json, now),
             )
             conn.execute(
                 "UPDATE runs SET status = 'queued', wake_at = NULL, updated_at = ? "
-                "WHERE id = ? AND status = 'waiting'",
-                (now, run_id),
+                "WHERE run_key = ? AND status = 'waiting'",
+                (now, row[0]),
             )
             return True
 
