@@ -7,6 +7,7 @@ The real-process version (a server SIGKILLed right after its 202) is in
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from pulseloop.connectors.analysis import LEASE_S, MAX_ATTEMPTS
 from pulseloop.connectors.facial_scan import ScanService
@@ -30,8 +31,7 @@ async def test_an_upload_nobody_analysed_yet_is_analysed_by_the_next_analyser(
         assert (await app.store.get_scan(app.org, created["id"])).status == "processing"
 
         analysing = ScanService(app)  # the next process that analyses
-        await analysing.start()
-        await analysing.drain()
+        await analysis_drained(analysing)
         done = await app.wait_for_run(run.id, timeout="1 minute")
     assert abs(done.output["scan"]["vitals"]["heart_rate_bpm"] - truth_bpm) < 2.0
 
@@ -77,9 +77,7 @@ async def test_a_job_that_keeps_killing_its_analyser_fails_the_scan(
         )
         for attempt in range(MAX_ATTEMPTS):  # each analyser died holding it
             await app.store.claim_analyses(f"a-{attempt}", 1, attempt * (LEASE_S + 1), LEASE_S)
-        service = ScanService(app)
-        await service.start()
-        await service.drain()
+        await analysis_drained(ScanService(app))
         done = await app.wait_for_run(run.id, timeout="1 minute")
     assert done.output["scan"]["status"] == "failed"
     assert done.output["scan"]["failure_reason"] == "analysis_error"
@@ -110,3 +108,30 @@ async def test_giving_up_finishes_only_a_scan_that_is_still_open(make_app: AppFa
         )
     assert done.output["scan"]["failure_reason"] == "no_face"
     assert late is None
+
+
+async def test_a_video_upload_is_a_durable_job_too(make_app: AppFactory, tmp_path: Path) -> None:
+    from pulseloop.vitals.synthetic import PulseSpec, SceneSpec, write_video
+
+    video = tmp_path / "upload.y4m"
+    truth = write_video(
+        video, PulseSpec(heart_rate_bpm=81.0, seed=5), SceneSpec(duration_s=15.0, seed=5)
+    )
+    async with make_app([HealthCheck]) as app:
+        run = await app.trigger("health-check", {"p": 6})
+        created = await _created(app, run.id)
+        accepting = ScanService(app, analyse=False)  # accepted, then the process died
+        view = await accepting.accept_video(app.org, created["id"], video)
+        assert view.status == "processing" and video.exists()  # kept until analysed
+
+        analysing = ScanService(app)
+        await analysis_drained(analysing)
+        done = await app.wait_for_run(run.id, timeout="1 minute")
+    assert abs(done.output["scan"]["vitals"]["heart_rate_bpm"] - truth.heart_rate_bpm) < 2.0
+    assert not video.exists()  # the file goes once its outcome is recorded
+
+
+async def analysis_drained(service: ScanService) -> None:
+    """Start ``service``'s analyser and wait until it has nothing left."""
+    await service.start()
+    await service.drain()
