@@ -28,6 +28,15 @@ EXAMPLE_BODY = {"patientId": "p-1024", "phoneNumber": "+15550100", "source": "po
 class HealthCheck(Loop):
     """Provision a facial scan, park until the patient has done it, report the vitals."""
 
+    def summary(self, event: Event, output: Any) -> str | None:
+        """The run list's line: whose scan, and what came of it."""
+        patient = f"patient {event.body.get('patientId')}"
+        if output is None:
+            return f"{patient}: waiting for the scan"
+        if "error" in output:
+            return f"{patient}: scan not measured ({output['error']})"
+        return f"{patient}: heart rate {output['heartRate']:.0f} bpm"
+
     async def run(self, event: Event, step: Step) -> Any:
         patient_id = event.body["patientId"]
         phone_number = event.body.get("phoneNumber")

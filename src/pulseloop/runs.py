@@ -79,6 +79,8 @@ class Run:
     finished_at: datetime | None
     wake_at: datetime | None
     steps: tuple[StepInfo, ...] = ()
+    summary: str | None = None
+    """The loop's line for run lists (``Loop.summary``)."""
 
     @property
     def done(self) -> bool:
@@ -157,6 +159,7 @@ def build_run(
         finished_at=_time(record.finished_at),
         wake_at=_time(record.wake_at),
         steps=tuple(info for _, info in infos),
+        summary=record.summary,
     )
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import traceback
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -28,7 +29,7 @@ from pulseloop.durations import Duration, duration_seconds
 from pulseloop.engine.clock import Clock
 from pulseloop.engine.codec import decode, encode, round_trip
 from pulseloop.engine.context import ConnectorFactory, StepCtx, StepScope
-from pulseloop.engine.loop import Event, Loop
+from pulseloop.engine.loop import MAX_SUMMARY_CHARS, Event, Loop
 from pulseloop.engine.retries import DEFAULT_TIMEOUT, Retries, as_retries
 from pulseloop.engine.suspend import Interrupted, Suspend
 from pulseloop.store.base import (
@@ -42,6 +43,8 @@ from pulseloop.store.base import (
     WaitRecord,
     scan_signal_key,
 )
+
+log = logging.getLogger(__name__)
 
 MAX_STEPS = 10_000
 """Steps (and waits) per run."""
@@ -131,9 +134,10 @@ class Execution:
             body=decode(self.run.input),
             received_at=datetime.fromtimestamp(self.run.created_at, UTC),
         )
+        loop = self.loop()
         try:
             try:
-                output = await self.loop().run(event, Step(self))
+                output = await loop.run(event, Step(self))
                 if self._suspended:  # user code swallowed a Suspend: park anyway
                     raise Suspend()
                 if self._fatal is not None:
@@ -146,9 +150,11 @@ class Execution:
                     raise
                 await store.finish_run(self.lease, "failed", None, _run_error(exc), clock.now())
                 return "failed"
+            await self._record_summary(loop, event, output)
             await store.finish_run(self.lease, "completed", text, None, clock.now())
             return "completed"
         except Suspend:
+            await self._record_summary(loop, event, None)
             wake_at = min(self._wake_ats) if self._wake_ats else None
             status = await store.park_run(self.lease, wake_at, self._keys, clock.now())
             self.services.on_park(wake_at)
@@ -158,6 +164,19 @@ class Execution:
             return "paused"
         except LeaseLost:
             return "lost"
+
+    async def _record_summary(self, loop: Loop, event: Event, output: Any) -> None:
+        """Store the loop's summary line if it changed (usually twice in a run's life)."""
+        try:
+            line = loop.summary(event, output)
+        except Exception:
+            log.warning("summary() of loop %r raised; the run's list line stays as it was",
+                        self.run.loop, exc_info=True)  # fmt: skip
+            return
+        if line is not None:
+            line = str(line)[:MAX_SUMMARY_CHARS]
+        if line != self.run.summary:
+            await self.services.store.record_summary(self.lease, line, self.services.clock.now())
 
     def _use_name(self, name: str) -> int:
         """Claim ``name`` for this execution; return its sequence number."""

@@ -22,6 +22,9 @@ class Event:
     received_at: datetime
 
 
+MAX_SUMMARY_CHARS = 200
+
+
 class Loop:
     """Base class of a durable workflow.
 
@@ -35,6 +38,16 @@ class Loop:
     async def run(self, event: Event, step: Step) -> Any:
         """The workflow. Side effects belong in ``step.do``; code between steps re-runs."""
         raise NotImplementedError(f"{type(self).__name__} must implement `async def run`")
+
+    def summary(self, event: Event, output: Any) -> str | None:
+        """A line operators see for this run in run lists (dashboard, ``/v1/runs``,
+        ``pulseloop runs list``): e.g. the patient reference and the outcome, chosen by
+        the loop rather than guessed from its output. Called when the run parks
+        (``output`` is None) and when it completes (its return value); the first
+        ``MAX_SUMMARY_CHARS`` characters are kept. The default shows nothing. An
+        exception here is logged and leaves the run unharmed.
+        """
+        return None
 
 
 def loop_name(cls: type[Loop]) -> str:

@@ -101,6 +101,8 @@ class RunOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     wake_at: datetime | None
+    summary: str | None = None
+    """The loop's line for run lists (``Loop.summary``), or null."""
     steps: list[StepOut] | None = None
 
     @classmethod
@@ -110,6 +112,7 @@ class RunOut(BaseModel):
             id=run.id, loop=run.loop, status=run.status, body=run.body, output=run.output,
             error=run.error, created_at=run.created_at, updated_at=run.updated_at,
             started_at=run.started_at, finished_at=run.finished_at, wake_at=run.wake_at,
+            summary=run.summary,
             steps=[StepOut.of(s) for s in run.steps] if steps else None,
         )  # fmt: skip
 

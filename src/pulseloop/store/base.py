@@ -65,6 +65,8 @@ class RunRecord:
     waits, signals and leases refer to. Run ids are unique per organization only (two
     clinics may both trigger ``follow-up-42``), so the store keys a run's history by this.
     It equals ``id`` unless another organization already used that id."""
+    summary: str | None = None
+    """The loop's line for run lists (see ``Loop.summary``), or None."""
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -385,6 +387,9 @@ class Store(WorkerLiveness, Protocol):
         now: float,
     ) -> None:
         """Record the run's end (completed or failed) and release it."""
+
+    async def record_summary(self, lease: Lease, summary: str | None, now: float) -> None:
+        """Set the run's summary line (fenced like every write of its worker)."""
 
     async def release_run(self, lease: Lease, now: float) -> None:
         """Give the run back at once: a running one is queued again, so any worker claims

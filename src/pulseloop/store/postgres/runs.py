@@ -259,6 +259,20 @@ def finish(
     return Write((_fence(lease), Statement(sql, params)), result, lease=lease)
 
 
+def summary(lease: Lease, line: str | None, now: float) -> Write[None]:
+    """Set the run's summary line for run lists."""
+    params = _lease_params(lease, summary=line, now=now)
+    sql = (
+        "UPDATE runs SET summary = %(summary)s::text "
+        "WHERE run_key = %(run)s AND lease_owner = %(worker)s"
+    )
+
+    def result(rows: list[Rows]) -> None:
+        _status(lease, rows)
+
+    return Write((_fence(lease), Statement(sql, params)), result, lease=lease)
+
+
 def release(lease: Lease, now: float) -> Write[None]:
     """Give the run back: a paused run stays paused, a running one is queued again at
     once (its worker is stopping), so another worker continues it without waiting for

@@ -334,6 +334,9 @@ class PostgresStore:
     ) -> None:
         await self._writer.run(runs.finish(lease, status, output, error, now))
 
+    async def record_summary(self, lease: Lease, summary: str | None, now: float) -> None:
+        await self._writer.run(runs.summary(lease, summary, now))
+
     async def release_run(self, lease: Lease, now: float) -> None:
         await self._writer.run(runs.release(lease, now))
 

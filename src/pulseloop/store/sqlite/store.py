@@ -393,6 +393,13 @@ class SqliteStore:
 
         await self._run_own(op)
 
+    async def record_summary(self, lease: Lease, summary: str | None, now: float) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            _fence(conn, lease, now)
+            conn.execute("UPDATE runs SET summary = ? WHERE run_key = ?", (summary, lease.run_id))
+
+        await self._run_own(op)
+
     async def release_run(self, lease: Lease, now: float) -> None:
         def op(conn: sqlite3.Connection) -> None:
             _fence(conn, lease, now)
