@@ -85,6 +85,7 @@ def run_json(run: Run, *, steps: bool = True) -> dict[str, Any]:
         "started_at": _iso(run.started_at),
         "finished_at": _iso(run.finished_at),
         "wake_at": _iso(run.wake_at),
+        "summary": run.summary,
     }
     if steps:
         data["steps"] = [step_json(s) for s in run.steps]
@@ -199,6 +200,7 @@ def runs_table(runs: list[Run]) -> Table:
     table.add_column("status", no_wrap=True)
     table.add_column("created (UTC)", no_wrap=True)
     table.add_column("took", justify="right", no_wrap=True)
+    table.add_column("summary")
     for run in runs:
         table.add_row(
             Text(run.id),
@@ -206,6 +208,7 @@ def runs_table(runs: list[Run]) -> Table:
             status_text(run.status),
             format_time(run.created_at),
             format_duration(_run_duration(run)),
+            Text(run.summary or ""),  # the loop's words, printed literally (no markup)
         )
     return table
 
