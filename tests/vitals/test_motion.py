@@ -136,3 +136,13 @@ def test_browser_trace_of_a_still_dark_face_keeps_its_pulse(
     assert result.failure_reason is None, result.quality
     assert result.vitals.heart_rate_bpm is not None
     assert abs(result.vitals.heart_rate_bpm - truth.heart_rate_bpm) <= 1.5
+
+
+def test_a_sway_below_the_page_dead_band_is_not_read_as_the_pulse(tmp_path: Path) -> None:
+    # 0.5 px at 54/min: the page's box never moves (3 % dead band), so its boxes show no
+    # motion, yet its regions slide over the face. The trace read 54 bpm before the colour
+    # signature check (blue led the "pulse" in every region); now it is right or refused.
+    _truth, by_video, by_trace = _both_paths(tmp_path, skin_tone=6, sway_px=0.5, sway_hz=SWAY_HZ)
+    for result in (by_video, by_trace):
+        rate = result.vitals.heart_rate_bpm  # type: ignore[attr-defined]
+        assert rate is None or abs(rate - TRUE_BPM) <= 2.0, rate

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from pulseloop.vitals import breath, heart, motion, quality
-from pulseloop.vitals.fusion import Pulse, fuse, rival
+from pulseloop.vitals.fusion import Pulse, blue_led, fuse, rival
 from pulseloop.vitals.resample import resample
 from pulseloop.vitals.result import PulseSpectrum, Quality, Vitals, VitalsResult, Waveform
 from pulseloop.vitals.trace import REGION_NAMES, Trace
@@ -74,7 +74,7 @@ def analyze_trace(trace: Trace) -> VitalsResult:
         pulse.snr_db,
         _agreeing_regions(pulse),
         rate.agree,
-        rival=rival(pulse) is not None,
+        rival=rival(pulse) is not None or blue_led(cleaned, pulse),
         on_motion_rhythm=on_rhythm,
     )
     if failure is not None:
