@@ -1,0 +1,111 @@
+"""The browser path and the server path agree, for the faces a scan fails first.
+
+A darker-skinned face (Fitzpatrick VI: less light reflected, a weaker pulse) and a face
+swaying in time inside the pulse band (a sharp spectral peak that is not the heart) are
+filmed by the real page in headless Chromium, its fake camera playing the video; the same
+video file is analysed by the server path (``analyze_video``). Each must end right: the
+true heart rate within 2 bpm, or a refusal with a reason a person can act on, never a
+confident wrong number; and the two paths must agree (both measure, within 1 bpm of each
+other, or both refuse).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Playwright, expect
+
+from tests.browser.conftest import launch
+from tests.browser.live_server import LiveServer
+
+CAPTURE_S = 20
+TRUE_BPM = 72.0
+SECONDS = 20.0  # 24 beats, 5 breaths, 18 sway cycles at 0.9 Hz: the looping camera has no seam
+REFUSALS = {"weak_signal", "too_much_motion", "too_dark", "face_lost", "no_face"}
+
+
+def _video(folder: Path, name: str, **scene: object) -> Path:
+    from pulseloop.vitals.synthetic import PulseSpec, SceneSpec, write_video
+
+    path = folder / f"{name}.y4m"
+    pulse = PulseSpec(
+        heart_rate_bpm=TRUE_BPM, respiratory_rate_bpm=15.0,
+        rsa_ms=0.0, mayer_ms=0.0, jitter_ms=0.0, seed=11,
+    )  # fmt: skip
+    write_video(path, pulse, SceneSpec(duration_s=SECONDS, seed=11, **scene))  # type: ignore[arg-type]
+    return path
+
+
+def _browser_outcome(driver: Playwright, video: Path, server: LiveServer) -> dict[str, object]:
+    """Film ``video`` through the real page; the scan payload the parked run received."""
+    run_id, path = server.provision()
+    chromium = launch(driver, video)
+    try:
+        page = chromium.new_context(viewport={"width": 420, "height": 860}).new_page()
+        page.goto(server.base_url + f"{path}?seconds={CAPTURE_S}")
+        page.get_by_role("button", name="Start the scan").click()
+        expect(page.locator("#scan")).to_have_attribute("data-state", "capturing", timeout=30_000)
+        started = time.monotonic()
+        run = server.call(server.app.wait_for_run(run_id, timeout="3 minutes"), timeout=240)
+        assert time.monotonic() - started >= CAPTURE_S - 1
+    finally:
+        chromium.close()
+    scan: dict[str, object] = run.output["scan"]
+    return scan
+
+
+def _server_outcome(video: Path) -> tuple[float | None, str | None]:
+    from pulseloop.vitals import analyze_video
+
+    result = analyze_video(video).to_json()
+    vitals = result.get("vitals") or {}
+    return vitals.get("heart_rate_bpm"), result.get("failure_reason")
+
+
+def _check(browser_scan: dict[str, object], server: tuple[float | None, str | None]) -> None:
+    vitals = browser_scan.get("vitals") or {}
+    browser_bpm = vitals.get("heart_rate_bpm") if isinstance(vitals, dict) else None
+    browser_reason = browser_scan.get("failure_reason")
+    server_bpm, server_reason = server
+    print(f"browser: {browser_bpm} bpm / {browser_reason}; server: {server_bpm} / {server_reason}")
+    for bpm, reason in ((browser_bpm, browser_reason), (server_bpm, server_reason)):
+        if bpm is None:
+            assert reason in REFUSALS, reason  # refused, with a reason a person can act on
+        else:
+            assert abs(float(bpm) - TRUE_BPM) <= 2.0, bpm  # never a confident wrong number
+    assert (browser_bpm is None) == (server_bpm is None), "one path measured, one refused"
+    if browser_bpm is not None and server_bpm is not None:
+        assert abs(float(browser_bpm) - float(server_bpm)) <= 1.0
+
+
+SWAY_OPEN = (
+    "open (issue 11): the real page's face box has a 3 % dead band, so a 6 px sway at 0.9 Hz "
+    "never moves the uploaded boxes; the browser path reads the sway (53.9 bpm for a true 72) "
+    "while the server path refuses too_much_motion. Next: upload the raw detector box per "
+    "frame and regress on it."
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name, scene",
+    [
+        ("dark-tone-vi", {"skin_tone": 6}),
+        pytest.param(
+            "swaying",
+            {"sway_px": 6.0, "sway_hz": 0.9},
+            marks=pytest.mark.xfail(strict=True, reason=SWAY_OPEN),
+        ),
+    ],
+)
+def test_browser_and_server_paths_agree(
+    name: str,
+    scene: dict[str, object],
+    playwright_driver: Playwright,
+    live_server: LiveServer,
+    tmp_path: Path,
+) -> None:
+    video = _video(tmp_path, name, **scene)
+    _check(_browser_outcome(playwright_driver, video, live_server), _server_outcome(video))
