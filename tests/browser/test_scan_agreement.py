@@ -81,10 +81,11 @@ def _check(browser_scan: dict[str, object], server: tuple[float | None, str | No
 
 
 SWAY_OPEN = (
-    "open (issue 11): the real page's face box has a 3 % dead band, so a 6 px sway at 0.9 Hz "
-    "never moves the uploaded boxes; the browser path reads the sway (53.9 bpm for a true 72) "
-    "while the server path refuses too_much_motion. Next: upload the raw detector box per "
-    "frame and regress on it."
+    "open (issue 11), intermittent: the real page's face box has a 3 % dead band, so a 6 px "
+    "sway at 0.9 Hz often never moves the uploaded boxes; in 2 of 3 runs the browser path "
+    "read the sway (53.1, 53.9 bpm for a true 72) while the server path refused "
+    "too_much_motion; the third run was right. Next: upload the raw detector box per frame "
+    "and regress on it; then make this xfail strict-free."
 )
 
 
@@ -96,7 +97,7 @@ SWAY_OPEN = (
         pytest.param(
             "swaying",
             {"sway_px": 6.0, "sway_hz": 0.9},
-            marks=pytest.mark.xfail(strict=True, reason=SWAY_OPEN),
+            marks=pytest.mark.xfail(strict=False, reason=SWAY_OPEN),
         ),
     ],
 )
