@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
+import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
@@ -188,7 +188,7 @@ class App:
             check_run_id(id)
         text = encode(body, "the event body")
         record, _ = await self.store.create_run(
-            self.org, id or uuid.uuid4().hex, loop, text, self.clock.now()
+            self.org, id or new_run_id(), loop, text, self.clock.now()
         )
         self.notify_work()
         return build_run(record)
@@ -290,6 +290,17 @@ class App:
             event.set()
         if self.on_settled is not None:
             self.on_settled(run_id, status)
+
+
+def new_run_id() -> str:
+    """A fresh run id: 32 hex digits, the creation time in milliseconds then 80 random bits.
+
+    Time first, so a new run's rows (its run row, its steps, signals and waits, all keyed
+    by it) land beside the previous run's in every index instead of on a random page each:
+    with random ids every step of a busy worker dirtied its own page of a large table, and
+    commits grew with history.
+    """
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
 
 
 def check_run_id(run_id: object) -> str:

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
 
-from pulseloop.app import App, check_run_id
+from pulseloop.app import App, check_run_id, new_run_id
 from pulseloop.cli.common import (
     EXIT_FAILED,
     EXIT_STILL_WAITING,
@@ -90,7 +89,7 @@ def trigger(
         _check_id(run_id)
         patience = duration_option(timeout, "--timeout")
         url = database_url(db)
-    run_id = run_id or uuid.uuid4().hex
+    run_id = run_id or new_run_id()
     if not wait:
         run = run_async(_trigger(loaded, url, loop, event, run_id))
         if as_json:
