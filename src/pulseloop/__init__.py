@@ -1,33 +1,61 @@
 """pulseloop: durable workflows for health follow-ups, with a real facial vitals scan.
 
 The public API; everything not re-exported here may change.
+
+Names are imported on first use (PEP 562), so ``import pulseloop.cli`` for ``pulseloop
+--help`` does not pay for the engine, asyncio and the store it does not need.
 """
 
-from pulseloop.app import App
-from pulseloop.durations import Duration, parse_duration
-from pulseloop.engine.context import StepCtx
-from pulseloop.engine.loop import Event, Loop
-from pulseloop.engine.retries import Retries
-from pulseloop.engine.step import Step
-from pulseloop.errors import NonRetryableError, PulseloopError
-from pulseloop.runs import Attempt, Deploy, Run, StepInfo
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names and editors see them
+    from pulseloop.app import App
+    from pulseloop.durations import Duration, parse_duration
+    from pulseloop.engine.context import StepCtx
+    from pulseloop.engine.loop import Event, Loop
+    from pulseloop.engine.retries import Retries
+    from pulseloop.engine.step import Step
+    from pulseloop.errors import NonRetryableError, PulseloopError
+    from pulseloop.runs import Attempt, Deploy, Run, StepInfo
 
 __version__ = "0.1.0"
 
+_EXPORTS = {
+    "App": "pulseloop.app",
+    "Attempt": "pulseloop.runs",
+    "Deploy": "pulseloop.runs",
+    "Duration": "pulseloop.durations",
+    "Event": "pulseloop.engine.loop",
+    "Loop": "pulseloop.engine.loop",
+    "NonRetryableError": "pulseloop.errors",
+    "PulseloopError": "pulseloop.errors",
+    "Retries": "pulseloop.engine.retries",
+    "Run": "pulseloop.runs",
+    "Step": "pulseloop.engine.step",
+    "StepCtx": "pulseloop.engine.context",
+    "StepInfo": "pulseloop.runs",
+    "parse_duration": "pulseloop.durations",
+}
+
 __all__ = [
-    "App",
-    "Attempt",
-    "Deploy",
-    "Duration",
-    "Event",
-    "Loop",
-    "NonRetryableError",
-    "PulseloopError",
-    "Retries",
-    "Run",
-    "Step",
-    "StepCtx",
-    "StepInfo",
-    "__version__",
+    "App", "Attempt", "Deploy", "Duration", "Event", "Loop", "NonRetryableError",
+    "PulseloopError", "Retries", "Run", "Step", "StepCtx", "StepInfo", "__version__",
     "parse_duration",
-]
+]  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its module the first time it is asked for."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pulseloop' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -174,3 +174,26 @@ def test_a_running_worker_does_not_import_http_or_vitals(tmp_path: Path, loop_fi
     tops = {name.partition(".")[0] for name in loaded}
     assert not tops & {*VITALS_EXTRA, *HTTP_STACK}, sorted(tops & {*VITALS_EXTRA, *HTTP_STACK})
     assert not {n for n in loaded if n.startswith(("pulseloop.server", "pulseloop.vitals"))}
+
+
+def test_help_loads_no_command_and_no_engine(tmp_path: Path) -> None:
+    """``pulseloop --help`` lists every command from its name and one-line help alone."""
+    script = textwrap.dedent("""
+        import json, sys
+        from pulseloop.cli.main import main
+        sys.argv = ["pulseloop", "--help"]
+        try:
+            main()
+        except SystemExit:
+            pass
+        print(json.dumps(sorted(sys.modules)))
+    """)
+    probe = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=cli_env(), capture_output=True,
+        text=True, check=True,
+    )  # fmt: skip
+    loaded = set(json.loads(probe.stdout.splitlines()[-1]))
+    assert "Usage:" in probe.stdout
+    heavy = {"asyncio", "pulseloop.app", "pulseloop.store", "pulseloop.engine", "pydantic"}
+    assert not loaded & heavy, sorted(loaded & heavy)
+    assert not {n for n in loaded if n.startswith("pulseloop.cli.") and n != "pulseloop.cli.main"}

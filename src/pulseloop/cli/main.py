@@ -2,45 +2,110 @@
 
 Every command is a thin layer over :class:`pulseloop.App`; see ``docs/cli.md``.
 ``python -m pulseloop.cli.main`` works like the console script (crash tests use it).
+
+Commands are listed by name and one-line help and imported only when run: ``pulseloop
+--help`` loads Typer and nothing of the engine, and ``pulseloop worker`` loads the worker's
+module, not the server's or the demo's.
 """
 
 from __future__ import annotations
 
-import typer
+import importlib
+from typing import Any
 
-from pulseloop.cli import demo, orgs, runs, serve, trigger
+import typer
+from typer.core import TyperCommand, TyperGroup
+
+# name -> ("module:attribute", one-line help). The attribute is a command function or a
+# Typer group; its own docstring is the full help shown by ``pulseloop NAME --help``.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "dev": ("pulseloop.cli.serve:dev", "Run a worker and the HTTP server in one process."),
+    "worker": ("pulseloop.cli.serve:worker", "Run a worker for an app's loops."),
+    "server": ("pulseloop.cli.serve:server", "Run the HTTP API, dashboard and scan pages."),
+    "trigger": ("pulseloop.cli.trigger:trigger", "Start a run of a loop."),
+    "runs": ("pulseloop.cli.runs:app", "List, show and operate on runs."),
+    "deploys": ("pulseloop.cli.runs:deploys", "List the deploys each loop has run under."),
+    "demo": ("pulseloop.cli.demo:demo", "Run the spec's examples end to end on SQLite."),
+    "orgs": ("pulseloop.cli.orgs:orgs_app", "Manage organizations."),
+    "keys": ("pulseloop.cli.orgs:keys_app", "Issue, list and revoke API keys."),
+    "scans": ("pulseloop.cli.scans:app", "Facial vitals scans: analyse, list, show."),
+}
+
+
+def _load(name: str, target: str) -> Any:
+    """The click command behind ``target``, imported now."""
+    module_name, _, attribute = target.partition(":")
+    try:
+        found: Any = getattr(importlib.import_module(module_name), attribute)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        # a build without this module (the vitals CLI is optional): an empty group says so
+        found = typer.Typer(help=f"'{name}' is not available in this build.")
+    # mounted on a throwaway root exactly as `add_typer`/`command` would mount it on ours
+    mount = typer.Typer(add_completion=False, callback=lambda: None)
+    if isinstance(found, typer.Typer):
+        mount.add_typer(found, name=name)
+    else:
+        mount.command(name)(found)
+    group = typer.main.get_command(mount)
+    assert isinstance(group, TyperGroup)
+    return group.commands[name]
+
+
+class LazyCommand(TyperCommand):
+    """A command known by name and short help until it is run, then its real self."""
+
+    def __init__(self, name: str, target: str, short_help: str) -> None:
+        super().__init__(name, help=short_help, short_help=short_help)
+        self.target = target
+        self._loaded: Any = None
+
+    def load(self) -> Any:
+        """Import the real command (once)."""
+        if self._loaded is None:
+            self._loaded = _load(self.name or "", self.target)
+        return self._loaded
+
+    @property
+    def commands(self) -> dict[str, Any]:
+        """A group's subcommands (imports it); empty for a plain command."""
+        loaded: dict[str, Any] = getattr(self.load(), "commands", {})
+        return loaded
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: Any = None,
+        **extra: Any,
+    ) -> Any:
+        """Parse with the real command: the context it returns runs the real thing."""
+        return self.load().make_context(info_name, args, parent=parent, **extra)
+
+
+class LazyGroup(TyperGroup):
+    """The root group: every entry of :data:`COMMANDS`, each imported when run."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name, (target, short_help) in COMMANDS.items():
+            self.commands.setdefault(name, LazyCommand(name, target, short_help))
+
 
 app = typer.Typer(
     name="pulseloop",
     help="pulseloop: durable workflows for health follow-ups.",
+    cls=LazyGroup,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
 
-app.command("dev")(serve.dev)
-app.command("worker")(serve.worker)
-app.command("server")(serve.server)
-app.command("trigger")(trigger.trigger)
-app.add_typer(runs.app, name="runs")
-app.command("deploys")(runs.deploys)
-app.command("demo")(demo.demo)
-app.add_typer(orgs.orgs_app, name="orgs")
-app.add_typer(orgs.keys_app, name="keys")
 
-
-def _scans_app() -> typer.Typer:
-    """``pulseloop scans``: the vitals CLI, or an empty group while it is not installed."""
-    try:
-        from pulseloop.cli import scans
-    except ModuleNotFoundError as exc:
-        if exc.name != "pulseloop.cli.scans":
-            raise
-        return typer.Typer(help="Facial vitals scans (not available in this build).")
-    return scans.app
-
-
-app.add_typer(_scans_app(), name="scans")
+@app.callback()
+def root() -> None:
+    """pulseloop: durable workflows for health follow-ups."""
 
 
 def main() -> None:
