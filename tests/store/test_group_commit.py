@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,15 +28,23 @@ async def test_one_failing_operation_loses_only_its_own_write(tmp_path: Path) ->
     db.start(init=lambda conn: conn.execute("CREATE TABLE t (v INTEGER)"))
     try:
         # hold the thread so the next operations queue up and share one batch
-        blocker = asyncio.ensure_future(db.run(lambda conn: time.sleep(0.3)))
-        await asyncio.sleep(0.05)
+        holding, release = threading.Event(), threading.Event()
+
+        def hold(conn: sqlite3.Connection) -> None:
+            holding.set()
+            release.wait(60)
+
+        blocker = asyncio.ensure_future(db.run(hold))
+        await asyncio.to_thread(holding.wait, 60)
         before = db.commits
-        results = await asyncio.gather(
-            db.run(_insert(1)),
-            db.run(_insert(2, fail=True)),
-            db.run(_insert(3)),
-            return_exceptions=True,
-        )
+        queued = [
+            asyncio.ensure_future(db.run(_insert(1))),
+            asyncio.ensure_future(db.run(_insert(2, fail=True))),
+            asyncio.ensure_future(db.run(_insert(3))),
+        ]
+        await asyncio.sleep(0)  # each task runs up to its queue.put, then waits
+        release.set()
+        results = await asyncio.gather(*queued, return_exceptions=True)
         await blocker
         assert (results[0], results[2]) == (1, 3)
         assert isinstance(results[1], ValueError)
