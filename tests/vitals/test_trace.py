@@ -17,12 +17,14 @@ from pulseloop.vitals.trace import (
     MAX_TRACE_BYTES,
     MIN_FRAMES,
     TRACE_SCHEMA_VERSION,
+    CameraModes,
     Trace,
     parse_trace,
 )
 
 
 def _valid(n: int = 40) -> dict[str, Any]:
+    """A version-1 trace (what pages before version 2 upload; still accepted)."""
     frames: list[dict[str, Any]] = []
     for i in range(n):
         face = None if i == 5 else [100.0, 80.0, 120.0, 120.0]
@@ -38,7 +40,7 @@ def _valid(n: int = 40) -> dict[str, Any]:
         )
         frames.append({"t_ms": i * 33.3, "regions": regions, "face": face})
     return {
-        "version": TRACE_SCHEMA_VERSION,
+        "version": 1,
         "frame_width": 640,
         "frame_height": 480,
         "user_agent": "Mozilla/5.0 test",
@@ -77,7 +79,9 @@ def _mutated(change: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        (lambda d: d.update(version=2), "version"),
+        (lambda d: d.update(version=3), "version"),
+        (lambda d: d.update(version=2), "camera"),  # a version-2 trace has version-2 keys
+        (lambda d: d["frames"][9].update(detection=None), "frames[9].detection"),
         # bool is an int in Python (True == 1): JSON true must not pass as version 1.
         (lambda d: d.update(version=True), "version"),
         (lambda d: d.update(version=1.0), "version"),
@@ -190,3 +194,60 @@ def test_hostile_numbers_and_nesting_are_invalid_not_a_crash(payload: str) -> No
     else:
         # A 5,000-digit decimal is just a float: accepted only if every value is in range.
         assert "3." in payload
+
+
+def _valid_v2(n: int = 40) -> dict[str, Any]:
+    """A version-2 trace: raw detector boxes on some frames, the face's shift on each."""
+    data = _valid(n)
+    data.update(
+        version=TRACE_SCHEMA_VERSION,
+        camera={"exposure_mode": "manual", "white_balance_mode": None},
+    )
+    for i, frame in enumerate(data["frames"]):
+        frame["detection"] = [101.5, 79.0, 121.0, 119.5] if i % 4 == 0 else None
+        frame["shift"] = None if frame["face"] is None else [0.25 * i, -0.125]
+    return data
+
+
+def test_version_2_carries_detector_boxes_shifts_and_camera_modes() -> None:
+    trace = parse_trace(json.dumps(_valid_v2()))
+    assert TRACE_SCHEMA_VERSION == 2
+    assert trace.detection is not None and trace.shift is not None
+    assert trace.detection[0].tolist() == [101.5, 79.0, 121.0, 119.5]
+    assert np.isnan(trace.detection[1]).all()  # the detector did not look at this frame
+    assert trace.shift[8].tolist() == [2.0, -0.125]
+    assert np.isnan(trace.shift[5]).all()  # no face, no shift
+    assert trace.camera == CameraModes("manual", None)
+    assert trace.camera.exposure_locked is True
+    again = parse_trace(json.dumps(trace.to_json()))
+    assert again.to_json() == trace.to_json()
+
+
+def test_version_1_is_still_read_and_written_back_as_version_1() -> None:
+    trace = parse_trace(_valid())
+    assert trace.detection is None and trace.shift is None and trace.camera is None
+    assert trace.to_json()["version"] == 1
+    assert "detection" not in trace.to_json()["frames"][0]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda d: d.update(camera=None), "camera"),
+        (lambda d: d["camera"].update(exposure_mode="locked"), "camera.exposure_mode"),
+        (lambda d: d["camera"].update(iso=100), "camera.iso"),
+        (lambda d: d["camera"].pop("white_balance_mode"), "camera.white_balance_mode"),
+        (lambda d: d["frames"][4].update(detection=[1, 2, 3]), "frames[4].detection"),
+        (lambda d: d["frames"][4].update(detection=[1, 2, 0, 4]), "frames[4].detection[2] (w)"),
+        (lambda d: d["frames"][6].update(shift=[1.0]), "frames[6].shift"),
+        (lambda d: d["frames"][6].update(shift=[1.0, 1e6]), "frames[6].shift[1]"),
+        (lambda d: d["frames"][6].update(shift=["1", 0]), "frames[6].shift[0]"),
+        (lambda d: d["frames"][6].pop("shift"), "frames[6].shift"),
+    ],
+)
+def test_malformed_version_2_fields_are_named(change: Any, field: str) -> None:
+    data = copy.deepcopy(_valid_v2())
+    change(data)
+    with pytest.raises(TraceInvalid) as caught:
+        parse_trace(data)
+    assert caught.value.field == field

@@ -16,7 +16,7 @@ import numpy as np
 
 from pulseloop.vitals import breath, heart, motion, quality
 from pulseloop.vitals.fusion import Pulse, blue_led, fuse, rival
-from pulseloop.vitals.resample import resample
+from pulseloop.vitals.resample import Uniform, resample
 from pulseloop.vitals.result import PulseSpectrum, Quality, Vitals, VitalsResult, Waveform
 from pulseloop.vitals.trace import REGION_NAMES, Trace
 
@@ -46,6 +46,22 @@ def _agreeing_regions(pulse: Pulse) -> int:
     return len(regions)
 
 
+def _motion_changes_rate(uniform: Uniform, pulse: Pulse) -> bool:
+    """True when the rate without the face's own motion removed is a different one.
+
+    Either reading may be the artefact: regression removes a sway the colours followed,
+    but it also removes a pulse the head moved in time with (a sway at the heart rate,
+    the head's own beat), leaving a harmonic. A rate that depends on how the motion is
+    modelled is not a measurement, so the scan is refused as motion ("hold still").
+    """
+    plain = fuse(
+        motion.remove_motion(uniform.rgb, uniform.face, uniform.bounds, uniform.fs_hz),
+        uniform.fs_hz,
+        REGION_NAMES,
+    )
+    return abs(plain.f0_hz - pulse.f0_hz) > quality.REGION_AGREE_HZ
+
+
 def analyze_trace(trace: Trace) -> VitalsResult:
     """Vital signs from a validated colour trace, or a refusal with its reason."""
     uniform = resample(trace)
@@ -60,14 +76,23 @@ def analyze_trace(trace: Trace) -> VitalsResult:
     failure = quality.capture_failure(measures)
     if failure is not None:
         return VitalsResult(Vitals(), base, failure_reason=failure)
-    cleaned = motion.remove_motion(uniform.rgb, uniform.face, uniform.bounds, uniform.fs_hz)
+    # The raw detector boxes and the page's per-frame face track (version 2) show the head
+    # motion a smoothed sampling box hides.
+    seen = tuple(m for m in (uniform.detection, uniform.track) if m is not None)
+    moving = motion.moved(seen, uniform.fs_hz)
+    cleaned = motion.remove_motion(uniform.rgb, uniform.face, uniform.bounds, uniform.fs_hz, moving)
     pulse = fuse(cleaned, uniform.fs_hz, REGION_NAMES)
+    depends_on_motion = bool(moving) and _motion_changes_rate(uniform, pulse)
     beats = heart.beats(pulse.signal, pulse.fs_hz, pulse.f0_hz)
     rate = heart.heart_rate(pulse, beats)
     waveform, spectrum = _plots(pulse)
-    head_rhythms = motion.rhythms(uniform.face, uniform.fs_hz)
-    on_rhythm = motion.strong(head_rhythms) or motion.coincides(
-        pulse.f0_hz, head_rhythms, quality.RHYTHM_TOLERANCE_HZ
+    head_rhythms = motion.strongest(
+        tuple(r for box in (uniform.face, *seen) for r in motion.rhythms(box, uniform.fs_hz))
+    )
+    on_rhythm = (
+        depends_on_motion
+        or motion.strong(head_rhythms)
+        or motion.coincides(pulse.f0_hz, head_rhythms, quality.RHYTHM_TOLERANCE_HZ)
     )
     failure = quality.signal_failure(
         measures,

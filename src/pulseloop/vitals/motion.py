@@ -1,11 +1,16 @@
 """Head motion from the face-box trajectory: remove it from the colours, find its rhythm.
 
 Shapes: ``regressors(face (n, 4), fs_hz) -> (n, k)``; ``remove_motion(rgb (n, regions, 3),
-face (n, 4), fs_hz) -> (n, regions, 3)``; ``rhythms(face (n, 4), fs_hz) -> tuple of
-MotionRhythm``.
+face (n, 4), bounds (n, regions, 4), fs_hz, seen: tuple of (n, 4)) -> (n, regions, 3)``;
+``rhythms(face (n, 4), fs_hz) -> tuple of MotionRhythm``.
 
 Every trace carries the face box of each frame, and that box is the motion record: its
-centre (x, y) and size over time. Two uses.
+centre (x, y) and size over time. A browser's sampling box is smoothed (the scan page
+glides it and ignores moves under a dead band), so a small sway never moves it although
+the regions slide over the face; version-2 traces also carry the detector's raw boxes
+(``detection``), which do show the sway. The colours follow the *difference* between the
+face and the sampling box, so both enter the regression, and rhythms are sought in both.
+Two uses.
 
 1. **Removal.** When the box moves relative to the skin (a detector that lags or jitters,
    as a browser's does; a head that turns), each region slides over colour gradients (an
@@ -47,6 +52,7 @@ RHYTHM_HALF_WIDTH_HZ = 0.06
 MAX_RHYTHMS = 3
 HARMONICS = (1, 2, 3)  # a rhythm's artefact is rarely a pure sinusoid
 STRONG_RHYTHM_FACE_WIDTHS = 0.008  # RMS: a rhythm this large is refused wherever the pulse is
+MIN_SEEN_MOTION_PX = 0.3  # RMS in the band: a face track that moved less is not regressed on
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,14 +85,21 @@ def regressors(face: FloatArray, fs_hz: float) -> FloatArray:
 
 
 def remove_motion(
-    rgb: FloatArray, face: FloatArray, bounds: FloatArray, fs_hz: float
+    rgb: FloatArray,
+    face: FloatArray,
+    bounds: FloatArray,
+    fs_hz: float,
+    seen: tuple[FloatArray, ...] = (),
 ) -> FloatArray:
     """Colours with the part that follows the face box removed (relative, per channel).
 
     ``bounds (n, regions, 4)`` are each region's integer pixel edges: a region's mean jumps
     when an edge crosses a pixel, a step that the smooth box position does not describe.
+    ``seen`` (``(n, 4)`` boxes of the face's own movement: the detector's raw boxes, the
+    page's face track, when the trace has them) adds what a smoothed sampling box lags
+    behind or never followed.
     """
-    shared = regressors(face, fs_hz)
+    shared = np.column_stack([regressors(box, fs_hz) for box in (face, *seen)])
     mean = rgb.mean(axis=0, keepdims=True)
     relative = rgb / np.maximum(mean, 1e-9) - 1.0
     target = bandpass(relative, fs_hz, REGRESSION_BAND_HZ)
@@ -98,6 +111,22 @@ def remove_motion(
         beta, *_ = np.linalg.lstsq(x, target[:, k], rcond=None)
         cleaned[:, k] -= x @ beta
     return np.asarray((1.0 + cleaned) * mean, dtype=np.float64)
+
+
+def moved(boxes: tuple[FloatArray, ...], fs_hz: float) -> tuple[FloatArray, ...]:
+    """The boxes whose centre moved at least ``MIN_SEEN_MOTION_PX`` (RMS, regression band).
+
+    A still face's track is sub-pixel noise, and the pulse itself nudges it (a face does
+    not brighten evenly, and the head moves a little with each beat): scaled to unit
+    variance such a track is a pulse regressor, and regressing on it removes the pulse.
+    """
+    out = []
+    for box in boxes:
+        centre = box[:, :2] + box[:, 2:] / 2.0
+        band = bandpass(centre - centre.mean(axis=0), fs_hz, REGRESSION_BAND_HZ)
+        if float(np.sqrt(np.mean(np.sum(band**2, axis=1)))) >= MIN_SEEN_MOTION_PX:
+            out.append(box)
+    return tuple(out)
 
 
 def _region_terms(edges: FloatArray, fs_hz: float) -> FloatArray:
@@ -129,8 +158,12 @@ def rhythms(face: FloatArray, fs_hz: float) -> tuple[MotionRhythm, ...]:
         share = band_power_share(spectrum, f0, RHYTHM_HALF_WIDTH_HZ, RHYTHM_BAND_HZ)
         if share >= RHYTHM_PEAK_SHARE and amplitude * np.sqrt(share) >= RHYTHM_MIN_FACE_WIDTHS:
             found.append(MotionRhythm(f0, amplitude * float(np.sqrt(share))))
-    found.sort(key=lambda r: -r.amplitude)
-    return tuple(found[:MAX_RHYTHMS])
+    return strongest(tuple(found))
+
+
+def strongest(found: tuple[MotionRhythm, ...]) -> tuple[MotionRhythm, ...]:
+    """The ``MAX_RHYTHMS`` largest rhythms, largest first."""
+    return tuple(sorted(found, key=lambda r: -r.amplitude)[:MAX_RHYTHMS])
 
 
 def strong(found: tuple[MotionRhythm, ...]) -> bool:

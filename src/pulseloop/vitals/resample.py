@@ -3,7 +3,10 @@
 Shapes: ``resample(trace) -> Uniform`` with ``t_s (n,)``, ``rgb (n, 4 regions, 3)``,
 ``face (n, 4)``, ``bounds (n, 4 regions, 4)`` and ``valid (n,)`` on a grid at
 ``ANALYSIS_FS_HZ``. ``bounds`` are the integer pixel edges each region's mean was taken
-over (rebuilt from the face boxes, :func:`pulseloop.vitals.regions.pixel_bounds`).
+over (rebuilt from the face boxes, :func:`pulseloop.vitals.regions.pixel_bounds`);
+``detection (n, 4)`` the detector's raw boxes interpolated between the frames it looked at,
+and ``track (n, 4)`` the first face box moved by the page's per-frame face ``shift`` (each
+None when the trace has none: version 1, or a video).
 
 Cameras and browsers drop and delay frames (gaps of ~100 ms are common), so a trace is
 never assumed to be constant-rate: every channel is linearly interpolated at the grid times
@@ -25,6 +28,7 @@ from pulseloop.vitals.trace import MAX_DURATION_S, Trace
 FloatArray = npt.NDArray[np.float64]
 ANALYSIS_FS_HZ = 30.0
 MAX_GAP_S = 0.5
+MIN_DETECTIONS_PER_S = 2.0  # detector boxes this sparse cannot show a 0.6-3.3 Hz rhythm
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -37,6 +41,8 @@ class Uniform:
     valid: npt.NDArray[np.bool_]
     fs_hz: float
     bounds: FloatArray
+    detection: FloatArray | None = None
+    track: FloatArray | None = None
 
 
 def frame_rate_hz(t_ms: FloatArray) -> float:
@@ -82,4 +88,45 @@ def resample(trace: Trace, fs_hz: float = ANALYSIS_FS_HZ) -> Uniform:
     right = np.clip(np.searchsorted(t_face, grid, side="left"), 1, t_face.size - 1)
     gap_s = t_face[right] - t_face[right - 1]
     valid = np.asarray(gap_s <= MAX_GAP_S, dtype=np.bool_)
-    return Uniform(grid - grid[0], rgb, face, valid, fs_hz, bounds)
+    return Uniform(
+        grid - grid[0],
+        rgb,
+        face,
+        valid,
+        fs_hz,
+        bounds,
+        _detections(trace, grid),
+        _track(trace, grid),
+    )
+
+
+def _track(trace: Trace, grid: FloatArray) -> FloatArray | None:
+    """The face's own position on the grid: the first box, moved by each frame's shift."""
+    if trace.shift is None:
+        return None
+    seen = np.isfinite(trace.shift).all(axis=1) & trace.face_found
+    if int(seen.sum()) < 2:
+        return None
+    t_s = trace.t_ms[seen] / 1000.0
+    first = trace.face[seen][0]
+    moved = np.tile(first, (t_s.size, 1))
+    moved[:, :2] += trace.shift[seen]
+    return np.stack([np.interp(grid, t_s, moved[:, c]) for c in range(4)], axis=1)
+
+
+def _detections(trace: Trace, grid: FloatArray) -> FloatArray | None:
+    """The raw detector boxes on the grid, or None when there are too few to follow.
+
+    Detectors run every few frames (the scan page: ~5-10 times a second), so the boxes are
+    linearly interpolated between detections; outside the detected span the nearest box
+    holds. Fewer than ``MIN_DETECTIONS_PER_S`` on average carries no motion rhythm.
+    """
+    if trace.detection is None:
+        return None
+    seen = np.isfinite(trace.detection).all(axis=1)
+    span_s = float(grid[-1] - grid[0]) if grid.size else 0.0
+    if int(seen.sum()) < max(2.0, MIN_DETECTIONS_PER_S * span_s):
+        return None
+    t_s = trace.t_ms[seen] / 1000.0
+    boxes = trace.detection[seen]
+    return np.stack([np.interp(grid, t_s, boxes[:, c]) for c in range(4)], axis=1)

@@ -2,22 +2,31 @@
 
 The patient's browser uploads a trace (it never uploads the video: compression destroys the
 0.1-1 % colour change the pulse makes), and a video file is turned into the same trace by
-:mod:`pulseloop.vitals.video`. The JSON schema (version 1, documented in ``docs/vitals.md``)::
+:mod:`pulseloop.vitals.video`. The JSON schema (version 2, documented in ``docs/vitals.md``)::
 
-    {"version": 1, "frame_width": 640, "frame_height": 480, "user_agent": "Mozilla/5.0 ...",
+    {"version": 2, "frame_width": 640, "frame_height": 480, "user_agent": "Mozilla/5.0 ...",
+     "camera": {"exposure_mode": "manual", "white_balance_mode": null},
      "frames": [{"t_ms": 0.0,
                  "regions": {"forehead": [r, g, b], "left_cheek": [r, g, b],
                              "right_cheek": [r, g, b], "full_face": [r, g, b]},
-                 "face": [x, y, w, h]},
-                {"t_ms": 33.4, "regions": null, "face": null}, ...]}
+                 "face": [x, y, w, h], "detection": [x, y, w, h], "shift": [dx, dy]},
+                {"t_ms": 33.4, "regions": null, "face": null, "detection": null,
+                 "shift": null}, ...]}
 
 Colours are mean sRGB values in 0-255 (floats; keep the decimals, they carry the pulse);
-``t_ms`` is the capture time of the frame, strictly increasing; ``face`` is the face box in
-pixels of the ``frame_width`` x ``frame_height`` frame. A frame without a face has both
-``regions`` and ``face`` null.
+``t_ms`` is the capture time of the frame, strictly increasing; ``face`` is the box the
+regions were sampled with, in pixels of the ``frame_width`` x ``frame_height`` frame. A
+frame without a face has both ``regions`` and ``face`` null. ``detection`` (version 2) is
+the face detector's own box on the frames it looked at, before any smoothing: a page
+smooths the sampling box, which hides the head motion the analysis must see. ``shift``
+(version 2) is the face's own displacement in pixels since the first frame, measured by
+the page on every frame from the face's pixels (detectors run too seldom to show a sway),
+null on frames without a face. ``camera`` holds the exposure and white-balance modes the
+camera reported. Version 1 (no ``camera``, ``detection`` or ``shift``) is still accepted.
 
 Array shapes of :class:`Trace`: ``t_ms (n_frames,)``, ``rgb (n_frames, 4 regions, 3)``,
-``face (n_frames, 4)``; frames without a face hold NaN rows.
+``face (n_frames, 4)``, ``detection (n_frames, 4)`` and ``shift (n_frames, 2)`` or None
+(unknown: version 1, video); frames without a face, a detection or a shift hold NaN rows.
 """
 
 from __future__ import annotations
@@ -32,7 +41,9 @@ import numpy.typing as npt
 
 from pulseloop.vitals.errors import TraceInvalid
 
-TRACE_SCHEMA_VERSION = 1
+TRACE_SCHEMA_VERSION = 2  # the version written; every version in READ_VERSIONS is read
+READ_VERSIONS = (1, 2)
+CAMERA_MODES = ("none", "manual", "single-shot", "continuous")  # MediaTrackSettings' values
 REGION_NAMES: tuple[str, ...] = ("forehead", "left_cheek", "right_cheek", "full_face")
 MIN_FRAMES = 30
 MAX_FRAMES = 7_200  # 120 s at 60 fps
@@ -42,10 +53,26 @@ MAX_USER_AGENT_CHARS = 1_024
 MAX_DURATION_S = 180.0  # a scan is 30-60 s; longer spans are refused before any resampling
 MAX_INT_DIGITS = 24  # no field needs more; Python refuses to parse over 4,300 anyway
 
-_TOP_KEYS = {"version", "frame_width", "frame_height", "user_agent", "frames"}
-_FRAME_KEYS = {"t_ms", "regions", "face"}
+_TOP_KEYS = {1: {"version", "frame_width", "frame_height", "user_agent", "frames"}}
+_TOP_KEYS[2] = _TOP_KEYS[1] | {"camera"}
+_FRAME_KEYS = {1: {"t_ms", "regions", "face"}}
+_FRAME_KEYS[2] = _FRAME_KEYS[1] | {"detection", "shift"}
+_CAMERA_KEYS = {"exposure_mode", "white_balance_mode"}
 
 FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class CameraModes:
+    """Exposure and white-balance modes the camera reported (None: not reported)."""
+
+    exposure_mode: str | None = None
+    white_balance_mode: str | None = None
+
+    @property
+    def exposure_locked(self) -> bool | None:
+        """True when exposure was fixed while filming; None when the camera did not say."""
+        return None if self.exposure_mode is None else self.exposure_mode == "manual"
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -62,6 +89,10 @@ class Trace:
     # Whole-frame mean luma (0-255), known only for videos: it tells "too dark to see a
     # face" from "no face". Not part of the upload schema.
     scene_brightness: float | None = None
+    # The detector's raw boxes (version 2): NaN rows on frames it did not look at.
+    detection: FloatArray | None = None
+    shift: FloatArray | None = None
+    camera: CameraModes | None = None
 
     @property
     def n_frames(self) -> int:
@@ -74,7 +105,7 @@ class Trace:
         return np.asarray(np.isfinite(self.rgb).all(axis=(1, 2)), dtype=np.bool_)
 
     def to_json(self) -> dict[str, Any]:
-        """The trace as schema-version-1 JSON (what a browser would upload)."""
+        """The trace as schema JSON: version 2 when it has detector boxes, else version 1."""
         frames: list[dict[str, Any]] = []
         found = self.face_found
         for i in range(self.n_frames):
@@ -86,14 +117,28 @@ class Trace:
                 face: list[float] | None = [round(float(v), 2) for v in self.face[i]]
             else:
                 regions, face = None, None
-            frames.append({"t_ms": round(float(self.t_ms[i]), 3), "regions": regions, "face": face})
-        return {
-            "version": TRACE_SCHEMA_VERSION,
+            frame = {"t_ms": round(float(self.t_ms[i]), 3), "regions": regions, "face": face}
+            if self.detection is not None:
+                frame["detection"] = _rounded(self.detection[i], 2)
+                frame["shift"] = None if self.shift is None else _rounded(self.shift[i], 3)
+            frames.append(frame)
+        top: dict[str, Any] = {
+            "version": 1 if self.detection is None else 2,
             "frame_width": self.frame_width,
             "frame_height": self.frame_height,
             "user_agent": self.user_agent,
-            "frames": frames,
         }
+        if self.detection is not None:
+            camera = self.camera or CameraModes()
+            top["camera"] = {
+                "exposure_mode": camera.exposure_mode,
+                "white_balance_mode": camera.white_balance_mode,
+            }
+        return {**top, "frames": frames}
+
+
+def _rounded(values: FloatArray, digits: int) -> list[float] | None:
+    return [round(float(v), digits) for v in values] if np.isfinite(values).all() else None
 
 
 def _reject_constant(name: str) -> float:
@@ -168,14 +213,55 @@ def _check_keys(obj: dict[str, Any], allowed: set[str], where: str) -> None:
         raise TraceInvalid(f"{prefix}{extra[0]}", "is not part of the schema")
 
 
+def _box(value: Any, where: str, out: FloatArray, width: int, height: int) -> None:
+    if not isinstance(value, list) or len(value) != 4:
+        raise TraceInvalid(where, f"is {_short(value)}, expected [x, y, w, h] or null")
+    side = float(max(width, height))
+    for c, name in enumerate(("x", "y", "w", "h")):
+        low = 1.0 if name in ("w", "h") else -side
+        out[c] = _number(value[c], f"{where}[{c}] ({name})", low, 2 * side)
+
+
+def _camera(value: Any) -> CameraModes:
+    if not isinstance(value, dict):
+        raise TraceInvalid("camera", f"is {_short(value)}, expected an object")
+    _check_keys(value, _CAMERA_KEYS, "camera")
+    modes: list[str | None] = []
+    for key in ("exposure_mode", "white_balance_mode"):
+        mode = value[key]
+        if mode is not None and mode not in CAMERA_MODES:
+            raise TraceInvalid(f"camera.{key}", f"is {_short(mode)}, expected one of "
+                               f"{', '.join(CAMERA_MODES)} or null")  # fmt: skip
+        modes.append(mode)
+    return CameraModes(*modes)
+
+
+def _parse_motion(raw: dict[str, Any], where: str, out: FloatArray, side: int) -> None:
+    """A version-2 frame's ``detection`` box and ``shift`` into ``out[:4]`` and ``out[4:]``."""
+    if raw["detection"] is not None:
+        # Independent of regions: the detector can see a face whose regions fall off-frame.
+        _box(raw["detection"], f"{where}.detection", out[:4], side, side)
+    shift = raw["shift"]
+    if shift is None:
+        return
+    if not isinstance(shift, list) or len(shift) != 2:
+        raise TraceInvalid(f"{where}.shift", f"is {_short(shift)}, expected [dx, dy] or null")
+    for c in range(2):
+        out[4 + c] = _number(shift[c], f"{where}.shift[{c}]", -float(side), float(side))
+
+
 def _parse_frame(
-    raw: Any, i: int, out_rgb: FloatArray, out_face: FloatArray, width: int, height: int
+    raw: Any, i: int, out: tuple[FloatArray, FloatArray, FloatArray | None], size: tuple[int, int]
 ) -> float:
     where = f"frames[{i}]"
+    out_rgb, out_face, out_motion = out
+    width, height = size
     if not isinstance(raw, dict):
         raise TraceInvalid(where, f"is {type(raw).__name__}, expected an object")
-    _check_keys(raw, _FRAME_KEYS, where)
+    _check_keys(raw, _FRAME_KEYS[1 if out_motion is None else 2], where)
     t_ms = _number(raw["t_ms"], f"{where}.t_ms", 0.0, 1e9)
+    if out_motion is not None:
+        _parse_motion(raw, where, out_motion[i], max(width, height))
     regions, face = raw["regions"], raw["face"]
     if (regions is None) != (face is None):
         raise TraceInvalid(f"{where}.regions", "and face must both be null or both be set")
@@ -190,12 +276,7 @@ def _parse_frame(
             raise TraceInvalid(f"{where}.regions.{name}", f"is {colour!r}, expected [r, g, b]")
         for c in range(3):
             out_rgb[i, k, c] = _number(colour[c], f"{where}.regions.{name}[{c}]", 0.0, 255.0)
-    if not isinstance(face, list) or len(face) != 4:
-        raise TraceInvalid(f"{where}.face", f"is {face!r}, expected [x, y, w, h] or null")
-    side = float(max(width, height))
-    for c, name in enumerate(("x", "y", "w", "h")):
-        low = 1.0 if name in ("w", "h") else -side
-        out_face[i, c] = _number(face[c], f"{where}.face[{c}] ({name})", low, 2 * side)
+    _box(face, f"{where}.face", out_face[i], width, height)
     return t_ms
 
 
@@ -209,11 +290,14 @@ def parse_trace(data: bytes | str | dict[str, Any]) -> Trace:
     obj = _load(data)
     version = obj.get("version")
     # bool is an int in Python (True == 1): a JSON true is not version 1.
-    if isinstance(version, bool) or not isinstance(version, int) or version != TRACE_SCHEMA_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version not in READ_VERSIONS:
         raise TraceInvalid(
-            "version", f"is {_short(version)}; this server reads version {TRACE_SCHEMA_VERSION}"
+            "version",
+            f"is {_short(version)}; this server reads versions "
+            f"{', '.join(map(str, READ_VERSIONS))}",
         )
-    _check_keys(obj, _TOP_KEYS, "")
+    _check_keys(obj, _TOP_KEYS[version], "")
+    camera = _camera(obj["camera"]) if version >= 2 else None
     width = _integer(obj["frame_width"], "frame_width", 16, MAX_FRAME_SIDE_PX)
     height = _integer(obj["frame_height"], "frame_height", 16, MAX_FRAME_SIDE_PX)
     user_agent = obj["user_agent"]
@@ -230,8 +314,10 @@ def parse_trace(data: bytes | str | dict[str, Any]) -> Trace:
     t_ms = np.empty(n, dtype=np.float64)
     rgb = np.full((n, len(REGION_NAMES), 3), np.nan, dtype=np.float64)
     face = np.full((n, 4), np.nan, dtype=np.float64)
+    # Version 2: each frame's detector box (4) and shift (2), NaN where null.
+    motion = np.full((n, 6), np.nan, dtype=np.float64) if version >= 2 else None
     for i, raw in enumerate(frames):
-        t_ms[i] = _parse_frame(raw, i, rgb, face, width, height)
+        t_ms[i] = _parse_frame(raw, i, (rgb, face, motion), (width, height))
         if i and t_ms[i] <= t_ms[i - 1]:
             raise TraceInvalid(
                 f"frames[{i}].t_ms",
@@ -245,4 +331,16 @@ def parse_trace(data: bytes | str | dict[str, Any]) -> Trace:
                 f"is {t_ms[i] - t_ms[0]:g} ms after the first frame; a trace spans at most "
                 f"{MAX_DURATION_S:g} s",
             )
-    return Trace(t_ms, rgb, face, width, height, user_agent)
+    if motion is None:
+        return Trace(t_ms, rgb, face, width, height, user_agent)
+    return Trace(
+        t_ms,
+        rgb,
+        face,
+        width,
+        height,
+        user_agent,
+        detection=np.ascontiguousarray(motion[:, :4]),
+        shift=np.ascontiguousarray(motion[:, 4:]),
+        camera=camera,
+    )

@@ -59,6 +59,7 @@
   const FACE_HOLD_MS = 400; // a detector miss this short keeps the last box (it is a blip)
   const ALIGNED_BEFORE_START_MS = 500; // face found, centred and near for this long first
   const DETECT_BUDGET = 0.25; // share of main-thread time detection may take while capturing
+  const DETECT_EVERY_MS = 100; // while capturing, at most ten detections a second
   const BOX_GLIDE = 0.15; // per frame, how far the box moves towards the detected target
   const BOX_DEADBAND = 0.03; // target moves smaller than this (face widths) are ignored
   const UPLOAD_DELAYS_MS = [1000, 2000, 4000, 8000, 15000];
@@ -284,8 +285,9 @@
   }
 
   // Fixed exposure and white balance while filming, where the camera allows it: automatic
-  // exposure hunting changes the skin's brightness by far more than the pulse does.
-  // (The trace schema has no field for this yet; it is shown on the root for tests/support.)
+  // exposure hunting changes the skin's brightness by far more than the pulse does. The
+  // outcome is shown on the root (tests, support) and the modes the camera reports go up
+  // with the trace (`camera`, schema version 2).
   async function lockCamera(lock) {
     const track = stream && stream.getVideoTracks()[0];
     const caps = track && track.getCapabilities ? track.getCapabilities() : {};
@@ -308,6 +310,19 @@
     if (lock) root.dataset.cameraLock = got;
   }
 
+  const CAMERA_MODES = new Set(["none", "manual", "single-shot", "continuous"]);
+
+  /** Exposure and white-balance modes as the camera reports them now (null: not reported). */
+  function cameraModes() {
+    const track = stream && stream.getVideoTracks()[0];
+    const settings = track && track.getSettings ? track.getSettings() : {};
+    const mode = (value) => (CAMERA_MODES.has(value) ? value : null);
+    return {
+      exposure_mode: mode(settings.exposureMode),
+      white_balance_mode: mode(settings.whiteBalanceMode),
+    };
+  }
+
   // ---- face detection -------------------------------------------------------------------
   let target = null; // latest detected Haar-like box [x, y, w, h], or null when no face
   let box = null; // the smoothed box the regions are taken from
@@ -315,6 +330,7 @@
   let detected = false; // the detector has answered at least once since the camera started
   let faceMissingSince = null; // performance.now() of the first detection without a face
   let speed = 0; // smoothed head speed, face widths per second
+  let latestFrameT = null; // capture time of the newest camera frame the frame loop saw
 
   // The detector runs in static/face-worker.js: MediaPipe needs 'unsafe-eval', which only
   // that worker's policy allows; this page (it holds the link's token) keeps the strict one.
@@ -360,18 +376,26 @@
     return (Array.isArray(boxes) ? boxes : []).map((boundingBox) => ({ boundingBox }));
   }
 
-  /** One frame of the camera through the worker: resolves with MediaPipe-shaped results. */
+  /**
+   * One frame of the camera through the worker (MediaPipe-shaped results go to
+   * onDetections); returns the main-thread milliseconds it took. The model runs in the
+   * worker, so waiting for its answer costs the page's frame loop nothing.
+   */
   async function detectFrame() {
+    const seenT = latestFrameT; // the frame the bitmap is taken from (to within one frame)
+    const started = performance.now();
     const frame = await createImageBitmap(video);
     const id = ++nextId;
     const answered = new Promise((resolve, reject) => {
       pending = { id, resolve, reject };
     });
     detector.postMessage({ type: "detect", id, frame }, [frame]);
-    onDetections(await answered);
+    const mainThreadMs = performance.now() - started;
+    onDetections(await answered, seenT);
+    return mainThreadMs;
   }
 
-  function onDetections(results) {
+  function onDetections(results, seenT) {
     const now = performance.now();
     const width = video.videoWidth;
     const height = video.videoHeight;
@@ -391,6 +415,7 @@
     const cx = best.xCenter * width;
     const cy = best.yCenter * height - HAAR_SHIFT_UP * best.height * height;
     const next = [cx - w / 2, cy - h / 2, w, h];
+    recordDetection(seenT, next);
     if (target && lastDetectionAt) {
       const dt = Math.max((now - lastDetectionAt) / 1000, 0.03);
       const moved = Math.hypot(next[0] - target[0], next[1] - target[1]) / target[2];
@@ -406,23 +431,46 @@
     lastDetectionAt = now;
   }
 
+  /**
+   * The detector's own box goes up with the frame it was found on, before the dead band
+   * and the glide: the sampled box hides head motion smaller than the dead band (a sway
+   * of 0.03 face widths never moved it), yet the regions slide over the face with it, so
+   * the server needs the raw boxes to see that motion, remove it, or refuse the scan.
+   */
+  function recordDetection(seenT, raw) {
+    if (phase !== "capturing" || firstT === null || seenT === null || seenT < firstT) return;
+    const t = round(seenT - firstT, 3);
+    const detection = raw.map((v) => round(v, 2));
+    for (let i = frames.length - 1; i >= 0 && frames[i].t_ms >= t; i--) {
+      if (frames[i].t_ms === t) {
+        frames[i].detection = detection;
+        return;
+      }
+    }
+    pendingDetection = detection; // its frame is not sampled yet: it goes with the next one
+  }
+
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
   async function detectLoop(current) {
     while (running && current === generation) {
       const started = performance.now();
+      let cost = 0;
       try {
-        await detectFrame();
+        cost = await detectFrame();
       } catch (error) {
         problem("The face finder stopped working. Reload the page and try again.", false);
         return;
       }
-      const cost = performance.now() - started;
-      // While filming, detection may use only part of the main thread so no frame is missed;
-      // right after losing the face, look again at once to tell a blip from a real loss.
+      // While filming, detection may use only part of the main thread so no frame is missed,
+      // yet it must run often enough for the server to see head motion in its raw boxes (a
+      // sway of ~1 Hz needs several a second; pausing for 3x the whole round trip to the
+      // worker gave one every 2 s on a busy machine, and the sway went unseen). Right after
+      // losing the face, look again at once to tell a blip from a real loss.
       let pause = 30;
       if (phase === "capturing" && faceMissingSince === null) {
-        pause = Math.max(pause, cost * (1 / DETECT_BUDGET - 1));
+        const sinceStart = performance.now() - started;
+        pause = Math.max(pause, cost * (1 / DETECT_BUDGET - 1), DETECT_EVERY_MS - sinceStart);
       }
       await sleep(pause);
     }
@@ -619,6 +667,7 @@
     }
     context.drawImage(video, ox, oy, sw, sh, 0, 0, sw, sh);
     const data = context.getImageData(0, 0, sw, sh).data;
+    lastCrop = { data, x0: ox, y0: oy, width: sw, height: sh };
     const means = {};
     for (const name of REGION_NAMES) {
       const [x0, y0, x1, y1] = rects[name];
@@ -640,6 +689,94 @@
     return means;
   }
 
+  // ---- face shift: the face's own movement, measured on every frame ------------------------
+  // The detector answers a few times a second at best (once a second on a busy phone), too
+  // seldom to show a sway of ~1 Hz; the pixels the regions are read from show it on every
+  // frame. The face's column and row brightness profiles (green, the sharpest channel) are
+  // matched against those of the first frame of the capture, in frame coordinates, to a
+  // fraction of a pixel: the face's shift since the capture began. Each profile is divided
+  // by its mean, so the pulse (the whole face brightening by ~0.3 %) does not move it.
+  const SHIFT_SEARCH_PX = 4; // per frame, around the last shift
+  const SHIFT_WIDE_PX = 24; // when the best match is at the edge, look this far once
+  let lastCrop = null; // the pixels of the last sampled full-face rectangle
+  let shiftRef = null; // {cols, rows, x0, y0}: the capture's first profiles
+  let lastShift = [0, 0];
+
+  function profiles(crop) {
+    const { data, width, height } = crop;
+    const cols = new Float64Array(width);
+    const rows = new Float64Array(height);
+    for (let row = 0, i = 1; row < height; row++) {
+      let sum = 0;
+      for (let col = 0; col < width; col++, i += 4) {
+        cols[col] += data[i];
+        sum += data[i];
+      }
+      rows[row] = sum;
+    }
+    for (const profile of [cols, rows]) {
+      let mean = 0;
+      for (const v of profile) mean += v;
+      mean = mean / profile.length || 1;
+      for (let k = 0; k < profile.length; k++) profile[k] /= mean;
+    }
+    return { cols, rows, x0: crop.x0, y0: crop.y0 };
+  }
+
+  /** Mean squared difference of `cur` (from `cur0`) against `ref` (from `ref0`) shifted by s. */
+  function mismatch(cur, cur0, ref, ref0, s) {
+    const from = Math.max(cur0, ref0 + s);
+    const to = Math.min(cur0 + cur.length, ref0 + s + ref.length);
+    if (to - from < cur.length / 2) return Infinity;
+    let sum = 0;
+    for (let a = from; a < to; a++) {
+      const d = cur[a - cur0] - ref[a - s - ref0];
+      sum += d * d;
+    }
+    return sum / (to - from);
+  }
+
+  /** The sub-pixel shift of `cur` against `ref`, searched within `reach` px of `around`. */
+  function bestShift(cur, cur0, ref, ref0, around, reach) {
+    const centre = Math.round(around);
+    let best = centre;
+    let bestCost = Infinity;
+    const costs = new Map();
+    for (let s = centre - reach; s <= centre + reach; s++) {
+      const cost = mismatch(cur, cur0, ref, ref0, s);
+      costs.set(s, cost);
+      if (cost < bestCost) {
+        bestCost = cost;
+        best = s;
+      }
+    }
+    if (!Number.isFinite(bestCost)) return null;
+    if (Math.abs(best - centre) === reach && reach < SHIFT_WIDE_PX) {
+      return bestShift(cur, cur0, ref, ref0, around, SHIFT_WIDE_PX);
+    }
+    const left = costs.has(best - 1) ? costs.get(best - 1) : Infinity;
+    const right = costs.has(best + 1) ? costs.get(best + 1) : Infinity;
+    const curve = left - 2 * bestCost + right;
+    if (!Number.isFinite(curve) || curve <= 0) return best;
+    return best + Math.max(-0.5, Math.min(0.5, (0.5 * (left - right)) / curve));
+  }
+
+  /** The face's [dx, dy] in pixels since the capture's first frame, or null. */
+  function faceShift() {
+    if (!lastCrop) return null;
+    const now = profiles(lastCrop);
+    if (!shiftRef) {
+      shiftRef = now;
+      lastShift = [0, 0];
+      return [0, 0];
+    }
+    const dx = bestShift(now.cols, now.x0, shiftRef.cols, shiftRef.x0, lastShift[0], SHIFT_SEARCH_PX);
+    const dy = bestShift(now.rows, now.y0, shiftRef.rows, shiftRef.y0, lastShift[1], SHIFT_SEARCH_PX);
+    if (dx === null || dy === null) return null;
+    lastShift = [dx, dy];
+    return [round(dx, 3), round(dy, 3)];
+  }
+
   const round = (value, digits) => {
     const scale = 10 ** digits;
     return Math.round(value * scale) / scale;
@@ -654,6 +791,7 @@
   let lastT = null;
   let lastLabelSecond = -1;
   let heartbeatAt = 0;
+  let pendingDetection = null; // a detector box whose frame the frame loop has not sampled
 
   /** The camera is on and the detector ready: the checks run until filming can start. */
   function startAligning() {
@@ -676,6 +814,8 @@
     firstT = null;
     lastT = null;
     lastLabelSecond = -1;
+    pendingDetection = null;
+    shiftRef = null;
     setProgress(0);
     root.dataset.state = "aligning";
     setText(heading, "Line up your face");
@@ -726,6 +866,7 @@
     const height = video.videoHeight;
     if (!width || !height) return;
     if (lastT !== null && tMs <= lastT) return; // the same frame again: not a new sample
+    latestFrameT = tMs;
     if (box && target) {
       for (let i = 0; i < 4; i++) box[i] += (target[i] - box[i]) * BOX_GLIDE;
     }
@@ -738,6 +879,7 @@
     }
     const missingFor = faceMissingSince === null ? 0 : now - faceMissingSince;
     if (missingFor > FACE_HOLD_MS) target = null; // gone, not a blip: frames carry no face
+    lastCrop = null;
     const regions = box && target ? sampleRegions(box, width, height) : null;
     if (regions) {
       const face = luma(regions.full_face);
@@ -778,10 +920,14 @@
     }
     if (firstT === null) firstT = tMs;
     lastT = tMs;
-    // `face` goes with every frame that has regions (the server measures head motion
-    // from it); a frame without a face has both null, as the schema requires.
+    // `face` (the box the regions were sampled with) goes with every frame that has
+    // regions; a frame without a face has both null, as the schema requires. `detection`
+    // is the detector's raw box on the frames it looked at (recordDetection), else null.
+    // `shift` is the face's own movement on this frame (faceShift), null without a face.
     const face = regions ? box.map((v) => round(v, 2)) : null;
-    frames.push({ t_ms: round(tMs - firstT, 3), regions, face });
+    const shift = regions ? faceShift() : null;
+    frames.push({ t_ms: round(tMs - firstT, 3), regions, face, detection: pendingDetection, shift });
+    pendingDetection = null;
     const elapsed = (tMs - firstT) / 1000;
     setProgress(elapsed);
     if (elapsed >= CAPTURE_S) finishCapture();
@@ -871,10 +1017,11 @@
     phase = "uploading";
     const [frameWidth, frameHeight] = frameSize;
     const trace = {
-      version: 1,
+      version: 2,
       frame_width: frameWidth,
       frame_height: frameHeight,
       user_agent: navigator.userAgent.slice(0, 1024),
+      camera: cameraModes(),
       frames,
     };
     stopCamera();
