@@ -1,6 +1,6 @@
 /*
  * The scan page: film the face for N seconds, turn every raw camera frame into the mean
- * colours of four skin regions (docs/vitals.md, trace schema version 1), upload that trace,
+ * colours of four skin regions (docs/vitals.md, trace schema version 2), upload that trace,
  * and show the result. The video itself never leaves the phone: compression would erase
  * the 0.3 % colour change the pulse makes, so colours are read from the raw frame with
  * canvas getImageData before anything is encoded.
