@@ -26,7 +26,7 @@ def edited_trace(edit: str) -> bytes:
     """The good trace with one schema violation."""
     doc = json.loads(good_trace())
     if edit == "version":
-        doc["version"] = 2
+        doc["version"] = 3  # no such version
     elif edit == "nan":
         doc["frames"][5]["regions"]["forehead"][1] = float("nan")
     elif edit == "unordered":
