@@ -89,9 +89,7 @@ def no_face_browser(playwright_driver: Playwright, no_face_video: Path) -> Itera
 
 
 @pytest.fixture(scope="module")
-def small_face_browser(
-    playwright_driver: Playwright, small_face_video: Path
-) -> Iterator[Browser]:
+def small_face_browser(playwright_driver: Playwright, small_face_video: Path) -> Iterator[Browser]:
     chromium = launch(playwright_driver, small_face_video)
     yield chromium
     chromium.close()
@@ -186,16 +184,14 @@ def test_a_phone_scan_keeps_the_hint_in_view_and_announces_each_state_once(
     uploads: list[str] = []
     page.on(
         "request",
-        lambda request: uploads.append(request.post_data or "")
-        if request.url.endswith("/trace")
-        else None,
+        lambda request: (
+            uploads.append(request.post_data or "") if request.url.endswith("/trace") else None
+        ),
     )
     page.goto(quick_server.base_url + path + "?seconds=10")
     page.get_by_role("button", name="Start the scan").click()
     expect(page.locator("#scan")).to_have_attribute("data-state", "capturing", timeout=30_000)
-    expect(page.locator("#prompt")).to_have_text(
-        "Hold still and keep your face in the oval."
-    )
+    expect(page.locator("#prompt")).to_have_text("Hold still and keep your face in the oval.")
     expect(page.locator("#camera-heading")).to_have_text("Scanning")
     assert in_view(page, "#prompt") and in_view(page, ".viewer")
     assert page.locator("#checks").get_attribute("aria-live") is None  # read on demand only
@@ -215,14 +211,21 @@ def test_a_phone_scan_keeps_the_hint_in_view_and_announces_each_state_once(
     prompts = [e["text"] for e in log if e["id"] == "prompt"]
     assert prompts[-1] == "Hold still and keep your face in the oval."
     assert len(prompts) <= 8, prompts
-    # every frame with a face carried its face box (the server measures head motion with it)
+    # every frame with a face carried its face box and the face's own shift, and the
+    # detector's raw box went with the frames it looked at (the server sees head motion
+    # in them); trace version 2, with the camera's reported modes
     (upload,) = uploads
-    frames = json.loads(upload)["frames"]
+    trace = json.loads(upload)
+    frames = trace["frames"]
     with_face = [f for f in frames if f["regions"] is not None]
     assert len(frames) > 100 and len(with_face) >= 0.9 * len(frames)
     assert all(f["face"] is not None and len(f["face"]) == 4 for f in with_face)
-    assert set(json.loads(upload)) == {"version", "frame_width", "frame_height", "user_agent",
-                                       "frames"}  # fmt: skip
+    assert all(f["shift"] is not None and len(f["shift"]) == 2 for f in with_face)
+    assert any(f["detection"] is not None for f in frames)
+    assert set(trace) == {"version", "frame_width", "frame_height", "user_agent", "camera",
+                          "frames"}  # fmt: skip
+    assert trace["version"] == 2
+    assert trace["camera"] == {"exposure_mode": None, "white_balance_mode": None}  # fake camera
     run = quick_server.call(quick_server.app.wait_for_run(run_id, timeout="30 seconds"))
     assert run.output["scan"]["status"] == "completed"
     page.context.close()
