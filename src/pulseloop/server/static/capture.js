@@ -12,6 +12,7 @@
  *   sampling.js    region colours and scene brightness from the raw frame
  *   face-shift.js  the face's own movement on every frame (trace `shift`)
  *   link.js        the server: progress reports, link status, upload, giving up
+ *   screens.js     the screens (problem, ended, done, failed) and which one shows
  *
  * Two loops run while the camera is on:
  *   - the frame loop (requestVideoFrameCallback, else requestAnimationFrame + currentTime)
@@ -35,6 +36,7 @@ import { createShiftTracker } from "./scan/face-shift.js";
 import { createGuidance } from "./scan/guidance.js";
 import { OPEN_STATUSES, createLink, sleep } from "./scan/link.js";
 import { createSampler, createSceneMeter, luma, round } from "./scan/sampling.js";
+import { createScreens } from "./scan/screens.js";
 
 const root = document.getElementById("scan");
 if (root) main(root);
@@ -88,6 +90,7 @@ function main(root) {
   const sample = createSampler(video);
   const measureScene = createSceneMeter(video);
   const shifts = createShiftTracker();
+  const screens = createScreens(root, CAPTURE_S);
 
   const msLeft = () => linkEndsAt - performance.now();
   const captureNeedsMs = () => CAPTURE_S * 1000 + UPLOAD_MARGIN_MS;
@@ -95,14 +98,7 @@ function main(root) {
   let phase = "idle"; // idle -> aligning -> capturing -> uploading | stopped
 
   // ---- screens --------------------------------------------------------------------------
-  function show(screen, state) {
-    for (const section of root.querySelectorAll(".screen")) {
-      section.hidden = section.id !== "screen-" + screen;
-    }
-    root.dataset.state = state || screen;
-    const title = $("screen-" + screen).querySelector("h1");
-    if (title) title.focus();
-  }
+  const show = screens.show;
 
   /** A problem the patient can fix; "Try again" only while the link can still take a scan. */
   function problem(text, canRetry) {
@@ -112,33 +108,14 @@ function main(root) {
       linkEnded("soon");
       return;
     }
-    $("problem-text").textContent = text;
-    $("retry").hidden = !canRetry;
-    show("problem");
+    screens.problem(text, canRetry);
   }
-
-  const ENDED_TEXT = {
-    expired: "Scan links only work for a limited time, and this one has run out.",
-    during:
-      "This link ran out while you were scanning, so the scan could not be used. " +
-      "You don't need to do anything on this page.",
-    soon:
-      "This link runs out too soon to finish a scan: a scan takes about " +
-      CAPTURE_S +
-      " seconds.",
-    gone: "This link can't be used any more.",
-  };
 
   /** The link is dead (or about to be): say so once, with no way to film into it. */
   function linkEnded(kind) {
     stopCamera();
     phase = "stopped";
-    setText(
-      $("ended-heading"),
-      kind === "soon" ? "This link is about to expire" : "This scan link has expired",
-    );
-    setText($("ended-text"), ENDED_TEXT[kind] || ENDED_TEXT.expired);
-    show("ended");
+    screens.ended(kind);
   }
 
   function onReported(status) {
@@ -594,29 +571,8 @@ function main(root) {
     }
   }
 
-  function showDone(vitals) {
-    const heart = vitals.heart_rate_bpm;
-    const breath = vitals.respiratory_rate_bpm;
-    setText(
-      root.querySelector('[data-vital="heart_rate_bpm"]'),
-      typeof heart === "number" ? Math.round(heart) + " beats per minute" : "Not measured",
-    );
-    setText(
-      root.querySelector('[data-vital="respiratory_rate_bpm"]'),
-      typeof breath === "number"
-        ? Math.round(breath) + " breaths per minute"
-        : "Not measured this time",
-    );
-    show("done", "completed");
-  }
-
-  function showFailed(scan) {
-    setText($("failed-reason"), scan.failure_message || "The scan could not be measured.");
-    setText($("failed-tip-text"), scan.failure_tip || "");
-    $("failed-tip").hidden = !scan.failure_tip;
-    if (scan.failure_reason) root.dataset.reason = scan.failure_reason;
-    show("failed", "failed");
-  }
+  const showDone = screens.done;
+  const showFailed = screens.failed;
 
   // ---- wiring ---------------------------------------------------------------------------
   $("start").addEventListener("click", startCamera);
