@@ -26,9 +26,8 @@ export function largestFace(boxes, width, height) {
 
 /**
  * Start the worker and load the model; resolves with `detect(video)`, which sends the
- * current frame and resolves with {boxes (0..1 of the frame), mainThreadMs}. The model
- * runs in the worker, so only `mainThreadMs` (the bitmap and the message) costs the
- * page's frame loop anything.
+ * current frame and resolves with its face boxes ({xCenter, yCenter, width, height} in
+ * 0..1 of the frame).
  */
 export async function startDetector(workerUrl, vendor) {
   if (typeof Worker !== "function" || typeof createImageBitmap !== "function") {
@@ -63,14 +62,12 @@ export async function startDetector(workerUrl, vendor) {
     pending = null;
   };
   return async function detect(video) {
-    const started = performance.now();
     const frame = await createImageBitmap(video);
     const id = ++nextId;
     const answered = new Promise((resolve, reject) => {
       pending = { id, resolve, reject };
     });
     worker.postMessage({ type: "detect", id, frame }, [frame]);
-    const mainThreadMs = performance.now() - started;
-    return { boxes: await answered, mainThreadMs };
+    return answered;
   };
 }
