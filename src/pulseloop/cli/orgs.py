@@ -16,7 +16,7 @@ from pulseloop.cli.common import CliError, DbOption, JsonOption, database_url, r
 from pulseloop.cli.render import print_json
 from pulseloop.keys import KEY_PREFIX, hash_api_key, new_api_key
 from pulseloop.store import open_store
-from pulseloop.store.base import KeyRecord, OrgRecord, Store
+from pulseloop.store.base import KeyRecord, OrgRecord, OrgStore
 
 T = TypeVar("T")
 
@@ -29,8 +29,9 @@ OrgOption = Annotated[
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
-async def with_store(db: str | None, action: Callable[[Store], Awaitable[T]]) -> T:
-    """Open the database (creating it if needed), run ``action``, close it."""
+async def with_store(db: str | None, action: Callable[[OrgStore], Awaitable[T]]) -> T:
+    """Open the database (creating it if needed), run ``action`` on its organizations and
+    keys, close it."""
     store = open_store(database_url(db))
     await store.open()
     try:
@@ -49,7 +50,7 @@ def check_org_name(name: str) -> str:
     return name
 
 
-async def issue_key(store: Store, org: str) -> tuple[KeyRecord, str]:
+async def issue_key(store: OrgStore, org: str) -> tuple[KeyRecord, str]:
     """A new key for ``org``: its record and the key itself (shown once)."""
     key_id, key = new_api_key()
     return await store.create_key(org, key_id, hash_api_key(key), time.time()), key
@@ -75,7 +76,7 @@ def create_org(
 ) -> None:
     """Create an organization."""
 
-    async def action(store: Store) -> OrgRecord:
+    async def action(store: OrgStore) -> OrgRecord:
         return await store.create_org(name, time.time())
 
     run_async(_checked(name))

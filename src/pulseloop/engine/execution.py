@@ -22,7 +22,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from types import CodeType
-from typing import Any
+from typing import Any, Protocol
 
 from pulseloop import errors
 from pulseloop.durations import Duration, duration_seconds
@@ -39,10 +39,10 @@ from pulseloop.store.base import (
     LeaseLost,
     RunRecord,
     StepRecord,
-    Store,
     WaitRecord,
     scan_signal_key,
 )
+from pulseloop.store.protocols import ScanReads, WorkerStore
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +84,17 @@ def wants_ctx(fn: Callable[..., Any]) -> bool:
     return answer
 
 
+class EngineStore(WorkerStore, ScanReads, Protocol):
+    """All the engine asks of storage: the worker's side, and reading a run's latest
+    scan (what ``wait_for_scan`` listens for). No operator action, no organization."""
+
+
 class Services:
     """What executions share within one worker."""
 
     def __init__(
         self,
-        store: Store,
+        store: EngineStore,
         clock: Clock,
         worker_id: str,
         connectors: Mapping[str, ConnectorFactory],

@@ -29,14 +29,13 @@ from typing import Any
 
 from pulseloop.engine.clock import Clock
 from pulseloop.engine.context import ConnectorFactory
-from pulseloop.engine.execution import Execution, Services
+from pulseloop.engine.execution import EngineStore, Execution, Services
 from pulseloop.engine.loop import Loop, loop_version
 from pulseloop.store.base import (
     History,
     InlineCommits,
     Lease,
     RunRecord,
-    Store,
 )
 
 log = logging.getLogger(__name__)
@@ -65,7 +64,7 @@ class Worker:
 
     def __init__(
         self,
-        store: Store,
+        store: EngineStore,
         loops: Mapping[str, type[Loop]],
         *,
         org: str,

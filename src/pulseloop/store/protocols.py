@@ -1,0 +1,356 @@
+"""The store's seams, one protocol per concern, each with its atomicity rules.
+
+:class:`~pulseloop.store.base.Store` is their composite, what both backends implement;
+everything else asks for the narrowest protocol it uses, so each dependency is visible:
+
+=====================  ==========================================  ==========================
+protocol               what it holds                               who depends on it
+=====================  ==========================================  ==========================
+:class:`RunStore`      runs as operators see and change them       ``OrgClient`` (API, CLI)
+:class:`WorkerStore`   claims, fenced step writes, timers, leases  ``engine.Worker``
+:class:`ScanReads`     a scan by id, by link, a run's latest       engine, scan connector
+:class:`ScanStore`     a link's state machine, uploads, outcomes   scan connector, pages
+:class:`AnalysisQueue` analysis jobs claimed with leases           ``AnalysisRunner``
+:class:`OrgStore`      organizations and API keys                  CLI, HTTP auth
+:class:`StatsStore`    totals for ``/metrics``                     ``server.metrics``
+=====================  ==========================================  ==========================
+
+Rules every protocol keeps: each method is one transaction (all of it happens or none
+does); every read and write is scoped by organization, or reached through a run key a
+:class:`~pulseloop.store.records.Lease` proves, or through a link token's hash. Times are
+epoch seconds; JSON payloads cross as already-encoded ``str``.
+
+Fencing: every write a worker makes on behalf of a run names its ``Lease``; the store
+checks the lease on the run's row *in the same transaction* as the write (no check, then
+write) and raises :class:`~pulseloop.store.records.LeaseLost`, writing nothing, when the
+worker no longer holds the run. Operator actions never take a lease: they change the
+run's row, and that is what makes the holder's next fenced write fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+from pulseloop.store.records import (
+    AnalysisJob,
+    AttemptRecord,
+    DeployRecord,
+    History,
+    KeyRecord,
+    Lease,
+    OrgRecord,
+    RunDetail,
+    RunRecord,
+    ScanRecord,
+    Signal,
+    StepRecord,
+    StoreStats,
+    WaitRecord,
+)
+
+
+class RunStore(Protocol):
+    """Runs as operators and clients see them: create, read, signal, and the operator
+    actions (cancel, pause, resume, retry, restart).
+
+    Atomicity: each call is one transaction on the run's row (plus its step and attempt
+    rows for retry and restart, which keep forgotten steps as attempt history in that
+    same transaction). Nothing here is fenced: an action that takes a run from its worker
+    (cancel, restart) clears the row's lease, so the worker's next fenced write raises
+    ``LeaseLost``; pause keeps the lease, so the step in hand is recorded and the worker
+    then stops. ``send_signal`` buffers the signal and wakes a waiting run together, so a
+    wait reached later still finds it.
+    """
+
+    async def create_run(
+        self, org: str, run_id: str, loop: str, input_json: str, now: float
+    ) -> tuple[RunRecord, bool]:
+        """Insert a queued run; if ``run_id`` exists return it instead (created=False)."""
+
+    async def get_run(self, org: str, run_id: str) -> RunRecord | None:
+        """The run, or None if it does not exist in ``org``."""
+
+    async def list_runs(
+        self,
+        org: str,
+        *,
+        loop: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        before: float | None = None,
+        before_id: str | None = None,
+        since: float | None = None,
+    ) -> list[RunRecord]:
+        """Newest first, optionally filtered; ``before`` pages by created_at.
+
+        With ``before_id`` too, the page starts after the run ``(before, before_id)`` in
+        (created_at, id) order, so runs created at the same instant are neither skipped nor
+        repeated (the API's cursor). ``since`` keeps runs created at or after it.
+        """
+
+    async def get_run_detail(self, org: str, run_id: str) -> RunDetail | None:
+        """The run with its steps, attempts and pending waits, read in one go."""
+
+    async def send_signal(
+        self, org: str, run_id: str, key: str, payload_json: str, now: float
+    ) -> bool:
+        """Buffer a signal for the run and wake it if it is waiting; False if no run."""
+
+    async def cancel_run(self, org: str, run_id: str, now: float) -> RunRecord:
+        """Cancel an unfinished run (InvalidRunState if finished, RunNotFound)."""
+
+    async def pause_run(self, org: str, run_id: str, now: float) -> RunRecord:
+        """Pause a queued, waiting or running run."""
+
+    async def resume_run(self, org: str, run_id: str, now: float, lease_now: float) -> RunRecord:
+        """Put a paused run back to work."""
+
+    async def retry_run(self, org: str, run_id: str, now: float) -> RunRecord:
+        """Re-queue a failed run; its failed steps are forgotten and run again."""
+
+    async def restart_run(self, org: str, run_id: str, from_step: str, now: float) -> RunRecord:
+        """Forget ``from_step`` and every step recorded after it; re-queue the run."""
+
+    async def list_deploys(self, org: str) -> list[DeployRecord]:
+        """Every loop version seen, newest first."""
+
+
+class WorkerLiveness(Protocol):
+    """Proving a worker process dead, so its runs move at once instead of when its lease
+    expires (see ``store/sqlite/liveness.py`` and ``store/postgres/liveness.py``). Only a
+    machine that vanished without a trace is left to its leases."""
+
+    async def register_worker(self, worker: str) -> None:
+        """Hold ``worker``'s liveness token while this process lives."""
+
+    async def unregister_worker(self, worker: str) -> None:
+        """``worker`` stopped gracefully (its runs were handed back already)."""
+
+    async def reclaim_dead_workers(self, now: float) -> int:
+        """Queue again the runs held by workers proven dead; return how many."""
+
+
+class WorkerStore(WorkerLiveness, Protocol):
+    """The worker's side: claims, leases, fenced step writes, waits, timers.
+
+    Atomicity and fencing: a claim takes each run in one statement (queued runs, and
+    running ones whose lease expired), so two workers never both hold one run. Every
+    method taking a :class:`Lease` checks it on the run's row in the same transaction as
+    its write and raises ``LeaseLost`` (writing nothing) when it no longer holds; a step
+    record, the wait it closes and the signal it consumes are written together. Backends
+    may group several runs' fenced writes into one commit, but a call returns only after
+    its own commit. ``fire_timers`` re-queues each due run, and expires each due scan
+    (with its signal), exactly once however many workers race for them.
+    """
+
+    async def claim_runs(
+        self,
+        org: str,
+        worker: str,
+        loops: list[str],
+        limit: int,
+        lease_now: float,
+        lease_s: float,
+        now: float,
+        run_id: str | None = None,
+    ) -> list[RunRecord]:
+        """Claim up to ``limit`` queued runs (or running ones whose lease expired)."""
+
+    async def renew_leases(
+        self, worker: str, run_ids: list[str], lease_now: float, lease_s: float
+    ) -> set[str]:
+        """Extend the leases; return the run ids the worker no longer holds."""
+
+    async def load_history(self, run_id: str, generation: int) -> History:
+        """Steps, pending waits and failure counts of a claimed run."""
+
+    async def record_step(
+        self, lease: Lease, step: StepRecord, consume_signal: int | None = None
+    ) -> str:
+        """Durably record a final step result (its last attempt); drop its wait.
+
+        Returns the run's status after the write ("running", or "paused" when an operator
+        paused it meanwhile). A step recorded already keeps its first record.
+        """
+
+    async def record_failed_attempt(self, lease: Lease, attempt: AttemptRecord) -> str:
+        """Record a failed attempt that will be retried at ``attempt.retry_at``."""
+
+    async def open_wait(self, lease: Lease, wait: WaitRecord) -> tuple[WaitRecord, Signal | None]:
+        """Create the wait unless it exists; return the stored wait and the oldest
+        unconsumed signal matching its key (None for sleeps or when none arrived)."""
+
+    async def park_run(
+        self, lease: Lease, wake_at: float | None, keys: list[str], now: float
+    ) -> str:
+        """Release the run as "waiting" until ``wake_at`` or a signal on ``keys``.
+
+        If such a signal arrived meanwhile, or ``wake_at`` is past, the run goes straight
+        back to "queued" (the returned status), so no wake-up is ever missed."""
+
+    async def finish_run(
+        self,
+        lease: Lease,
+        status: str,
+        output: str | None,
+        error: dict[str, Any] | None,
+        now: float,
+    ) -> None:
+        """Record the run's end (completed or failed) and release it."""
+
+    async def record_summary(self, lease: Lease, summary: str | None, now: float) -> None:
+        """Set the run's summary line (fenced like every write of its worker)."""
+
+    async def release_run(self, lease: Lease, now: float) -> None:
+        """Give the run back at once: a running one is queued again, so any worker claims
+        it now (a graceful stop must not strand it until a lease that was cleared expires);
+        a paused one stays paused."""
+
+    async def fire_timers(self, org: str, now: float) -> tuple[int, float | None]:
+        """Re-queue waiting runs whose wake time has come and expire open scans past
+        ``expires_at`` (signalling their runs); return (count, next wake or expiry)."""
+
+    async def record_deploy(self, org: str, loop: str, version: str, now: float) -> None:
+        """Note that a worker serves ``version`` of ``loop``."""
+
+
+class ScanReads(Protocol):
+    """Scans as read: by id within an organization, by link, a run's latest (each one
+    read, nothing changes)."""
+
+    async def latest_scan(self, org: str, run_id: str) -> ScanRecord | None:
+        """The run's most recently provisioned scan."""
+
+    async def get_scan(self, org: str, scan_id: str) -> ScanRecord | None:
+        """A scan of this organization by id."""
+
+    async def scan_by_token(self, token_hash: str) -> ScanRecord | None:
+        """The scan a link token opens (the token is the patient's only credential)."""
+
+
+class ScanStore(ScanReads, Protocol):
+    """A scan link's life: provisioning, the patient's journey, the upload, the outcome.
+
+    Atomicity: a scan's terminal status (completed, failed, expired) inserts its run's
+    ``scan:<id>`` signal and wakes the run if it waits, in the same transaction, so the
+    outcome is never recorded without the run hearing of it. Moves are compare-and-set on
+    the scan's status (and its expiry): of two racing callers one wins, the other gets
+    None and nothing changes.
+    """
+
+    async def create_scan(
+        self,
+        org: str,
+        run_id: str,
+        step: str,
+        scan_id: str,
+        token_hash: str,
+        metadata_json: str,
+        now: float,
+        expires_at: float,
+    ) -> ScanRecord:
+        """Insert a pending scan, or return the one this (run, step) made already."""
+
+    async def move_scan(
+        self, token_hash: str, from_statuses: tuple[str, ...], to_status: str, now: float
+    ) -> ScanRecord | None:
+        """Move an open scan along (e.g. pending -> processing); None if it was not in
+        ``from_statuses`` or has expired (then nothing changes)."""
+
+    async def finish_scan(
+        self,
+        scan_id: str,
+        status: str,
+        result_json: str | None,
+        failure_reason: str | None,
+        now: float,
+    ) -> ScanRecord:
+        """Record the outcome; signal and wake the run and drop the scan's analysis job, in
+        the same transaction. The first outcome wins: finishing a scan that is already
+        completed, failed or expired changes nothing (two analysers that raced for one
+        job signal the run once) and returns the stored record."""
+
+    async def finish_open_scan(
+        self,
+        token_hash: str,
+        from_statuses: tuple[str, ...],
+        status: str,
+        result_json: str | None,
+        failure_reason: str | None,
+        now: float,
+    ) -> ScanRecord | None:
+        """Finish the scan a link opens only if it is still in ``from_statuses`` and has
+        not expired (the patient's page gave up), signalling its run, in one transaction;
+        None (nothing changes) otherwise, e.g. an upload won the race."""
+
+    async def accept_upload(
+        self,
+        token_hash: str,
+        from_statuses: tuple[str, ...],
+        kind: str,
+        payload: str,
+        now: float,
+    ) -> ScanRecord | None:
+        """Take the scan's one upload: move it from ``from_statuses`` to ``processing`` and
+        store its :class:`AnalysisJob`, in one transaction. None (nothing changes) if the
+        scan was not in ``from_statuses`` or has expired."""
+
+
+class AnalysisQueue(ScanStore, WorkerLiveness, Protocol):
+    """Accepted uploads to analyse, claimed with a lease like runs (see
+    :mod:`pulseloop.connectors.analysis`); ``finish_scan`` drops the job in the
+    transaction that records the outcome. A dead analyser's jobs are claimable at once
+    once its liveness token is gone, or when their lease runs out."""
+
+    async def claim_analyses(
+        self, worker: str, limit: int, lease_now: float, lease_s: float
+    ) -> list[AnalysisJob]:
+        """Claim up to ``limit`` analysis jobs nobody holds (new, or whose lease expired),
+        oldest first, across organizations."""
+
+
+class OrgStore(Protocol):
+    """Organizations and their API keys (only key hashes are stored). Each call is one
+    transaction; names and key hashes are unique, so racing creators get one winner and
+    ``OrgExists`` for the other."""
+
+    async def create_org(self, name: str, now: float) -> OrgRecord:
+        """Create an organization (OrgExists if the name is taken)."""
+
+    async def ensure_org(self, name: str, now: float) -> OrgRecord:
+        """The organization, created if it does not exist yet."""
+
+    async def get_org(self, name: str) -> OrgRecord | None:
+        """One organization, or None."""
+
+    async def list_orgs(self) -> list[OrgRecord]:
+        """Every organization, oldest first."""
+
+    async def create_key(self, org: str, key_id: str, key_hash: str, now: float) -> KeyRecord:
+        """Store a new API key's SHA-256 for ``org`` (OrgNotFound if no such org)."""
+
+    async def key_by_hash(self, key_hash: str) -> KeyRecord | None:
+        """The key with this hash, revoked or not (the caller refuses revoked ones)."""
+
+    async def list_keys(self, org: str) -> list[KeyRecord]:
+        """The organization's keys, revoked ones included."""
+
+    async def revoke_key(self, key_id: str, now: float) -> KeyRecord:
+        """Revoke a key; its row stays with ``revoked_at`` (KeyNotFound if unknown)."""
+
+
+class StatsStore(Protocol):
+    """Totals across organizations for ``/metrics`` (one read; nothing is named)."""
+
+    async def stats(self, steps_since: float) -> StoreStats:
+        """Totals across organizations for ``/metrics``; see :class:`StoreStats`."""
+
+
+@runtime_checkable
+class InlineCommits(Protocol):
+    """A store that can skip its group-commit hand-off when there is nobody to group."""
+
+    def commit_inline_when(self, solo: Callable[[], bool]) -> None:
+        """Commit on the caller's thread while ``solo()`` (the worker executes at most
+        one run) and the database is idle."""

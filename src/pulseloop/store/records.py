@@ -1,0 +1,263 @@
+"""The records that cross the store boundary: runs, steps, waits, scans, organizations.
+
+Plain frozen dataclasses, shared by the engine, the backends and the HTTP layer. Times are
+epoch seconds as floats; JSON payloads are already-encoded ``str`` so the engine alone
+owns the codec and its limits. The protocols that move these records live in
+:mod:`pulseloop.store.protocols`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+RUN_STATUSES = ("queued", "running", "waiting", "paused", "completed", "failed", "cancelled")
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+
+
+class LeaseLost(BaseException):
+    """The worker no longer holds the run (lease expired, run cancelled or restarted).
+
+    A BaseException so user code's ``except Exception`` cannot swallow it: the execution
+    must unwind without writing anything more.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Proof that ``worker`` claimed the run with key ``run_id`` (``RunRecord.key``);
+    passed to every fenced write."""
+
+    run_id: str
+    worker: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One run as stored."""
+
+    org: str
+    id: str
+    loop: str
+    status: str
+    input: str
+    output: str | None
+    error: dict[str, Any] | None
+    generation: int
+    history_len: int
+    """Non-zero once the run has any step, wait or attempt row (0: nothing to replay)."""
+    created_at: float
+    updated_at: float
+    started_at: float | None
+    finished_at: float | None
+    wake_at: float | None
+    key: str = ""
+    """The run's internal key, unique across organizations: what its steps, attempts,
+    waits, signals and leases refer to. Run ids are unique per organization only (two
+    clinics may both trigger ``follow-up-42``), so the store keys a run's history by this.
+    It equals ``id`` unless another organization already used that id."""
+    summary: str | None = None
+    """The loop's line for run lists (see ``Loop.summary``), or None."""
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", self.id)
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """A step's (or wait's) final result: what replay returns instead of running it."""
+
+    run_id: str
+    name: str
+    seq: int
+    kind: str
+    status: str  # "completed" | "failed"
+    output: str | None
+    error: dict[str, Any] | None
+    attempts: int
+    started_at: float
+    finished_at: float
+    version: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """A failed attempt of a step that was retried.
+
+    The final attempt (success, or the failure that ended the step) is the step record
+    itself, so a step that succeeds at once costs one row.
+    """
+
+    run_id: str
+    step: str
+    generation: int
+    attempt: int
+    status: str  # "completed" | "failed"
+    started_at: float
+    finished_at: float
+    error: dict[str, Any] | None
+    retry_at: float | None
+    version: str | None
+    worker: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class WaitRecord:
+    """A durable wait the run reached and that has not resolved yet."""
+
+    run_id: str
+    name: str
+    seq: int
+    kind: str  # "sleep" | "event" | "scan" | ...
+    key: str | None
+    deadline_at: float | None
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A buffered signal (event, scan outcome) a wait can consume."""
+
+    id: int
+    run_id: str
+    key: str
+    payload: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RunDetail:
+    """A run and everything its timeline shows, from one consistent read."""
+
+    run: RunRecord
+    steps: list[StepRecord]
+    attempts: list[AttemptRecord]
+    waits: list[WaitRecord]
+
+
+@dataclass(frozen=True, slots=True)
+class DeployRecord:
+    """A loop version some worker served."""
+
+    org: str
+    loop: str
+    version: str
+    first_seen: float
+    last_seen: float
+
+
+@dataclass(frozen=True, slots=True)
+class OrgRecord:
+    """An organization: everything else belongs to exactly one."""
+
+    name: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """An API key of an organization (the key itself is never stored, only its hash)."""
+
+    id: str
+    org: str
+    created_at: float
+    revoked_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    """Totals across organizations for ``/metrics`` (no org, run or scan is named)."""
+
+    runs_by_status: dict[str, int]
+    scans_by_status: dict[str, int]
+    step_latencies_s: list[float]
+    """Durations of ``do`` steps finished after the ``steps_since`` asked for."""
+    steps_until: float
+    """Pass this as ``steps_since`` next time so each step is counted once."""
+
+
+SCAN_OPEN_STATUSES = ("pending", "opened", "aligning", "capturing")
+"""A scan that can still take its one upload, in the order of the patient's journey:
+link sent, page opened, camera on and the checks running, filming. Open scans expire."""
+SCAN_TERMINAL_STATUSES = frozenset({"completed", "failed", "expired"})
+SCAN_STATUSES = (*SCAN_OPEN_STATUSES, "processing", "completed", "failed", "expired")
+"""Every scan status, in the order of a patient's journey."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScanRecord:
+    """A facial scan as stored (the link token only as its hash)."""
+
+    org: str
+    id: str
+    run_id: str
+    step: str
+    status: str  # one of SCAN_OPEN_STATUSES, processing, or SCAN_TERMINAL_STATUSES
+    metadata: str
+    result: str | None
+    failure_reason: str | None
+    created_at: float
+    updated_at: float
+    expires_at: float
+    completed_at: float | None
+
+    def payload(self) -> dict[str, Any]:
+        """What ``wait_for_scan`` and ``get_results`` return: plain JSON, metadata
+        echoed back unchanged, vitals and quality once analysed, ISO timestamps."""
+        result = json.loads(self.result) if self.result else {}
+        return {
+            "id": self.id,
+            "status": self.status,
+            "metadata": json.loads(self.metadata),
+            "vitals": result.get("vitals"),
+            "quality": result.get("quality"),
+            "failure_reason": self.failure_reason,
+            "created_at": _iso(self.created_at),
+            "expires_at": _iso(self.expires_at),
+            "completed_at": None if self.completed_at is None else _iso(self.completed_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisJob:
+    """An accepted scan upload to analyse (claimed with a lease; see ``accept_upload``)."""
+
+    scan_id: str
+    org: str
+    kind: str  # "trace": payload is the uploaded JSON | "video": payload is a file path
+    payload: str
+    attempts: int
+    """Claims so far, this one included: a job that keeps killing its analyser is
+    failed after a few instead of being retried forever."""
+    created_at: float
+
+
+def _iso(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).isoformat()
+
+
+def fallback_run_key(org: str, run_id: str) -> str:
+    """The key of a new run whose id another organization's run already has as its key.
+
+    ``/`` never appears in a run id (see ``pulseloop.runs``), so this cannot be any
+    run's id; the random tail keeps it unique whatever older rows hold."""
+    return f"{org}/{run_id}/{uuid.uuid4().hex[:12]}"
+
+
+def scan_signal_key(scan_id: str) -> str:
+    """The signal a scan's terminal status sends to its run."""
+    return f"scan:{scan_id}"
+
+
+@dataclass(slots=True)
+class History:
+    """Everything replay needs, loaded once when a worker starts executing a run."""
+
+    steps: dict[str, StepRecord] = field(default_factory=dict)
+    waits: dict[str, WaitRecord] = field(default_factory=dict)
+    failures: dict[str, tuple[int, float | None]] = field(default_factory=dict)
+    """step name -> (failed attempts in this generation, when the next may start)"""
