@@ -121,7 +121,8 @@ async def test_a_video_upload_is_a_durable_job_too(make_app: AppFactory, tmp_pat
         run = await app.trigger("health-check", {"p": 6})
         created = await _created(app, run.id)
         accepting = ScanService(app, analyse=False)  # accepted, then the process died
-        view = await accepting.accept_video(app.org, created["id"], video)
+        record = await accepting.open_for_upload(app, created["id"])
+        view = await accepting.accept_video(record, video)
         assert view.status == "processing" and video.exists()  # kept until analysed
 
         analysing = ScanService(app)

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pulseloop.connectors.analysis import AnalysisRunner
 from pulseloop.connectors.tokens import derive_token, hash_token
@@ -146,6 +146,13 @@ class ScanView:
         )  # fmt: skip
 
 
+class OrgScans(Protocol):
+    """Reading one organization's scans (an :class:`~pulseloop.client.OrgClient`)."""
+
+    async def get_scan(self, scan_id: str) -> ScanRecord | None:
+        """A scan of the organization by id, or None."""
+
+
 class ScanService:
     """The server side of scan links: lookup, capture start, trace upload, analysis."""
 
@@ -188,10 +195,11 @@ class ScanService:
         await self._kick()
         return ScanView.of(moved)
 
-    async def open_for_upload(self, org: str, scan_id: str) -> ScanRecord:
-        """A scan of ``org`` that can still take its one upload (ScanNotFound,
-        ScanExpired, ScanAlreadyUploaded otherwise); changes nothing."""
-        record = await self.app.store.get_scan(org, scan_id)
+    async def open_for_upload(self, scans: OrgScans, scan_id: str) -> ScanRecord:
+        """A scan of the organization ``scans`` acts for that can still take its one
+        upload (ScanNotFound, ScanExpired, ScanAlreadyUploaded otherwise); changes
+        nothing."""
+        record = await scans.get_scan(scan_id)
         if record is None:
             raise ScanNotFound(f"no scan {scan_id!r} in this organization; check the id")
         if record.status in SCAN_OPEN_STATUSES and record.expires_at <= self.app.clock.now():
@@ -200,23 +208,23 @@ class ScanService:
             raise _already(record)
         return record
 
-    async def accept_video(self, org: str, scan_id: str, path: Path) -> ScanView:
-        """Take a face video (already on disk) as the scan's one upload and analyse it in
-        the background; the file is deleted once analysed (or refused)."""
+    async def accept_video(self, record: ScanRecord, path: Path) -> ScanRecord:
+        """Take a face video (already on disk) as the one upload of ``record`` (from
+        :meth:`open_for_upload`) and analyse it in the background; the file is deleted
+        once analysed (or refused). Returns the scan, now ``processing``."""
         try:
-            record = await self.open_for_upload(org, scan_id)
             moved = await self.app.store.accept_upload(
                 hash_token(derive_token(self.app.secret, record.id)),
                 SCAN_OPEN_STATUSES, "video", str(path), self.app.clock.now(),
             )  # fmt: skip
             if moved is None:  # a concurrent upload won, or it expired meanwhile
-                latest = await self.app.store.get_scan(org, scan_id)
+                latest = await self.app.store.get_scan(record.org, record.id)
                 raise _already(latest or record)
         except BaseException:
             path.unlink(missing_ok=True)
             raise
         await self._kick()
-        return ScanView.of(moved)
+        return moved
 
     async def start(self) -> None:
         """Start analysing (and pick up uploads a crashed process accepted)."""

@@ -8,9 +8,10 @@
     GET  /v1/scans/{id}                 a scan's state and result                -> 200 scan
     POST /v1/scans/{id}/video           a face video as the scan's upload        -> 202 scan
 
-Isolation: every handler acts through ``caller`` (an App view of the key's organization),
-and every store read is scoped by that organization, so another organization's run or scan
-is "not found" (404), exactly like one that does not exist: never a 403 that confirms it.
+Isolation: every handler acts through ``caller`` (the
+:class:`~pulseloop.client.OrgClient` of the key's organization), and every store read is
+scoped by that organization, so another organization's run or scan is "not found" (404),
+exactly like one that does not exist: never a 403 that confirms it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 
-from pulseloop.app import App
+from pulseloop.client import OrgClient
 from pulseloop.connectors.facial_scan import ScanService
 from pulseloop.errors import InvalidRequest, LoopNotFound, ScanNotFound
 from pulseloop.runs import build_run
@@ -40,7 +41,7 @@ from pulseloop.server.api_models import (
 from pulseloop.server.auth import caller
 from pulseloop.server.limits import stream_to_file
 
-Caller = Annotated[App, Depends(caller)]
+Caller = Annotated[OrgClient, Depends(caller)]
 RunId = Annotated[str, Path(min_length=1, max_length=200, description="The run's id.")]
 ScanId = Annotated[str, Path(min_length=1, max_length=200, description="The scan's id.")]
 
@@ -120,9 +121,9 @@ def build_router(max_video_bytes: int) -> APIRouter:
             if before is None or bound <= before:
                 before, before_id = bound, None
         since = None if created_after is None else _epoch(created_after, "created_after")
-        records = await pulse.store.list_runs(
-            pulse.org, loop=loop, status=status, limit=limit + 1, before=before,
-            before_id=before_id, since=since,
+        records = await pulse.run_records(
+            loop=loop, status=status, limit=limit + 1, before=before, before_id=before_id,
+            since=since,
         )  # fmt: skip
         page = records[:limit]
         more = len(records) > limit
@@ -162,7 +163,7 @@ def build_router(max_video_bytes: int) -> APIRouter:
     @router.get("/scans/{scan_id}", response_model=ScanOut)
     async def get_scan(pulse: Caller, scan_id: ScanId) -> ScanOut:
         """A scan's state, and its vitals and quality once analysed."""
-        record = await pulse.store.get_scan(pulse.org, scan_id)
+        record = await pulse.get_scan(scan_id)
         if record is None:
             raise ScanNotFound(f"no scan {scan_id!r} in this organization; check the id")
         return ScanOut.of(record)
@@ -187,12 +188,9 @@ def build_router(max_video_bytes: int) -> APIRouter:
         Poll ``GET /v1/scans/{id}`` for the outcome.
         """
         service: ScanService = request.app.state.scan_service
-        await service.open_for_upload(pulse.org, scan_id)  # refuse before reading a byte
+        record = await service.open_for_upload(pulse, scan_id)  # refuse before reading a byte
         path = await stream_to_file(request, max_video_bytes)
-        view = await service.accept_video(pulse.org, scan_id, path)
-        record = await pulse.store.get_scan(pulse.org, view.id)
-        assert record is not None
-        return ScanOut.of(record)
+        return ScanOut.of(await service.accept_video(record, path))
 
     return router
 

@@ -68,7 +68,7 @@ def create_app(
     """The HTTP app for ``app`` (already open); the keyword arguments are for tests.
 
     ``app`` serves its own organization's worker; the ``/v1`` API serves every
-    organization with a key, each through ``app.for_org``.
+    organization with a key, each through ``app.client(org)``.
     """
     service = scan_service if scan_service is not None else ScanService(app)
     limit = MAX_TRACE_BYTES if max_trace_bytes is None else max_trace_bytes

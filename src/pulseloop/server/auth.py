@@ -1,7 +1,7 @@
 """Who is calling: the organization a request acts for.
 
-Every ``/v1`` route depends on :func:`caller`, which returns an :class:`App` view of the
-caller's organization (``App.for_org``); routes never see an organization name they could
+Every ``/v1`` route depends on :func:`caller`, which returns the :class:`OrgClient` of the
+caller's organization (``App.client``); routes never see an organization name they could
 mix up. Credentials are tried in order by :data:`CREDENTIAL_SOURCES`: the
 ``Authorization: Bearer <key>`` header, then the dashboard's session cookie
 (:func:`session_cookie`, honoured under ``/dashboard`` only; see docs/dashboard.md).
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from pulseloop.app import App
+from pulseloop.client import OrgClient
 from pulseloop.errors import Unauthorized
 from pulseloop.keys import hash_api_key
 from pulseloop.store.base import KeyRecord
@@ -162,13 +163,13 @@ async def session_cookie(request: Request, app: App) -> str | None:
 CREDENTIAL_SOURCES: list[CredentialSource] = [bearer_key, session_cookie]
 
 
-async def caller(request: Request) -> App:
-    """The App view of the caller's organization (Unauthorized without a valid key)."""
+async def caller(request: Request) -> OrgClient:
+    """The client of the caller's organization (Unauthorized without a valid key)."""
     app: App = request.app.state.pulseloop
     for source in CREDENTIAL_SOURCES:
         org = await source(request, app)
         if org is not None:
-            return app if org == app.org else app.for_org(org)
+            return app.client(org)
     raise Unauthorized(
         "this endpoint needs an API key: send `Authorization: Bearer <key>` (create one with "
         "`pulseloop keys create --org NAME`)"

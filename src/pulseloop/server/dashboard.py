@@ -35,6 +35,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from pulseloop.app import App
+from pulseloop.client import OrgClient
 from pulseloop.durations import format_duration
 from pulseloop.errors import PulseloopError, RateLimited, RunNotFound
 from pulseloop.keys import hash_api_key
@@ -138,7 +139,7 @@ def build_router(sessions: SessionStore) -> APIRouter:
         outcomes = {}
         for run in runs:  # only a waiting run's scan is read: that is where a patient may be
             waiting = run.status == "waiting"
-            scan = await pulse.store.latest_scan(pulse.org, run.id) if waiting else None
+            scan = await pulse.latest_scan(run.id) if waiting else None
             outcomes[run.id] = run_outcome(run, scan, now)
         return _page(request, "dashboard_runs.html", session, {
             "runs": runs, "loops": loops, "statuses": STATUSES, "loop": loop, "status": status,
@@ -201,7 +202,7 @@ def build_router(sessions: SessionStore) -> APIRouter:
         if found is None:
             return _to_sign_in()
         session, pulse = found
-        record = await pulse.store.get_scan(pulse.org, scan_id) if len(scan_id) <= 200 else None
+        record = await pulse.get_scan(scan_id) if len(scan_id) <= 200 else None
         if record is None:
             return _not_found(request, session, "scan")
         result: dict[str, Any] = json.loads(record.result) if record.result else {}
@@ -241,7 +242,12 @@ class _NoStep(PulseloopError):
 
 # pages -------------------------------------------------------------------------------
 async def _run_page(
-    request: Request, session: Session, pulse: App, run_id: str, error: str | None, status: int
+    request: Request,
+    session: Session,
+    pulse: OrgClient,
+    run_id: str,
+    error: str | None,
+    status: int,
 ) -> Response:
     if len(run_id) > 200:
         return _not_found(request, session, "run")
@@ -249,8 +255,8 @@ async def _run_page(
         run = await pulse.get_run(run_id)
     except RunNotFound:
         return _not_found(request, session, "run")
-    record = await pulse.store.get_run(pulse.org, run_id)
-    scan = await pulse.store.latest_scan(pulse.org, run_id)
+    record = await pulse.run_record(run_id)
+    scan = await pulse.latest_scan(run_id)
     done = request.query_params.get("done")
     return _page(request, "dashboard_run.html", session, {
         "run": run,
@@ -356,13 +362,13 @@ def _pulse(request: Request) -> App:
     return pulse
 
 
-async def _signed_in(request: Request) -> tuple[Session, App] | None:
-    """The session and the App view of its org, or None (not signed in, key revoked)."""
+async def _signed_in(request: Request) -> tuple[Session, OrgClient] | None:
+    """The session and the client of its org, or None (not signed in, key revoked)."""
     pulse = _pulse(request)
     session = await current_session(request, pulse)
     if session is None:
         return None
-    return session, pulse if session.org == pulse.org else pulse.for_org(session.org)
+    return session, pulse.client(session.org)
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -659,7 +665,7 @@ def _ago(seconds: float) -> str:
     return f"{whole // 3600} h {whole % 3600 // 60} min"
 
 
-async def latest_scans(pulse: App, status: str | None) -> list[tuple[ScanRecord, Run]]:
+async def latest_scans(pulse: OrgClient, status: str | None) -> list[tuple[ScanRecord, Run]]:
     """The latest scan of each of the newest runs, most recently active first.
 
     The store has no scan listing yet, so this reads ``latest_scan`` for each of the newest
@@ -668,7 +674,7 @@ async def latest_scans(pulse: App, status: str | None) -> list[tuple[ScanRecord,
     """
     found = []
     for run in await pulse.list_runs(limit=RUNS_PER_PAGE):
-        scan = await pulse.store.latest_scan(pulse.org, run.id)
+        scan = await pulse.latest_scan(run.id)
         if scan is not None and (status is None or scan.status == status):
             found.append((scan, run))
     found.sort(key=lambda pair: pair[0].updated_at, reverse=True)

@@ -1,0 +1,44 @@
+"""OrgClient: one organization's runs and scans through the App's shared runtime."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pulseloop import Event, Loop, PulseloopError, Step
+from pulseloop.errors import RunNotFound
+from tests.conftest import AppFactory
+
+
+class Echo(Loop):
+    """Returns its input."""
+
+    async def run(self, event: Event, step: Step) -> Any:
+        return await step.do("echo", lambda: event.body)
+
+
+async def test_a_client_acts_for_its_organization_only(make_app: AppFactory) -> None:
+    async with make_app([Echo], org="clinic-a") as app:
+        assert app.client("clinic-a") is app
+        other = app.client("clinic-b")
+        assert other.org == "clinic-b" and other.runtime is app.runtime
+        run = await other.trigger("echo", {"n": 1}, id="same-id")
+        with pytest.raises(RunNotFound):
+            await app.get_run("same-id")
+        assert [r.id for r in await other.list_runs()] == ["same-id"]
+        assert (await other.get_run(run.id)).status == "queued"  # no worker serves clinic-b
+        assert (await other.cancel(run.id)).status == "cancelled"
+        assert (await other.wait_for_run(run.id)).status == "cancelled"
+        mine = await app.trigger("echo", {"n": 2}, id="same-id")  # ids are per organization
+        assert (await app.wait_for_run(mine.id)).output == {"n": 2}
+        assert await other.latest_scan(run.id) is None
+    with pytest.raises(PulseloopError, match="not open"):
+        await other.get_run(run.id)  # the App closed the store the client shared
+
+
+async def test_for_org_is_a_deprecated_alias_of_client(make_app: AppFactory) -> None:
+    async with make_app([Echo]) as app:
+        with pytest.warns(DeprecationWarning, match="App.client"):
+            view = app.for_org("clinic-b")
+        assert view.org == "clinic-b"
