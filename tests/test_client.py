@@ -6,8 +6,11 @@ from typing import Any
 
 import pytest
 
-from pulseloop import Event, Loop, PulseloopError, Step
+from pulseloop import App, Event, Loop, PulseloopError, Step
+from pulseloop.connectors.analysis import AnalysisServices
+from pulseloop.connectors.facial_scan import ScanServices
 from pulseloop.errors import RunNotFound
+from pulseloop.runtime import Runtime
 from tests.conftest import AppFactory
 
 
@@ -42,3 +45,11 @@ async def test_for_org_is_a_deprecated_alias_of_client(make_app: AppFactory) -> 
         with pytest.warns(DeprecationWarning, match="App.client"):
             view = app.for_org("clinic-b")
         assert view.org == "clinic-b"
+
+
+def _connector_services(runtime: Runtime, app: App) -> list[ScanServices]:
+    """Checked by mypy, not run: connectors ask for these protocols, not for App, and both
+    the runtime (what steps get) and an App (what tests and tools pass) provide them."""
+    services: list[ScanServices] = [runtime, app]
+    analysis: list[AnalysisServices] = list(services)
+    return services if analysis else []

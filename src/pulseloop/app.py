@@ -151,3 +151,7 @@ class App(OrgClient):
     def notify_work(self) -> None:
         """Tell this process's worker that something may be runnable now."""
         self.runtime.notify_work()
+
+    def timers_changed(self) -> None:
+        """Tell this process's worker a timer may now be due sooner."""
+        self.runtime.timers_changed()

@@ -25,15 +25,15 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from pulseloop.engine.clock import Clock
 from pulseloop.engine.codec import encode
 from pulseloop.errors import PulseloopError
 from pulseloop.store.base import AnalysisJob
-
-if TYPE_CHECKING:
-    from pulseloop.app import App
+from pulseloop.store.protocols import AnalysisQueue
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +45,31 @@ POLL_S = 1.0
 """How often an idle runner looks for jobs other processes accepted."""
 
 
+class AnalysisServices(Protocol):
+    """What the runner needs from its process (a :class:`~pulseloop.runtime.Runtime`, or
+    an ``App``): the analysis queue, a clock, and the process's hooks."""
+
+    @property
+    def store(self) -> AnalysisQueue:
+        """The open store's scans and analysis jobs."""
+
+    @property
+    def clock(self) -> Clock:
+        """The time outcomes are recorded at."""
+
+    def notify_work(self) -> None:
+        """An outcome may have woken a run: tell this process's worker."""
+
+    def on_close(self, fn: Callable[[], Awaitable[None]]) -> None:
+        """Await ``fn`` before the store closes."""
+
+
 class AnalysisRunner:
     """Claims analysis jobs from the store and records their outcomes."""
 
-    def __init__(self, app: App, *, concurrency: int = 2, poll_s: float = POLL_S) -> None:
+    def __init__(
+        self, app: AnalysisServices, *, concurrency: int = 2, poll_s: float = POLL_S
+    ) -> None:
         self.app = app
         self.id = f"a-{uuid.uuid4().hex[:12]}"
         self.concurrency = concurrency

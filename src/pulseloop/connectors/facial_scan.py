@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pulseloop.connectors.analysis import AnalysisRunner
+from pulseloop.config import Settings
+from pulseloop.connectors.analysis import AnalysisRunner, AnalysisServices
 from pulseloop.connectors.tokens import derive_token, hash_token
 from pulseloop.durations import Duration, duration_seconds
 from pulseloop.engine.codec import encode
@@ -34,7 +35,6 @@ from pulseloop.errors import (
 from pulseloop.store.base import SCAN_OPEN_STATUSES, ScanRecord
 
 if TYPE_CHECKING:
-    from pulseloop.app import App
     from pulseloop.engine.context import StepCtx
 
 log = logging.getLogger(__name__)
@@ -46,9 +46,28 @@ MAX_EXPIRES_IN_S = 30 * 86400.0
 DEFAULT_EXPIRES_IN: Duration = "1 hour"
 
 
-def scan_url(app: App, scan: ScanRecord) -> str:
+class ScanServices(AnalysisServices, Protocol):
+    """What the scan connector needs from its process (a
+    :class:`~pulseloop.runtime.Runtime`, which steps get as ``scope.services``, or an
+    ``App``): the store's scans and analysis queue, the clock, the link secret and public
+    URL, and the process's hooks. Nothing of ``App`` beyond this."""
+
+    @property
+    def secret(self) -> bytes:
+        """The key that signs scan links."""
+
+    @property
+    def settings(self) -> Settings:
+        """Where links point (``public_url``)."""
+
+    def timers_changed(self) -> None:
+        """A scan's expiry is a new timer: tell this process's worker."""
+
+
+def scan_url(services: ScanServices, scan: ScanRecord) -> str:
     """The patient's link for ``scan``."""
-    return f"{app.settings.public_url.rstrip('/')}/s/{derive_token(app.secret, scan.id)}"
+    base = services.settings.public_url.rstrip("/")
+    return f"{base}/s/{derive_token(services.secret, scan.id)}"
 
 
 class FacialScanConnector:
@@ -92,18 +111,17 @@ class FacialScanConnector:
                 f"scan metadata is {len(meta_json.encode()):,} bytes, over the 64 KiB limit; "
                 "keep ids in metadata, not documents"
             )
-        app: App = scope.services
-        now = app.clock.now()
+        services: ScanServices = scope.services
+        now = services.clock.now()
         scan_id = f"scan_{uuid.uuid4().hex}"
-        record = await app.store.create_scan(
+        record = await services.store.create_scan(
             scope.org, scope.run_id, scope.step_name, scan_id,
-            hash_token(derive_token(app.secret, scan_id)), meta_json, now, now + seconds,
+            hash_token(derive_token(services.secret, scan_id)), meta_json, now, now + seconds,
         )  # fmt: skip
-        if app.worker is not None:
-            app.worker.timers_changed()  # the expiry is a timer too
+        services.timers_changed()  # the expiry is a timer too
         return {
             "id": record.id,
-            "url": scan_url(app, record),
+            "url": scan_url(services, record),
             "status": record.status,
             "expires_at": record.payload()["expires_at"],
         }
@@ -111,8 +129,8 @@ class FacialScanConnector:
     async def get_results(self) -> dict[str, Any]:
         """The current state of this run's latest scan, without waiting."""
         scope = self._ctx.ensure_alive()
-        app: App = scope.services
-        record = await app.store.latest_scan(scope.org, scope.run_id)
+        services: ScanServices = scope.services
+        record = await services.store.latest_scan(scope.org, scope.run_id)
         if record is None:
             raise NoScanProvisioned(
                 "this run has not provisioned a scan yet; call ctx.FACIAL_SCAN.create in an "
@@ -156,7 +174,7 @@ class OrgScans(Protocol):
 class ScanService:
     """The server side of scan links: lookup, capture start, trace upload, analysis."""
 
-    def __init__(self, app: App, *, analyse: bool = True) -> None:
+    def __init__(self, app: ScanServices, *, analyse: bool = True) -> None:
         """``analyse=False``: accept uploads but leave their analysis to other processes
         (any process with the vitals extra that runs an :class:`AnalysisRunner`)."""
         self.app = app
@@ -250,7 +268,7 @@ class ScanService:
         return await open_link(self.app, token)
 
 
-async def open_link(app: App, token: str) -> ScanRecord:
+async def open_link(app: ScanServices, token: str) -> ScanRecord:
     """The scan of a live link (ScanNotFound / ScanExpired otherwise); changes nothing."""
     record = await app.store.scan_by_token(hash_token(token))
     if record is None:

@@ -30,16 +30,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from pulseloop.connectors.facial_scan import open_link
+from pulseloop.connectors.facial_scan import ScanServices, open_link
 from pulseloop.connectors.tokens import hash_token
 from pulseloop.engine.codec import encode
 from pulseloop.errors import InvalidRequest, ScanAlreadyUploaded
 from pulseloop.store.base import SCAN_OPEN_STATUSES, ScanRecord
-
-if TYPE_CHECKING:
-    from pulseloop.app import App
 
 UPLOADED_STATUSES = frozenset({"processing", "completed", "failed"})
 JOURNEY_STATUSES = ("opened", "aligning", "capturing")
@@ -80,7 +77,7 @@ class ScanState(Protocol):
 class ScanPort(Protocol):
     """The scan operations behind ``/s/<token>``."""
 
-    app: App
+    app: ScanServices
 
     async def by_token(self, token: str) -> ScanState:
         """The scan of this link (ScanNotFound / ScanExpired)."""
@@ -98,7 +95,7 @@ class ScanPort(Protocol):
 class ScanJourney:
     """The patient's progress through the page, and giving up, for one App's store."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: ScanServices) -> None:
         self.app = app
 
     async def open(self, token: str) -> ScanRecord:
