@@ -12,12 +12,18 @@ from typing import Any
 
 import psycopg
 
-from pulseloop.errors import InvalidRunState, RunNotFound
+from pulseloop.store import sql
 from pulseloop.store.base import RunRecord
+from pulseloop.store.refusals import (
+    PAUSABLE,
+    UNFINISHED,
+    check_status,
+    no_such_step,
+    run_not_found,
+)
 from pulseloop.store.sqlite.rows import RUN_COLUMNS, run_from_row
 
 Conn = psycopg.AsyncConnection[Any]
-UNFINISHED = ("queued", "running", "waiting", "paused")
 
 
 async def load(conn: Conn, org: str, run_id: str, *, lock: bool = False) -> RunRecord:
@@ -28,15 +34,8 @@ async def load(conn: Conn, org: str, run_id: str, *, lock: bool = False) -> RunR
     )
     row = await cur.fetchone()
     if row is None:
-        raise RunNotFound(f"no run {run_id!r} in this organization; check the id")
+        raise run_not_found(run_id)
     return run_from_row(row)
-
-
-def _refuse(run: RunRecord, action: str, allowed: tuple[str, ...]) -> InvalidRunState:
-    return InvalidRunState(
-        f"cannot {action} run {run.id!r}: it is {run.status}; {action} works on "
-        f"{'/'.join(allowed)} runs"
-    )
 
 
 async def _keep_as_attempts(conn: Conn, run_key: str, where: str, params: tuple[Any, ...]) -> None:
@@ -55,14 +54,9 @@ async def _keep_as_attempts(conn: Conn, run_key: str, where: str, params: tuple[
 async def cancel(conn: Conn, org: str, run_id: str, now: float) -> RunRecord:
     """Unfinished -> cancelled; the worker holding it loses its lease."""
     run = await load(conn, org, run_id, lock=True)
-    if run.status not in UNFINISHED:
-        raise _refuse(run, "cancel", UNFINISHED)
-    await conn.execute(
-        "UPDATE runs SET status = 'cancelled', finished_at = %s, updated_at = %s, "
-        "wake_at = NULL, lease_owner = NULL, lease_expires_at = NULL WHERE run_key = %s",
-        (now, now, run.key),
-    )
-    await conn.execute("DELETE FROM waits WHERE run_id = %s", (run.key,))
+    check_status(run, "cancel", UNFINISHED)
+    await conn.execute(sql.CANCEL_RUN, (now, now, run.key))
+    await conn.execute(sql.DELETE_WAITS, (run.key,))
     return await load(conn, org, run_id)
 
 
@@ -71,12 +65,8 @@ async def pause(conn: Conn, org: str, run_id: str, now: float) -> RunRecord:
     run = await load(conn, org, run_id, lock=True)
     if run.status == "paused":
         return run
-    allowed = ("queued", "running", "waiting")
-    if run.status not in allowed:
-        raise _refuse(run, "pause", allowed)
-    await conn.execute(
-        "UPDATE runs SET status = 'paused', updated_at = %s WHERE run_key = %s", (now, run.key)
-    )
+    check_status(run, "pause", PAUSABLE)
+    await conn.execute(sql.PAUSE_RUN, (now, run.key))
     return await load(conn, org, run_id)
 
 
@@ -85,8 +75,7 @@ async def resume(conn: Conn, org: str, run_id: str, now: float, lease_now: float
     run = await load(conn, org, run_id, lock=True)
     if run.status in ("queued", "running", "waiting"):
         return run
-    if run.status != "paused":
-        raise _refuse(run, "resume", ("paused",))
+    check_status(run, "resume", ("paused",))
     await conn.execute(
         "UPDATE runs SET updated_at = %s, status = CASE WHEN lease_owner IS NOT NULL "
         "AND lease_expires_at > %s THEN 'running' ELSE 'queued' END, wake_at = NULL, "
@@ -101,10 +90,9 @@ async def resume(conn: Conn, org: str, run_id: str, now: float, lease_now: float
 async def retry(conn: Conn, org: str, run_id: str, now: float) -> RunRecord:
     """Failed -> queued: finished steps replay, failed ones run again with fresh retries."""
     run = await load(conn, org, run_id, lock=True)
-    if run.status != "failed":
-        raise _refuse(run, "retry", ("failed",))
+    check_status(run, "retry", ("failed",))
     await _keep_as_attempts(conn, run.key, "s.status = 'failed'", ())
-    await conn.execute("DELETE FROM steps WHERE run_id = %s AND status = 'failed'", (run.key,))
+    await conn.execute(sql.DELETE_FAILED_STEPS, (run.key,))
     await _requeue(conn, run.key, now)
     return await load(conn, org, run_id)
 
@@ -119,23 +107,15 @@ async def restart(conn: Conn, org: str, run_id: str, from_step: str, now: float)
     )
     row = await cur.fetchone()
     if row is None:
-        cur = await conn.execute(
-            "SELECT name FROM steps WHERE run_id = %s ORDER BY seq", (run.key,)
-        )
+        cur = await conn.execute(sql.STEP_NAMES, (run.key,))
         known = [r[0] for r in await cur.fetchall()]
-        raise InvalidRunState(
-            f"run {run.id!r} has no step named {from_step!r}; its steps are {known}"
-        )
+        raise no_such_step(run, from_step, known)
     (seq,) = row
-    cur = await conn.execute(
-        "SELECT name FROM steps WHERE run_id = %s AND seq >= %s "
-        "UNION SELECT name FROM waits WHERE run_id = %s AND seq >= %s",
-        (run.key, seq, run.key, seq),
-    )
+    cur = await conn.execute(sql.NAMES_FROM, (run.key, seq, run.key, seq))
     forgotten = [r[0] for r in await cur.fetchall()]
     await _keep_as_attempts(conn, run.key, "s.seq >= %s", (seq,))
-    await conn.execute("DELETE FROM steps WHERE run_id = %s AND seq >= %s", (run.key, seq))
-    await conn.execute("DELETE FROM waits WHERE run_id = %s AND seq >= %s", (run.key, seq))
+    await conn.execute(sql.DELETE_STEPS_FROM, (run.key, seq))
+    await conn.execute(sql.DELETE_WAITS_FROM, (run.key, seq))
     await conn.execute(
         "UPDATE signals SET consumed_by = NULL WHERE run_id = %s AND consumed_by = ANY(%s)",
         (run.key, forgotten),
@@ -145,9 +125,4 @@ async def restart(conn: Conn, org: str, run_id: str, from_step: str, now: float)
 
 
 async def _requeue(conn: Conn, run_key: str, now: float) -> None:
-    await conn.execute(
-        "UPDATE runs SET status = 'queued', generation = generation + 1, output = NULL, "
-        "error = NULL, finished_at = NULL, wake_at = NULL, lease_owner = NULL, "
-        "lease_expires_at = NULL, updated_at = %s WHERE run_key = %s",
-        (now, run_key),
-    )
+    await conn.execute(sql.REQUEUE_RUN, (now, run_key))

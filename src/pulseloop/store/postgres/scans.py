@@ -13,18 +13,16 @@ from typing import Any
 
 import psycopg
 
+from pulseloop.store import sql
 from pulseloop.store.base import SCAN_OPEN_STATUSES, ScanRecord, scan_signal_key
+from pulseloop.store.sql import SCAN_COLUMNS
 
-SCAN_COLUMNS = (
-    "org, id, run_id, step, status, metadata, result, failure_reason, created_at, "
-    "updated_at, expires_at, completed_at"
-)
 Conn = psycopg.AsyncConnection[Any]
 _OPEN = list(SCAN_OPEN_STATUSES)
 
 
-async def _one(conn: Conn, where: str, params: tuple[Any, ...]) -> ScanRecord | None:
-    cur = await conn.execute(f"SELECT {SCAN_COLUMNS} FROM scans WHERE {where}", params)
+async def _one(conn: Conn, query: str, params: tuple[Any, ...]) -> ScanRecord | None:
+    cur = await conn.execute(query, params)
     row = await cur.fetchone()
     return None if row is None else ScanRecord(*row)
 
@@ -47,24 +45,24 @@ async def create(
         "ON CONFLICT DO NOTHING",
         (org, scan_id, run_id, step, token_hash, metadata_json, now, now, expires_at),
     )
-    found = await _one(conn, "run_id = %s AND step = %s AND org = %s", (run_id, step, org))
+    found = await _one(conn, sql.SCAN_OF_STEP, (run_id, step, org))
     assert found is not None
     return found
 
 
 async def latest(conn: Conn, org: str, run_id: str) -> ScanRecord | None:
     """The run's newest scan."""
-    return await _one(conn, "run_id = %s AND org = %s ORDER BY seq DESC LIMIT 1", (run_id, org))
+    return await _one(conn, sql.LATEST_SCAN, (run_id, org))
 
 
 async def by_id(conn: Conn, org: str, scan_id: str) -> ScanRecord | None:
     """A scan of ``org``."""
-    return await _one(conn, "id = %s AND org = %s", (scan_id, org))
+    return await _one(conn, sql.SCAN_BY_ID, (scan_id, org))
 
 
 async def by_token(conn: Conn, token_hash: str) -> ScanRecord | None:
     """The scan a link opens."""
-    return await _one(conn, "token_hash = %s", (token_hash,))
+    return await _one(conn, sql.SCAN_BY_TOKEN, (token_hash,))
 
 
 async def move(
@@ -103,7 +101,7 @@ async def finish(
     )
     row = await cur.fetchone()
     if row is None:  # finished before: the first outcome stands, the run was told once
-        stored = await _one(conn, "id = %s", (scan_id,))
+        stored = await _one(conn, sql.SCAN_BY_KEY, (scan_id,))
         if stored is None:
             raise LookupError(f"no scan {scan_id!r}")
         return stored

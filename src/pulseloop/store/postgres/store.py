@@ -45,6 +45,7 @@ from pulseloop.store.postgres.connection import connect, make_pool, parse_url
 from pulseloop.store.postgres.liveness import AdvisoryLocks
 from pulseloop.store.postgres.schema import migrate
 from pulseloop.store.postgres.writer import OUTAGE_S, Writer
+from pulseloop.store.sql import LIST_DEPLOYS
 from pulseloop.store.sqlite.rows import (
     RUN_COLUMNS,
     attempt_from_row,
@@ -554,11 +555,7 @@ class PostgresStore:
         await self._tx(op, idempotent=False)
 
     async def list_deploys(self, org: str) -> list[DeployRecord]:
-        rows = await self._fetchall(
-            "SELECT org, loop, version, first_seen, last_seen FROM deploys "
-            "WHERE org = %s ORDER BY first_seen DESC",
-            (org,),
-        )
+        rows = await self._fetchall(LIST_DEPLOYS, (org,))
         return [DeployRecord(*row) for row in rows]
 
     # organizations and API keys -------------------------------------------------------

@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import sqlite3
 
-from pulseloop.errors import InvalidRunState, RunNotFound
+from pulseloop.store import sql
 from pulseloop.store.base import RunRecord
+from pulseloop.store.refusals import (
+    PAUSABLE,
+    UNFINISHED,
+    check_status,
+    no_such_step,
+    run_not_found,
+)
+from pulseloop.store.sql import lite
 from pulseloop.store.sqlite.rows import RUN_COLUMNS, run_from_row
-
-UNFINISHED = ("queued", "running", "waiting", "paused")
 
 
 def _load(conn: sqlite3.Connection, org: str, run_id: str) -> RunRecord:
@@ -22,15 +28,8 @@ def _load(conn: sqlite3.Connection, org: str, run_id: str) -> RunRecord:
         f"SELECT {RUN_COLUMNS} FROM runs WHERE org = ? AND id = ?", (org, run_id)
     ).fetchone()
     if row is None:
-        raise RunNotFound(f"no run {run_id!r} in this organization; check the id")
+        raise run_not_found(run_id)
     return run_from_row(row)
-
-
-def _refuse(run: RunRecord, action: str, allowed: tuple[str, ...]) -> InvalidRunState:
-    return InvalidRunState(
-        f"cannot {action} run {run.id!r}: it is {run.status}; {action} works on "
-        f"{'/'.join(allowed)} runs"
-    )
 
 
 def _keep_as_attempts(
@@ -52,14 +51,9 @@ def _keep_as_attempts(
 def cancel(conn: sqlite3.Connection, org: str, run_id: str, now: float) -> RunRecord:
     """Unfinished -> cancelled; the worker holding it loses its lease."""
     run = _load(conn, org, run_id)
-    if run.status not in UNFINISHED:
-        raise _refuse(run, "cancel", UNFINISHED)
-    conn.execute(
-        "UPDATE runs SET status = 'cancelled', finished_at = ?, updated_at = ?, wake_at = NULL, "
-        "lease_owner = NULL, lease_expires_at = NULL WHERE run_key = ?",
-        (now, now, run.key),
-    )
-    conn.execute("DELETE FROM waits WHERE run_id = ?", (run.key,))
+    check_status(run, "cancel", UNFINISHED)
+    conn.execute(lite(sql.CANCEL_RUN), (now, now, run.key))
+    conn.execute(lite(sql.DELETE_WAITS), (run.key,))
     return _load(conn, org, run_id)
 
 
@@ -68,12 +62,8 @@ def pause(conn: sqlite3.Connection, org: str, run_id: str, now: float) -> RunRec
     run = _load(conn, org, run_id)
     if run.status == "paused":
         return run
-    allowed = ("queued", "running", "waiting")
-    if run.status not in allowed:
-        raise _refuse(run, "pause", allowed)
-    conn.execute(
-        "UPDATE runs SET status = 'paused', updated_at = ? WHERE run_key = ?", (now, run.key)
-    )
+    check_status(run, "pause", PAUSABLE)
+    conn.execute(lite(sql.PAUSE_RUN), (now, run.key))
     return _load(conn, org, run_id)
 
 
@@ -84,8 +74,7 @@ def resume(
     run = _load(conn, org, run_id)
     if run.status in ("queued", "running", "waiting"):
         return run
-    if run.status != "paused":
-        raise _refuse(run, "resume", ("paused",))
+    check_status(run, "resume", ("paused",))
     conn.execute(
         "UPDATE runs SET updated_at = ?, status = CASE WHEN lease_owner IS NOT NULL "
         "AND lease_expires_at > ? THEN 'running' ELSE 'queued' END, wake_at = NULL, "
@@ -98,10 +87,9 @@ def resume(
 def retry(conn: sqlite3.Connection, org: str, run_id: str, now: float) -> RunRecord:
     """Failed -> queued: finished steps replay, failed ones run again with fresh retries."""
     run = _load(conn, org, run_id)
-    if run.status != "failed":
-        raise _refuse(run, "retry", ("failed",))
+    check_status(run, "retry", ("failed",))
     _keep_as_attempts(conn, run.key, "s.status = 'failed'", ())
-    conn.execute("DELETE FROM steps WHERE run_id = ? AND status = 'failed'", (run.key,))
+    conn.execute(lite(sql.DELETE_FAILED_STEPS), (run.key,))
     _requeue(conn, run.key, now)
     return _load(conn, org, run_id)
 
@@ -118,20 +106,14 @@ def restart(
     ).fetchone()
     if row is None:
         known = [r[0] for r in conn.execute(
-            "SELECT name FROM steps WHERE run_id = ? ORDER BY seq", (run.key,)
+            lite(sql.STEP_NAMES), (run.key,)
         )]  # fmt: skip
-        raise InvalidRunState(
-            f"run {run.id!r} has no step named {from_step!r}; its steps are {known}"
-        )
+        raise no_such_step(run, from_step, known)
     (seq,) = row
-    forgotten = [r[0] for r in conn.execute(
-        "SELECT name FROM steps WHERE run_id = ? AND seq >= ? "
-        "UNION SELECT name FROM waits WHERE run_id = ? AND seq >= ?",
-        (run.key, seq, run.key, seq),
-    )]  # fmt: skip
+    forgotten = [r[0] for r in conn.execute(lite(sql.NAMES_FROM), (run.key, seq, run.key, seq))]
     _keep_as_attempts(conn, run.key, "s.seq >= ?", (seq,))
-    conn.execute("DELETE FROM steps WHERE run_id = ? AND seq >= ?", (run.key, seq))
-    conn.execute("DELETE FROM waits WHERE run_id = ? AND seq >= ?", (run.key, seq))
+    conn.execute(lite(sql.DELETE_STEPS_FROM), (run.key, seq))
+    conn.execute(lite(sql.DELETE_WAITS_FROM), (run.key, seq))
     conn.executemany(
         "UPDATE signals SET consumed_by = NULL WHERE run_id = ? AND consumed_by = ?",
         [(run.key, name) for name in forgotten],
@@ -141,9 +123,4 @@ def restart(
 
 
 def _requeue(conn: sqlite3.Connection, run_key: str, now: float) -> None:
-    conn.execute(
-        "UPDATE runs SET status = 'queued', generation = generation + 1, output = NULL, "
-        "error = NULL, finished_at = NULL, wake_at = NULL, lease_owner = NULL, "
-        "lease_expires_at = NULL, updated_at = ? WHERE run_key = ?",
-        (now, run_key),
-    )
+    conn.execute(lite(sql.REQUEUE_RUN), (now, run_key))

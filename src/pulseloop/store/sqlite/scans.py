@@ -12,12 +12,9 @@ import json
 import sqlite3
 from typing import Any
 
+from pulseloop.store import sql
 from pulseloop.store.base import SCAN_OPEN_STATUSES, AnalysisJob, ScanRecord, scan_signal_key
-
-SCAN_COLUMNS = (
-    "org, id, run_id, step, status, metadata, result, failure_reason, created_at, "
-    "updated_at, expires_at, completed_at"
-)
+from pulseloop.store.sql import SCAN_COLUMNS, lite
 
 
 def scan_from_row(row: tuple[Any, ...]) -> ScanRecord:
@@ -25,8 +22,8 @@ def scan_from_row(row: tuple[Any, ...]) -> ScanRecord:
     return ScanRecord(*row)
 
 
-def _one(conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> ScanRecord | None:
-    row = conn.execute(f"SELECT {SCAN_COLUMNS} FROM scans WHERE {where}", params).fetchone()
+def _one(conn: sqlite3.Connection, query: str, params: tuple[Any, ...]) -> ScanRecord | None:
+    row = conn.execute(lite(query), params).fetchone()
     return None if row is None else scan_from_row(row)
 
 
@@ -47,24 +44,24 @@ def create(
         "created_at, updated_at, expires_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
         (org, scan_id, run_id, step, token_hash, metadata_json, now, now, expires_at),
     )
-    found = _one(conn, "run_id = ? AND step = ? AND org = ?", (run_id, step, org))
+    found = _one(conn, sql.SCAN_OF_STEP, (run_id, step, org))
     assert found is not None
     return found
 
 
 def latest(conn: sqlite3.Connection, org: str, run_id: str) -> ScanRecord | None:
     """The run's newest scan."""
-    return _one(conn, "run_id = ? AND org = ? ORDER BY seq DESC LIMIT 1", (run_id, org))
+    return _one(conn, sql.LATEST_SCAN, (run_id, org))
 
 
 def by_id(conn: sqlite3.Connection, org: str, scan_id: str) -> ScanRecord | None:
     """A scan of ``org``."""
-    return _one(conn, "id = ? AND org = ?", (scan_id, org))
+    return _one(conn, sql.SCAN_BY_ID, (scan_id, org))
 
 
 def by_token(conn: sqlite3.Connection, token_hash: str) -> ScanRecord | None:
     """The scan a link opens."""
-    return _one(conn, "token_hash = ?", (token_hash,))
+    return _one(conn, sql.SCAN_BY_TOKEN, (token_hash,))
 
 
 def move(
@@ -100,7 +97,7 @@ def finish(
         (status, result_json, failure_reason, now, now, scan_id),
     ).fetchone()
     if row is None:
-        stored = _one(conn, "id = ?", (scan_id,))
+        stored = _one(conn, sql.SCAN_BY_KEY, (scan_id,))
         if stored is None:
             raise LookupError(f"no scan {scan_id!r}")
         return stored  # finished before: the first outcome stands, the run was told once

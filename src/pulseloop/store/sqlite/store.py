@@ -30,6 +30,7 @@ from pulseloop.store.base import (
     WaitRecord,
     fallback_run_key,
 )
+from pulseloop.store.sql import LIST_DEPLOYS, lite
 from pulseloop.store.sqlite import operators, orgs, scans
 from pulseloop.store.sqlite.database import Database
 from pulseloop.store.sqlite.liveness import WorkerLocks
@@ -610,14 +611,7 @@ class SqliteStore:
 
     async def list_deploys(self, org: str) -> list[DeployRecord]:
         def op(conn: sqlite3.Connection) -> list[DeployRecord]:
-            return [
-                DeployRecord(*row)
-                for row in conn.execute(
-                    "SELECT org, loop, version, first_seen, last_seen FROM deploys "
-                    "WHERE org = ? ORDER BY first_seen DESC",
-                    (org,),
-                )
-            ]
+            return [DeployRecord(*row) for row in conn.execute(lite(LIST_DEPLOYS), (org,))]
 
         result: list[DeployRecord] = await self._run(op)
         return result
