@@ -18,7 +18,8 @@ class StepScope:
     step_name: str
     attempt: int
     services: Any
-    """What the App wired in for connectors (store, settings); opaque to the engine."""
+    """What the process wired in for connectors (its ``Runtime``: each connector states
+    what it needs as a protocol, e.g. ``ScanServices``); opaque to the engine."""
 
     @property
     def idempotency_key(self) -> str:

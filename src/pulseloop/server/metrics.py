@@ -20,23 +20,42 @@ Metrics:
 from __future__ import annotations
 
 import asyncio
+from typing import Protocol
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from pulseloop.app import App
+from pulseloop.engine.clock import Clock
 from pulseloop.server.api_models import HealthOut
 from pulseloop.store.base import RUN_STATUSES, SCAN_STATUSES
+from pulseloop.store.protocols import OrgStore, StatsStore
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 600)
+
+
+class MetricsStore(StatsStore, OrgStore, Protocol):
+    """The totals ``/metrics`` reads, and an organization lookup ``/healthz`` uses as a
+    cheap round trip."""
+
+
+class MetricsSource(Protocol):
+    """What these routes need from the App: its store and clock."""
+
+    @property
+    def store(self) -> MetricsStore:
+        """The open store."""
+
+    @property
+    def clock(self) -> Clock:
+        """When the first scrape starts counting steps."""
 
 
 class Metrics:
     """A registry of this app's metrics, refreshed from the store on each scrape."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: MetricsSource) -> None:
         self.app = app
         self.registry = CollectorRegistry(auto_describe=True)
         self.runs = Gauge("pulseloop_runs", "Runs by status.", ["status"], registry=self.registry)
@@ -68,7 +87,7 @@ class Metrics:
             return generate_latest(self.registry)
 
 
-def build_router(app: App) -> APIRouter:
+def build_router(app: MetricsSource) -> APIRouter:
     """``GET /healthz`` and ``GET /metrics``."""
     router = APIRouter()
     metrics = Metrics(app)
