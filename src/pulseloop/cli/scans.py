@@ -136,7 +136,7 @@ async def _scan_from_db(db: str | None, scan_id: str) -> dict[str, Any]:
     from pulseloop.server.api_models import ScanOut
 
     async with App(database_url=existing_database_url(db), worker=False) as pulse:
-        record = await pulse.store.get_scan(pulse.org, scan_id)
+        record = await pulse.get_scan(scan_id)
         if record is None:
             raise ScanNotFound(f"no scan {scan_id!r} in this organization; check the id")
         data: dict[str, Any] = ScanOut.of(record).model_dump(mode="json")

@@ -142,7 +142,7 @@ class DevConsole(Reporter):
                 Text(f"{when} run {run.id} ({run.loop}) "), status_text(run.status), Text(took),
                 sep="",
             )  # fmt: skip
-            scan = await pulse.store.latest_scan(pulse.org, run_id)
+            scan = await pulse.latest_scan(run_id)
             if run.status == "waiting" and scan is not None and scan.status == "pending":
                 link = scan_url(pulse, scan)
                 self.out.print(
