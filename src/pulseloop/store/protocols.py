@@ -15,10 +15,12 @@ protocol               what it holds                               who depends o
 :class:`StatsStore`    totals for ``/metrics``                     ``server.metrics``
 =====================  ==========================================  ==========================
 
-Rules every protocol keeps: each method is one transaction (all of it happens or none
-does); every read and write is scoped by organization, or reached through a run key a
-:class:`~pulseloop.store.records.Lease` proves, or through a link token's hash. Times are
-epoch seconds; JSON payloads cross as already-encoded ``str``.
+Rules every protocol keeps: each method that writes does so in one transaction (all of
+it happens or none does; a backend may commit several callers' transactions together,
+but a failing one is rolled back alone); every read and write is scoped by organization,
+or reached through a run key a :class:`~pulseloop.store.records.Lease` proves, or
+through a link token's hash. Times are epoch seconds; JSON payloads cross as
+already-encoded ``str``.
 
 Fencing: every write a worker makes on behalf of a run names its ``Lease``; the store
 checks the lease on the run's row *in the same transaction* as the write (no check, then
