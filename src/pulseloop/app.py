@@ -30,6 +30,7 @@ from pulseloop.errors import InvalidRunId, LoopNotFound, PulseloopError, RunNotF
 from pulseloop.runs import Deploy, Run, build_deploy, build_run
 from pulseloop.store import open_store, sqlite_path
 from pulseloop.store.base import TERMINAL_STATUSES, RunRecord, Store
+from pulseloop.store.sealed import EncryptedStore, Resealer
 
 MAX_RUN_ID_CHARS = 200
 RUN_ID_CHARS = "A-Z a-z 0-9 . _ ~ : -"
@@ -113,6 +114,10 @@ class App:
                 on_settled=self._on_settled,
             )  # fmt: skip
             await self.worker.start()
+            if isinstance(store, EncryptedStore):  # re-encrypt older rows in the background
+                resealer = Resealer(store)
+                resealer.start()
+                self._closers.append(resealer.stop)
 
     def for_org(self, org: str) -> App:
         """A view of this open App acting as organization ``org``.

@@ -1,0 +1,162 @@
+"""Per-organization data keys: created on first use, unwrapped once, cached in memory.
+
+A ciphertext reads ``plx1.<data key id>.<base64url(nonce || AES-GCM ciphertext)>``:
+naming its key is what lets a rotation leave old rows readable. An organization's
+current key is its newest. Another process's rotation is seen within ``REFRESH_S``
+(what it sealed meanwhile under the older key stays readable and is re-encrypted by the
+background pass); a key id this process never saw is fetched at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from pulseloop.errors import EncryptionKeyError
+from pulseloop.store.sealed.columns import (
+    ADD_DATA_KEY,
+    LIST_DATA_KEYS,
+    SEALED_PREFIX,
+    aad,
+)
+from pulseloop.store.sealed.master import KEY_BYTES, MasterKey
+
+REFRESH_S = 30.0
+_NONCE_BYTES = 12
+
+Statement = tuple[str, tuple[Any, ...]]
+
+
+class PayloadSql(Protocol):
+    """What a backend runs for the encryption layer: its SQL, written once with ``?``
+    placeholders (:mod:`pulseloop.store.sealed.columns`), in one transaction."""
+
+    async def payload_sql(self, statements: Sequence[Statement]) -> list[list[tuple[Any, ...]]]:
+        """Run ``statements`` in order in one transaction; each one's rows (or [])."""
+
+
+@dataclass(frozen=True, slots=True)
+class DataKey:
+    """An unwrapped data key of one organization."""
+
+    id: str
+    org: str
+    aead: AESGCM
+    created_at: float
+
+
+class Keyring:
+    """The data keys of every organization, unwrapped by one master key."""
+
+    def __init__(self, master: MasterKey, sql: PayloadSql) -> None:
+        self.master = master
+        self._sql = sql
+        self._by_id: dict[str, DataKey] = {}
+        self._current: dict[str, DataKey] = {}
+        self._loaded_at = -REFRESH_S
+
+    async def load(self) -> None:
+        """Read and unwrap every data key (EncryptionKeyError on a wrong master key)."""
+        (rows,) = await self._sql.payload_sql([(LIST_DATA_KEYS, ())])
+        for key_id, org, wrapped, created_at in rows:
+            key = self._by_id.get(key_id)
+            if key is None:
+                secret = self.master.unwrap(org, key_id, wrapped)
+                key = self._by_id[key_id] = DataKey(key_id, org, AESGCM(secret), created_at)
+            self._current[org] = key  # rows come oldest first: the last one wins
+        self._loaded_at = time.monotonic()
+
+    async def current(self, org: str) -> DataKey:
+        """The key new payloads of ``org`` are sealed with (made on first use)."""
+        if time.monotonic() - self._loaded_at > REFRESH_S:
+            await self.load()
+        key = self._current.get(org)
+        if key is None:
+            await self.load()  # another process may have made it
+            key = self._current.get(org) or await self.rotate(org)
+        return key
+
+    async def rotate(self, org: str) -> DataKey:
+        """Make a new data key current for ``org``; older keys stay for reading."""
+        key_id = secrets.token_hex(8)
+        secret = AESGCM.generate_key(bit_length=KEY_BYTES * 8)
+        now = time.time()
+        newest = self._current.get(org)
+        if newest is not None and now <= newest.created_at:
+            now = newest.created_at + 1e-3  # strictly newest, whatever the clock did
+        wrapped = self.master.wrap(org, key_id, secret)
+        await self._sql.payload_sql([(ADD_DATA_KEY, (key_id, org, wrapped, now))])
+        key = self._by_id[key_id] = DataKey(key_id, org, AESGCM(secret), now)
+        self._current[org] = key
+        return key
+
+    async def by_id(self, key_id: str) -> DataKey:
+        """A key named by a ciphertext (fetched if another process made it)."""
+        key = self._by_id.get(key_id)
+        if key is None:
+            await self.load()
+            key = self._by_id.get(key_id)
+            if key is None:
+                raise EncryptionKeyError(
+                    f"a payload names data key {key_id!r}, which this database does not "
+                    "hold: restore the data_keys table from the same backup as the rows"
+                )
+        return key
+
+    def keys(self) -> list[DataKey]:
+        """Every key loaded, oldest first."""
+        return sorted(self._by_id.values(), key=lambda k: (k.created_at, k.id))
+
+    def current_ids(self) -> dict[str, str]:
+        """org -> current key id, as last loaded."""
+        return {org: key.id for org, key in self._current.items()}
+
+
+def seal(key: DataKey, text: str, column: str, *row: str) -> str:
+    """``text`` sealed with ``key``, bound to ``column`` of the row named by ``row``."""
+    nonce = os.urandom(_NONCE_BYTES)
+    sealed = key.aead.encrypt(nonce, text.encode(), aad(column, key.org, *row))
+    return f"{SEALED_PREFIX}{key.id}.{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+
+
+def key_id_of(token: str) -> str:
+    """The data key id a ciphertext names."""
+    key_id, dot, _ = token[len(SEALED_PREFIX) :].partition(".")
+    if not dot or not key_id:
+        raise EncryptionKeyError(
+            f"a payload starts like a ciphertext but is not one: {token[:24]!r}...; "
+            "restore the row from backup"
+        )
+    return key_id
+
+
+def unseal(key: DataKey, token: str, column: str, *row: str, org: str | None = None) -> str:
+    """The plaintext of ``token`` (sealed by :func:`seal` with the same column and row).
+
+    ``org``, when the reader knows the row's organization, must own the key: a payload
+    moved across organizations fails even before AES-GCM would refuse it.
+    """
+    shown = f"{column} of {'/'.join(row)}"
+    if org is not None and key.org != org:
+        raise EncryptionKeyError(
+            f"the payload in {shown} of organization {org!r} is sealed with a key of "
+            f"another organization: it was copied from elsewhere; restore the row from backup"
+        )
+    raw = base64.urlsafe_b64decode(token[len(SEALED_PREFIX) + len(key.id) + 1 :])
+    try:
+        plain = key.aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], aad(column, key.org, *row))
+    except InvalidTag:
+        raise EncryptionKeyError(
+            f"the payload in {shown} does not open with its data key {key.id!r}: it was "
+            "altered or copied from another row (each ciphertext is bound to its row and "
+            "column); restore the row from backup"
+        ) from None
+    return plain.decode()
