@@ -36,8 +36,7 @@ def open_store(url: str, *, for_worker: bool = False, encrypt: bool = True) -> S
     """A (not yet opened) store for a database URL; ``for_worker`` tunes it for writing.
 
     Patient payloads are encrypted at rest (:mod:`pulseloop.store.sealed`) under the master
-    key from ``PULSELOOP_MASTER_KEY`` (or its key file); loading it fails here, before
-    anything is opened. ``encrypt=False`` is for benchmarks measuring what encryption
+    key from ``PULSELOOP_MASTER_KEY`` (or its key file), loaded when the store opens. ``encrypt=False`` is for benchmarks measuring what encryption
     costs: it stores plaintext and reads nothing an encrypted store wrote.
     """
     backend = _backend(url, for_worker)
@@ -45,7 +44,7 @@ def open_store(url: str, *, for_worker: bool = False, encrypt: bool = True) -> S
         return backend
     from pulseloop.store.sealed import EncryptedStore, load_master_key
 
-    return EncryptedStore(backend, load_master_key(url))  # type: ignore[arg-type]
+    return EncryptedStore(backend, lambda: load_master_key(url))  # type: ignore[arg-type]
 
 
 def _backend(url: str, for_worker: bool) -> Store:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from pulseloop.errors import EncryptionKeyError
@@ -62,9 +62,19 @@ class SealedBackend(Store, PayloadSql, Protocol):
 class EncryptedStore:
     """:class:`~pulseloop.store.base.Store` sealing payloads with per-organization keys."""
 
-    def __init__(self, inner: SealedBackend, master: MasterKey) -> None:
+    def __init__(self, inner: SealedBackend, master: MasterKey | Callable[[], MasterKey]) -> None:
+        """``master``: the key, or how to load it when the store opens (so a missing key
+        is reported after an unreachable database, not instead of it)."""
         self.inner = inner
-        self.keyring = Keyring(master, inner)
+        self._master = master
+        self._keyring: Keyring | None = None
+
+    @property
+    def keyring(self) -> Keyring:
+        """The data keys (once open)."""
+        if self._keyring is None:
+            raise EncryptionKeyError("the store is not open; open it before sealing payloads")
+        return self._keyring
 
     def __getattr__(self, name: str) -> Any:
         # backend extras the worker probes for (commits, wake-up subscriptions, ...)
@@ -73,7 +83,9 @@ class EncryptedStore:
     async def open(self) -> None:
         await self.inner.open()
         try:
-            await self.keyring.load()  # a wrong master key fails here, not mid-run
+            master = self._master if isinstance(self._master, MasterKey) else self._master()
+            self._keyring = Keyring(master, self.inner)
+            await self._keyring.load()  # a wrong master key fails here, not mid-run
         except BaseException:
             await self.inner.close()
             raise
