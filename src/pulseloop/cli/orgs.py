@@ -14,6 +14,7 @@ import typer
 
 from pulseloop.cli.common import CliError, DbOption, JsonOption, database_url, run_async
 from pulseloop.cli.render import print_json
+from pulseloop.errors import OrgNotFound
 from pulseloop.keys import KEY_PREFIX, hash_api_key, new_api_key
 from pulseloop.store import open_store
 from pulseloop.store.base import KeyRecord, OrgRecord, Store
@@ -150,7 +151,7 @@ def rotate_data_key(
             raise CliError("this database is not opened with encryption; nothing to rotate")
         names = [org] if org else [o.name for o in await store.list_orgs()]
         if org and await store.get_org(org) is None:
-            raise CliError(f"no organization named {org!r}; see `pulseloop orgs list`")
+            raise OrgNotFound(f"no organization named {org!r}; see `pulseloop orgs list`")
         return [(name, (await store.rotate_data_key(name)).id) for name in names]
 
     for name, key_id in run_async(with_store(db, action)):

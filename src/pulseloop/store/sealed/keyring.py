@@ -74,6 +74,17 @@ class Keyring:
             self._current[org] = key  # rows come oldest first: the last one wins
         self._loaded_at = time.monotonic()
 
+    def cached(self, org: str) -> DataKey | None:
+        """The current key of ``org`` without a database read, or None when the cache is
+        older than ``REFRESH_S`` or has none (then await :meth:`current`)."""
+        if time.monotonic() - self._loaded_at > REFRESH_S:
+            return None
+        return self._current.get(org)
+
+    def known(self, key_id: str) -> DataKey | None:
+        """A key already unwrapped, or None (then await :meth:`by_id`)."""
+        return self._by_id.get(key_id)
+
     async def current(self, org: str) -> DataKey:
         """The key new payloads of ``org`` are sealed with (made on first use)."""
         if time.monotonic() - self._loaded_at > REFRESH_S:

@@ -105,7 +105,8 @@ class EncryptedStore:
     async def _seal(self, org: str, text: str, column: str, *row: str) -> str:
         if not org:
             raise EncryptionKeyError(f"cannot seal {column}: the write names no organization")
-        return seal(await self.keyring.current(org), text, column, *row)
+        keys = self.keyring
+        return seal(keys.cached(org) or await keys.current(org), text, column, *row)
 
     async def _org_of(self, lease: Lease) -> str:
         """The lease's organization; looked up for a lease made without it (the engine
@@ -130,7 +131,8 @@ class EncryptedStore:
     ) -> str | None:
         if stored is None or not stored.startswith(SEALED_PREFIX):
             return stored  # None, or a row from before encryption
-        key = await self.keyring.by_id(key_id_of(stored))
+        key_id, keys = key_id_of(stored), self.keyring
+        key = keys.known(key_id) or await keys.by_id(key_id)
         return unseal(key, stored, column, *row, org=org)
 
     async def _open_error(
@@ -154,11 +156,13 @@ class EncryptedStore:
         return [await self._run(r) for r in records]
 
     async def _step(self, s: StepRecord, org: str | None = None) -> StepRecord:
-        return dataclasses.replace(
-            s,
-            output=await self._open(s.output, "steps.output", s.run_id, s.name, org=org),
-            error=await self._open_error(s.error, "steps.error", s.run_id, s.name, org=org),
-        )
+        # built directly, not with dataclasses.replace: replay opens every step of a run
+        return StepRecord(
+            s.run_id, s.name, s.seq, s.kind, s.status,
+            await self._open(s.output, "steps.output", s.run_id, s.name, org=org),
+            await self._open_error(s.error, "steps.error", s.run_id, s.name, org=org),
+            s.attempts, s.started_at, s.finished_at, s.version,
+        )  # fmt: skip
 
     async def _attempt(self, a: AttemptRecord, org: str | None = None) -> AttemptRecord:
         error = await self._open_error(a.error, "steps.error", a.run_id, a.step, org=org)
@@ -255,12 +259,13 @@ class EncryptedStore:
     async def record_step(
         self, lease: Lease, step: StepRecord, consume_signal: int | None = None
     ) -> str:
-        org, row = await self._org_of(lease), (step.run_id, step.name)
-        sealed = dataclasses.replace(
-            step,
-            output=await self._seal_opt(org, step.output, "steps.output", *row),
-            error=await self._seal_error(org, step.error, "steps.error", *row),
-        )
+        org, s = await self._org_of(lease), step
+        sealed = StepRecord(
+            s.run_id, s.name, s.seq, s.kind, s.status,
+            await self._seal_opt(org, s.output, "steps.output", s.run_id, s.name),
+            await self._seal_error(org, s.error, "steps.error", s.run_id, s.name),
+            s.attempts, s.started_at, s.finished_at, s.version,
+        )  # fmt: skip
         return await self.inner.record_step(lease, sealed, consume_signal)
 
     async def record_failed_attempt(self, lease: Lease, attempt: AttemptRecord) -> str:
