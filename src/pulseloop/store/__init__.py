@@ -36,8 +36,10 @@ def open_store(url: str, *, for_worker: bool = False, encrypt: bool = True) -> S
     """A (not yet opened) store for a database URL; ``for_worker`` tunes it for writing.
 
     Patient payloads are encrypted at rest (:mod:`pulseloop.store.sealed`) under the master
-    key from ``PULSELOOP_MASTER_KEY`` (or its key file), loaded when the store opens. ``encrypt=False`` is for benchmarks measuring what encryption
-    costs: it stores plaintext and reads nothing an encrypted store wrote.
+    key from ``PULSELOOP_MASTER_KEY`` (or its key file), loaded when the store opens.
+    ``encrypt=False`` is for benchmarks measuring what encryption costs (and tests of
+    databases from before it): it stores plaintext and cannot read what an encrypted store
+    wrote.
     """
     backend = _backend(url, for_worker)
     if not encrypt:

@@ -96,6 +96,12 @@ class EncryptedStore:
     async def payload_sql(self, statements: Sequence[Statement]) -> list[list[tuple[Any, ...]]]:
         return await self.inner.payload_sql(statements)
 
+    async def open_stored(self, stored: str | None, column: str, *row: str) -> str | None:
+        """The plaintext of a payload read straight from the database, for tools that read
+        rows with their own SQL: ``column`` as ``table.column``, ``row`` as in
+        :mod:`pulseloop.store.sealed.columns` (e.g. ``"steps.output", run_key, step``)."""
+        return await self._open(stored, column, *row)
+
     async def rotate_data_key(self, org: str) -> DataKey:
         """Make a new data key current for ``org`` (``pulseloop keys rotate-data-key``)."""
         await self.keyring.load()
