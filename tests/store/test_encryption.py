@@ -3,6 +3,7 @@ patients'), rotation, re-encryption of older rows, wrong keys, swapped ciphertex
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -225,3 +226,12 @@ async def test_ciphertexts_swapped_between_rows_do_not_open(db_url: str) -> None
         with pytest.raises(EncryptionKeyError, match="key of another organization"):
             await store.get_run("a", "r2")
         assert json.loads((await store.get_run("b", "r1")).input) == "other org"
+
+
+async def test_many_first_writes_at_once_make_one_data_key(db_url: str) -> None:
+    async with opened(db_url) as store:
+        await asyncio.gather(
+            *(store.create_run("a", f"r{i}", "loop", "{}", float(i)) for i in range(20))
+        )
+        (rows,) = await store.payload_sql([("SELECT count(*) FROM data_keys", ())])
+        assert rows == [(1,)]

@@ -9,6 +9,7 @@ background pass); a key id this process never saw is fetched at once.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import secrets
@@ -62,6 +63,7 @@ class Keyring:
         self._by_id: dict[str, DataKey] = {}
         self._current: dict[str, DataKey] = {}
         self._loaded_at = -REFRESH_S
+        self._lock = asyncio.Lock()
 
     async def load(self) -> None:
         """Read and unwrap every data key (EncryptionKeyError on a wrong master key)."""
@@ -87,13 +89,14 @@ class Keyring:
 
     async def current(self, org: str) -> DataKey:
         """The key new payloads of ``org`` are sealed with (made on first use)."""
-        if time.monotonic() - self._loaded_at > REFRESH_S:
-            await self.load()
-        key = self._current.get(org)
-        if key is None:
-            await self.load()  # another process may have made it
-            key = self._current.get(org) or await self.rotate(org)
-        return key
+        async with self._lock:  # many first writes at once make one key, not one each
+            if time.monotonic() - self._loaded_at > REFRESH_S:
+                await self.load()
+            key = self._current.get(org)
+            if key is None:
+                await self.load()  # another process may have made it
+                key = self._current.get(org) or await self.rotate(org)
+            return key
 
     async def rotate(self, org: str) -> DataKey:
         """Make a new data key current for ``org``; older keys stay for reading."""
