@@ -22,7 +22,7 @@ from pulseloop.store.postgres.connection import parse_url
 from pulseloop.store.sealed import EncryptedStore, Resealer, reseal_all
 from pulseloop.store.sealed.columns import COLUMNS
 from pulseloop.store.sealed.columns import token_of as sealed_token
-from pulseloop.store.sealed.keyring import key_id_of
+from pulseloop.store.sealed.keyring import _Nonces, key_id_of
 from pulseloop.testing import FakeClock
 from tests.connectors.scan_helpers import trace_upload
 from tests.connectors.test_facial_scan import _created, token_of
@@ -235,3 +235,9 @@ async def test_many_first_writes_at_once_make_one_data_key(db_url: str) -> None:
         )
         (rows,) = await store.payload_sql([("SELECT count(*) FROM data_keys", ())])
         assert rows == [(1,)]
+
+
+def test_nonces_are_never_repeated_across_pool_refills() -> None:
+    nonces = _Nonces()
+    drawn = [nonces.next() for _ in range(3 * _Nonces._BATCH)]
+    assert len(set(drawn)) == len(drawn) and {len(n) for n in drawn} == {12}

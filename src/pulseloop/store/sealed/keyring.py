@@ -13,6 +13,7 @@ import asyncio
 import base64
 import os
 import secrets
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -134,9 +135,43 @@ class Keyring:
         return {org: key.id for org, key in self._current.items()}
 
 
+class _Nonces:
+    """Random 96-bit nonces, drawn from the OS in bulk.
+
+    One ``os.urandom`` per payload cost more than its syscall: it releases the GIL, and
+    the SQLite writer thread, waiting for work, took it each time and began a commit with
+    the few step records queued so far. Group commits in bench (b) shrank from ~50 steps
+    to ~20. Drawing 4,096 nonces at a time keeps them just as random and unique (each
+    slice is used once; a forked child starts a fresh pool, never its parent's).
+    """
+
+    _BATCH = 4096
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool = b""
+        self._at = 0
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._lock = threading.Lock()
+        self._pool, self._at = b"", 0
+
+    def next(self) -> bytes:
+        with self._lock:
+            if self._at + _NONCE_BYTES > len(self._pool):
+                self._pool, self._at = os.urandom(_NONCE_BYTES * self._BATCH), 0
+            nonce = self._pool[self._at : self._at + _NONCE_BYTES]
+            self._at += _NONCE_BYTES
+            return nonce
+
+
+_nonces = _Nonces()
+
+
 def seal(key: DataKey, text: str, column: str, *row: str) -> str:
     """``text`` sealed with ``key``, bound to ``column`` of the row named by ``row``."""
-    nonce = os.urandom(_NONCE_BYTES)
+    nonce = _nonces.next()
     sealed = key.aead.encrypt(nonce, text.encode(), aad(column, key.org, *row))
     return f"{SEALED_PREFIX}{key.id}.{base64.urlsafe_b64encode(nonce + sealed).decode()}"
 

@@ -108,11 +108,16 @@ class EncryptedStore:
         return await self.keyring.rotate(org)
 
     # sealing and opening -----------------------------------------------------------
-    async def _seal(self, org: str, text: str, column: str, *row: str) -> str:
+    # The hot path (a step recorded, a run claimed or read) seals and opens synchronously
+    # once its keys are in memory; only a key not seen yet costs an await and a read.
+    async def _key(self, org: str, column: str) -> DataKey:
         if not org:
             raise EncryptionKeyError(f"cannot seal {column}: the write names no organization")
         keys = self.keyring
-        return seal(keys.cached(org) or await keys.current(org), text, column, *row)
+        return keys.cached(org) or await keys.current(org)
+
+    async def _seal(self, org: str, text: str, column: str, *row: str) -> str:
+        return seal(await self._key(org, column), text, column, *row)
 
     async def _org_of(self, lease: Lease) -> str:
         """The lease's organization; looked up for a lease made without it (the engine
@@ -132,55 +137,80 @@ class EncryptedStore:
             return None
         return {ERROR_KEY: await self._seal(org, json.dumps(error), column, *row)}
 
-    async def _open(
+    async def _learn(self, *stored: str | dict[str, Any] | None) -> None:
+        """Fetch any data key these stored values name that this process has not seen."""
+        keys = self.keyring
+        for value in stored:
+            if isinstance(value, dict):
+                value = value.get(ERROR_KEY) if set(value) == {ERROR_KEY} else None
+            if isinstance(value, str) and value.startswith(SEALED_PREFIX):
+                key_id = key_id_of(value)
+                if keys.known(key_id) is None:
+                    await keys.by_id(key_id)
+
+    def _opened(
         self, stored: str | None, column: str, *row: str, org: str | None = None
     ) -> str | None:
+        """``stored`` opened (its key learnt already); plaintext rows from before
+        encryption come back as they are."""
         if stored is None or not stored.startswith(SEALED_PREFIX):
-            return stored  # None, or a row from before encryption
-        key_id, keys = key_id_of(stored), self.keyring
-        key = keys.known(key_id) or await keys.by_id(key_id)
+            return stored
+        key = self.keyring.known(key_id_of(stored))
+        assert key is not None, "call _learn first"
         return unseal(key, stored, column, *row, org=org)
 
-    async def _open_error(
+    def _opened_error(
         self, error: dict[str, Any] | None, column: str, *row: str, org: str | None = None
     ) -> dict[str, Any] | None:
         if error is None or set(error) != {ERROR_KEY}:
             return error
-        text = await self._open(str(error[ERROR_KEY]), column, *row, org=org)
+        text = self._opened(str(error[ERROR_KEY]), column, *row, org=org)
         return None if text is None else dict(json.loads(text))
 
+    async def _open(
+        self, stored: str | None, column: str, *row: str, org: str | None = None
+    ) -> str | None:
+        await self._learn(stored)
+        return self._opened(stored, column, *row, org=org)
+
     async def _run(self, r: RunRecord) -> RunRecord:
-        return dataclasses.replace(
-            r,
-            input=await self._open(r.input, "runs.input", r.id, org=r.org) or "",
-            output=await self._open(r.output, "runs.output", r.key, org=r.org),
-            error=await self._open_error(r.error, "runs.error", r.key, org=r.org),
-            summary=await self._open(r.summary, "runs.summary", r.key, org=r.org),
-        )
+        await self._learn(r.input, r.output, r.error, r.summary)
+        return RunRecord(
+            r.org, r.id, r.loop, r.status,
+            self._opened(r.input, "runs.input", r.id, org=r.org) or "",
+            self._opened(r.output, "runs.output", r.key, org=r.org),
+            self._opened_error(r.error, "runs.error", r.key, org=r.org),
+            r.generation, r.history_len, r.created_at, r.updated_at, r.started_at,
+            r.finished_at, r.wake_at, r.key,
+            self._opened(r.summary, "runs.summary", r.key, org=r.org),
+        )  # fmt: skip
 
     async def _runs(self, records: list[RunRecord]) -> list[RunRecord]:
         return [await self._run(r) for r in records]
 
     async def _step(self, s: StepRecord, org: str | None = None) -> StepRecord:
         # built directly, not with dataclasses.replace: replay opens every step of a run
+        await self._learn(s.output, s.error)
         return StepRecord(
             s.run_id, s.name, s.seq, s.kind, s.status,
-            await self._open(s.output, "steps.output", s.run_id, s.name, org=org),
-            await self._open_error(s.error, "steps.error", s.run_id, s.name, org=org),
+            self._opened(s.output, "steps.output", s.run_id, s.name, org=org),
+            self._opened_error(s.error, "steps.error", s.run_id, s.name, org=org),
             s.attempts, s.started_at, s.finished_at, s.version,
         )  # fmt: skip
 
     async def _attempt(self, a: AttemptRecord, org: str | None = None) -> AttemptRecord:
-        error = await self._open_error(a.error, "steps.error", a.run_id, a.step, org=org)
+        await self._learn(a.error)
+        error = self._opened_error(a.error, "steps.error", a.run_id, a.step, org=org)
         return dataclasses.replace(a, error=error)
 
     async def _scan(self, s: ScanRecord | None) -> ScanRecord | None:
         if s is None:
             return None
+        await self._learn(s.metadata, s.result)
         return dataclasses.replace(
             s,
-            metadata=await self._open(s.metadata, "scans.metadata", s.id, org=s.org) or "",
-            result=await self._open(s.result, "scans.result", s.id, org=s.org),
+            metadata=self._opened(s.metadata, "scans.metadata", s.id, org=s.org) or "",
+            result=self._opened(s.result, "scans.result", s.id, org=s.org),
         )
 
     async def _signal(self, org: str, sig: Signal) -> Signal:
@@ -265,12 +295,16 @@ class EncryptedStore:
     async def record_step(
         self, lease: Lease, step: StepRecord, consume_signal: int | None = None
     ) -> str:
-        org, s = await self._org_of(lease), step
+        org, s = lease.org or await self._org_of(lease), step
+        key = await self._key(org, "steps.output")
+        output = None if s.output is None else seal(key, s.output, "steps.output", s.run_id, s.name)
+        error = None
+        if s.error is not None:
+            text = json.dumps(s.error)
+            error = {ERROR_KEY: seal(key, text, "steps.error", s.run_id, s.name)}
         sealed = StepRecord(
-            s.run_id, s.name, s.seq, s.kind, s.status,
-            await self._seal_opt(org, s.output, "steps.output", s.run_id, s.name),
-            await self._seal_error(org, s.error, "steps.error", s.run_id, s.name),
-            s.attempts, s.started_at, s.finished_at, s.version,
+            s.run_id, s.name, s.seq, s.kind, s.status, output, error, s.attempts,
+            s.started_at, s.finished_at, s.version,
         )  # fmt: skip
         return await self.inner.record_step(lease, sealed, consume_signal)
 
