@@ -1,6 +1,6 @@
 """Per-organization data keys: created on first use, unwrapped once, cached in memory.
 
-A ciphertext reads ``plx1.<data key id>.<base64url(nonce || AES-GCM ciphertext)>``:
+A ciphertext reads ``plx1.<data key id>.<base64(nonce || AES-GCM ciphertext)>``:
 naming its key is what lets a rotation leave old rows readable. An organization's
 current key is its newest. Another process's rotation is seen within ``REFRESH_S``
 (what it sealed meanwhile under the older key stays readable and is re-encrypted by the
@@ -10,7 +10,7 @@ background pass); a key id this process never saw is fetched at once.
 from __future__ import annotations
 
 import asyncio
-import base64
+import binascii
 import os
 import secrets
 import threading
@@ -173,7 +173,8 @@ def seal(key: DataKey, text: str, column: str, *row: str) -> str:
     """``text`` sealed with ``key``, bound to ``column`` of the row named by ``row``."""
     nonce = _nonces.next()
     sealed = key.aead.encrypt(nonce, text.encode(), aad(column, key.org, *row))
-    return f"{SEALED_PREFIX}{key.id}.{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+    body = binascii.b2a_base64(nonce + sealed, newline=False).decode()
+    return f"{SEALED_PREFIX}{key.id}.{body}"
 
 
 def key_id_of(token: str) -> str:
@@ -193,19 +194,55 @@ def unseal(key: DataKey, token: str, column: str, *row: str, org: str | None = N
     ``org``, when the reader knows the row's organization, must own the key: a payload
     moved across organizations fails even before AES-GCM would refuse it.
     """
-    shown = f"{column} of {'/'.join(row)}"
-    if org is not None and key.org != org:
-        raise EncryptionKeyError(
-            f"the payload in {shown} of organization {org!r} is sealed with a key of "
-            f"another organization: it was copied from elsewhere; restore the row from backup"
-        )
-    raw = base64.urlsafe_b64decode(token[len(SEALED_PREFIX) + len(key.id) + 1 :])
+    check_owner(key, org, column, *row)
     try:
+        raw = binascii.a2b_base64(token[len(SEALED_PREFIX) + len(key.id) + 1 :])
         plain = key.aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], aad(column, key.org, *row))
-    except InvalidTag:
+    except (InvalidTag, binascii.Error, ValueError):
         raise EncryptionKeyError(
-            f"the payload in {shown} does not open with its data key {key.id!r}: it was "
-            "altered or copied from another row (each ciphertext is bound to its row and "
-            "column); restore the row from backup"
+            f"the payload in {column} of {'/'.join(row)} does not open with its data key "
+            f"{key.id!r}: it was altered or copied from another row (each ciphertext is "
+            "bound to its row and column); restore the row from backup"
         ) from None
     return plain.decode()
+
+
+def check_owner(key: DataKey, org: str | None, column: str, *row: str) -> None:
+    """Refuse a payload of organization ``org`` (when known) sealed with another's key."""
+    if org is not None and key.org != org:
+        raise EncryptionKeyError(
+            f"the payload in {column} of {'/'.join(row)} of organization {org!r} is sealed "
+            "with a key of another organization: it was copied from elsewhere; restore the "
+            "row from backup"
+        )
+
+
+class Recent:
+    """Plaintexts this process sealed or opened lately, so reading back what it just wrote
+    (a run's steps at its end, a run polled until it finishes) costs no AES-GCM call.
+
+    Keyed by (ciphertext, column, row): a ciphertext names its key (so its organization,
+    which :func:`check_owner` still checks on every read) and carries a random nonce, so
+    an entry answers only for the very row it was sealed or opened for; a ciphertext
+    copied elsewhere misses and fails to open. Small payloads only, few of them: patient
+    data stays in memory no longer than the engine itself would keep it around.
+    """
+
+    MAX_ENTRIES = 4096
+    MAX_CHARS = 2048
+
+    def __init__(self) -> None:
+        self._texts: dict[tuple[str, ...], str] = {}
+
+    def get(self, token: str, column: str, row: tuple[str, ...]) -> str | None:
+        """The plaintext, if recently seen for this row and column."""
+        return self._texts.get((token, column, *row))
+
+    def put(self, token: str, column: str, row: tuple[str, ...], text: str) -> None:
+        """Remember a small plaintext (the oldest entry goes when full)."""
+        if len(text) > self.MAX_CHARS:
+            return
+        texts = self._texts
+        if len(texts) >= self.MAX_ENTRIES:
+            del texts[next(iter(texts))]
+        texts[(token, column, *row)] = text

@@ -47,7 +47,9 @@ from pulseloop.store.sealed.keyring import (
     DataKey,
     Keyring,
     PayloadSql,
+    Recent,
     Statement,
+    check_owner,
     key_id_of,
     seal,
     unseal,
@@ -68,6 +70,7 @@ class EncryptedStore:
         self.inner = inner
         self._master = master
         self._keyring: Keyring | None = None
+        self._recent = Recent()
 
     @property
     def keyring(self) -> Keyring:
@@ -117,7 +120,12 @@ class EncryptedStore:
         return keys.cached(org) or await keys.current(org)
 
     async def _seal(self, org: str, text: str, column: str, *row: str) -> str:
-        return seal(await self._key(org, column), text, column, *row)
+        return self._sealed(await self._key(org, column), text, column, *row)
+
+    def _sealed(self, key: DataKey, text: str, column: str, *row: str) -> str:
+        token = seal(key, text, column, *row)
+        self._recent.put(token, column, row, text)
+        return token
 
     async def _org_of(self, lease: Lease) -> str:
         """The lease's organization; looked up for a lease made without it (the engine
@@ -157,7 +165,12 @@ class EncryptedStore:
             return stored
         key = self.keyring.known(key_id_of(stored))
         assert key is not None, "call _learn first"
-        return unseal(key, stored, column, *row, org=org)
+        check_owner(key, org, column, *row)
+        text = self._recent.get(stored, column, row)
+        if text is None:
+            text = unseal(key, stored, column, *row)
+            self._recent.put(stored, column, row, text)
+        return text
 
     def _opened_error(
         self, error: dict[str, Any] | None, column: str, *row: str, org: str | None = None
@@ -297,11 +310,13 @@ class EncryptedStore:
     ) -> str:
         org, s = lease.org or await self._org_of(lease), step
         key = await self._key(org, "steps.output")
-        output = None if s.output is None else seal(key, s.output, "steps.output", s.run_id, s.name)
+        output = None
+        if s.output is not None:
+            output = self._sealed(key, s.output, "steps.output", s.run_id, s.name)
         error = None
         if s.error is not None:
             text = json.dumps(s.error)
-            error = {ERROR_KEY: seal(key, text, "steps.error", s.run_id, s.name)}
+            error = {ERROR_KEY: self._sealed(key, text, "steps.error", s.run_id, s.name)}
         sealed = StepRecord(
             s.run_id, s.name, s.seq, s.kind, s.status, output, error, s.attempts,
             s.started_at, s.finished_at, s.version,
