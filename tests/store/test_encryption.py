@@ -26,7 +26,7 @@ from pulseloop.store.sealed.keyring import _Nonces, key_id_of
 from pulseloop.testing import FakeClock
 from tests.connectors.scan_helpers import trace_upload
 from tests.connectors.test_facial_scan import _created, token_of
-from tests.helpers import until_status
+from tests.helpers import eventually, until_status
 
 PHONE = "+1-555-0142-9876"
 EVENT_TEXT = "chest pain since tuesday"
@@ -241,3 +241,20 @@ def test_nonces_are_never_repeated_across_pool_refills() -> None:
     nonces = _Nonces()
     drawn = [nonces.next() for _ in range(3 * _Nonces._BATCH)]
     assert len(set(drawn)) == len(drawn) and {len(n) for n in drawn} == {12}
+
+
+async def test_a_worker_encrypts_rows_from_before_encryption_when_it_starts(
+    db_url: str, clock: FakeClock
+) -> None:
+    async with opened(db_url, encrypt=False) as plain:
+        await plain.create_run("default", "old", "follow-up", json.dumps({"x": PHONE}), 1.0)
+        await plain.cancel_run("default", "old", 2.0)
+    async with App([FollowUp], db_url, clock=clock, poll_interval="50 milliseconds") as app:
+        store = app.store
+        assert isinstance(store, EncryptedStore)
+
+        async def sealed() -> bool:
+            return None not in await payload_key_ids(store)
+
+        await eventually(sealed, "the worker's first pass sealing the old run")
+        assert (await app.get_run("old")).body == {"x": PHONE}
