@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from pulseloop import App, Event, Loop, Step
+from pulseloop import App, Event, Loop, NonRetryableError, Step
 from pulseloop.connectors.facial_scan import ScanService
 from pulseloop.errors import EncryptionKeyError
 from pulseloop.store import open_store, sqlite_path
@@ -258,3 +258,27 @@ async def test_a_worker_encrypts_rows_from_before_encryption_when_it_starts(
 
         await eventually(sealed, "the worker's first pass sealing the old run")
         assert (await app.get_run("old")).body == {"x": PHONE}
+
+
+class CallFails(Loop):
+    """A step that fails with the patient's phone number in its message."""
+
+    async def run(self, event: Event, step: Step) -> Any:
+        async def call() -> None:
+            raise NonRetryableError(f"cannot reach {event.body['phone']}")
+
+        await step.do("call", call)
+
+
+async def test_errors_are_encrypted_and_survive_a_retry(db_url: str, clock: FakeClock) -> None:
+    async with App([CallFails], db_url, clock=clock, poll_interval="50 milliseconds") as app:
+        run = await app.trigger("call-fails", {"phone": PHONE})
+        failed = await app.wait_for_run(run.id, timeout="1 minute")
+        assert failed.status == "failed" and PHONE in failed.error["message"]
+        await app.retry(run.id)  # the failed step record moves to the attempts history
+        again = await app.wait_for_run(run.id, timeout="1 minute")
+        assert again.status == "failed"
+        (attempt, *_) = again.step("call").attempts
+        assert attempt.error is not None and PHONE in attempt.error["message"]
+        raw = raw_database(db_url)
+    assert PHONE.encode() not in raw + raw_database(db_url)
