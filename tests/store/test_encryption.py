@@ -22,7 +22,7 @@ from pulseloop.store.postgres.connection import parse_url
 from pulseloop.store.sealed import EncryptedStore, Resealer, reseal_all
 from pulseloop.store.sealed.columns import COLUMNS
 from pulseloop.store.sealed.columns import token_of as sealed_token
-from pulseloop.store.sealed.keyring import _Nonces, key_id_of
+from pulseloop.store.sealed.keyring import Recent, _Nonces, key_id_of
 from pulseloop.testing import FakeClock
 from tests.connectors.scan_helpers import trace_upload
 from tests.connectors.test_facial_scan import _created, token_of
@@ -274,7 +274,8 @@ async def test_errors_are_encrypted_and_survive_a_retry(db_url: str, clock: Fake
     async with App([CallFails], db_url, clock=clock, poll_interval="50 milliseconds") as app:
         run = await app.trigger("call-fails", {"phone": PHONE})
         failed = await app.wait_for_run(run.id, timeout="1 minute")
-        assert failed.status == "failed" and PHONE in failed.error["message"]
+        assert failed.status == "failed" and failed.error is not None
+        assert PHONE in failed.error["message"]
         await app.retry(run.id)  # the failed step record moves to the attempts history
         again = await app.wait_for_run(run.id, timeout="1 minute")
         assert again.status == "failed"
@@ -282,3 +283,14 @@ async def test_errors_are_encrypted_and_survive_a_retry(db_url: str, clock: Fake
         assert attempt.error is not None and PHONE in attempt.error["message"]
         raw = raw_database(db_url)
     assert PHONE.encode() not in raw + raw_database(db_url)
+
+
+def test_recent_plaintexts_are_bounded_and_bound_to_their_row() -> None:
+    recent = Recent()
+    for i in range(Recent.MAX_ENTRIES + 10):
+        recent.put(f"t{i}", "runs.input", ("r",), "x")
+    assert recent.get("t0", "runs.input", ("r",)) is None  # the oldest went
+    assert recent.get(f"t{Recent.MAX_ENTRIES + 9}", "runs.input", ("r",)) == "x"
+    assert recent.get(f"t{Recent.MAX_ENTRIES + 9}", "runs.input", ("other",)) is None
+    recent.put("big", "runs.input", ("r",), "x" * (Recent.MAX_CHARS + 1))
+    assert recent.get("big", "runs.input", ("r",)) is None  # large payloads are not kept

@@ -15,6 +15,7 @@ import os
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -232,7 +233,9 @@ class Recent:
     MAX_CHARS = 2048
 
     def __init__(self) -> None:
-        self._texts: dict[tuple[str, ...], str] = {}
+        # OrderedDict: dropping the oldest is O(1) (a plain dict's next(iter()) walks the
+        # holes its deletions leave at the front)
+        self._texts: OrderedDict[tuple[str, ...], str] = OrderedDict()
 
     def get(self, token: str, column: str, row: tuple[str, ...]) -> str | None:
         """The plaintext, if recently seen for this row and column."""
@@ -244,5 +247,5 @@ class Recent:
             return
         texts = self._texts
         if len(texts) >= self.MAX_ENTRIES:
-            del texts[next(iter(texts))]
+            texts.popitem(last=False)
         texts[(token, column, *row)] = text
