@@ -18,6 +18,8 @@ from pulseloop.testing.postgres import ThrowawayPostgres
 
 BENCH_SECRET_KEY = "bench-secret-key-shared-by-every-process-of-the-benchmark"
 """PULSELOOP_SECRET_KEY for a shared PostgreSQL database (every process needs the same)."""
+BENCH_MASTER_KEY = "be" * 32
+"""PULSELOOP_MASTER_KEY likewise (encryption at rest)."""
 
 
 class Databases:
@@ -32,6 +34,7 @@ class Databases:
         if backend == "postgres":
             self.server = ThrowawayPostgres().start()
             os.environ["PULSELOOP_SECRET_KEY"] = BENCH_SECRET_KEY  # inherited by children
+            os.environ["PULSELOOP_MASTER_KEY"] = BENCH_MASTER_KEY
 
     def describe(self) -> str:
         """One line for the report's header."""

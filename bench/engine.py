@@ -13,6 +13,10 @@ RSS honest. Both engines run with their durable defaults: on SQLite pulseloop's 
 ``BEGIN IMMEDIATE`` per write); on PostgreSQL both on the same server (``fsync`` on,
 ``synchronous_commit`` on); DBOS's sync workflows on its thread pool.
 
+Encryption at rest is on, as for users. ``--engines pulseloop,pulseloop-plain`` also runs
+pulseloop with payloads stored in plaintext and reports, for (a) and (b), how much slower
+encryption makes each repeat (target: under 10 %).
+
 Workloads (see docs/benchmarks.md):
 
 a. one run of N sequential trivial steps: microseconds per step, trigger -> result.
@@ -97,6 +101,16 @@ def percentile(values: list[float], q: float) -> float:
 def pulseloop_child(workload: str, p: dict[str, Any]) -> dict[str, Any]:
     from pulseloop import App, Event, Loop, Step
 
+    if not p.get("encrypt", True):
+        # the engine "pulseloop-plain": payloads stored as plaintext, to measure what
+        # encryption at rest costs (a benchmark-only switch, not an App option)
+        import functools
+
+        import pulseloop.app
+        from pulseloop.store import open_store
+
+        pulseloop.app.open_store = functools.partial(open_store, encrypt=False)  # type: ignore[assignment]
+
     async def noop() -> None:
         return None
 
@@ -149,12 +163,17 @@ def pulseloop_child(workload: str, p: dict[str, Any]) -> dict[str, Any]:
     if p.get("concurrency"):
         kwargs["concurrency"] = int(p["concurrency"])
 
+    cpu_s: list[float] = []
+    """Process CPU seconds (all threads) of each seq_runs call: on a shared, busy machine
+    it shows what a change costs with less of the other tenants' noise than wall time."""
+
     async def seq_runs(app: App, runs: int, steps: int) -> float:
         """Trigger ``runs`` runs of ``steps`` steps together; seconds until all are done."""
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         triggered = await asyncio.gather(*(app.trigger("seq", {"n": steps}) for _ in range(runs)))
         done = await asyncio.gather(*(app.wait_for_run(r.id) for r in triggered))
         elapsed = time.perf_counter() - start
+        cpu_s.append(time.process_time() - cpu)
         bad = [r.status for r in done if r.status != "completed"]
         if bad:
             raise RuntimeError(f"runs did not complete: {bad[:5]}")
@@ -168,9 +187,12 @@ def pulseloop_child(workload: str, p: dict[str, Any]) -> dict[str, Any]:
                 times = [await seq_runs(app, 1, p["steps"]) for _ in range(p["repeats"])]
                 commits = app.store.commits - commits0  # type: ignore[attr-defined]
             per_step = [t / p["steps"] * 1e6 for t in times]
+            cpu = [c / p["steps"] * 1e6 for c in cpu_s[1:]]
             return {
                 "us_per_step": statistics.median(per_step),
                 "all_us_per_step": per_step,
+                "cpu_us_per_step": statistics.median(cpu),
+                "all_cpu_us_per_step": cpu,
                 "commits_per_step": commits / (p["steps"] * p["repeats"]),
             }
         if workload == "b":
@@ -181,9 +203,12 @@ def pulseloop_child(workload: str, p: dict[str, Any]) -> dict[str, Any]:
                 commits = app.store.commits - commits0  # type: ignore[attr-defined]
             total = p["runs"] * p["steps"]
             rates = [total / t for t in times]
+            cpu = [c / total * 1e6 for c in cpu_s[1:]]
             return {
                 "steps_per_s": statistics.median(rates),
                 "all_steps_per_s": rates,
+                "cpu_us_per_step": statistics.median(cpu),
+                "all_cpu_us_per_step": cpu,
                 "steps_per_commit": total * p["repeats"] / max(1, commits),
             }
         if workload == "c":
@@ -419,7 +444,7 @@ def late_summary(late: list[float]) -> dict[str, Any]:
 def child_main(engine: str, workload: str, params: str) -> None:
     p = json.loads(params)
     fn: Callable[[str, dict[str, Any]], dict[str, Any]] = (
-        pulseloop_child if engine == "pulseloop" else dbos_child
+        pulseloop_child if engine.startswith("pulseloop") else dbos_child
     )
     result = fn(workload, p)
     print("RESULT " + json.dumps(result), flush=True)
@@ -452,7 +477,8 @@ class Bench:
         for engine in self.engines:
             label = f"{workload}-{engine}"
             url = self.dbs.url(label)
-            result = spawn(engine, workload, {**params, "url": url}, self.args.verbose)
+            more = {"url": url, "encrypt": engine != "pulseloop-plain"}
+            result = spawn(engine, workload, {**params, **more}, self.args.verbose)
             out[engine] = result
             self.raw[label] = result
             shown = {k: _round(v) for k, v in result.items()}
@@ -509,6 +535,8 @@ class Bench:
         self.raw["a-floor-us"] = floor
         print(f"  one synced one-row commit on this database right now: {floor:.0f} us (median)")
         self.row(f"(a) 1 run x {a.steps:,} steps", "us_per_step", res, "us/step", True, target)
+        self.encryption_cost("(a)", "us_per_step", res, lower_better=True)
+        self.encryption_cost("(a) CPU", "cpu_us_per_step", res, lower_better=True)
         self.row("(a) floor: one synced commit", "", {}, "us", True, None, pl_value=floor)
 
     def b(self) -> None:
@@ -520,6 +548,8 @@ class Bench:
             f"(b) {a.runs} runs x {a.run_steps} steps", "steps_per_s", res, "steps/s", False,
             20_000,
         )  # fmt: skip
+        self.encryption_cost("(b)", "steps_per_s", res, lower_better=False)
+        self.encryption_cost("(b) CPU", "cpu_us_per_step", res, lower_better=True)
 
     def c(self) -> None:
         a = self.args
@@ -628,6 +658,26 @@ class Bench:
         self.rows.append(
             ("(f) runs/s grows with workers", "yes" if grows else "NO", "-", "-", "grows",
              "yes" if grows else "NO")
+        )  # fmt: skip
+
+    def encryption_cost(
+        self, name: str, key: str, res: dict[str, dict[str, Any]], lower_better: bool
+    ) -> None:
+        """With ``--engines ...,pulseloop-plain``: how much slower encryption at rest
+        makes pulseloop, each repeat paired with the plain run's same repeat."""
+        on, off = res.get("pulseloop", {}), res.get("pulseloop-plain", {})
+        if key not in on or key not in off:
+            return
+        all_key = "all_" + key
+        pairs = list(zip(on.get(all_key, [on[key]]), off.get(all_key, [off[key]]), strict=False))
+        slower = [(x / y if lower_better else y / x) - 1 for x, y in pairs]
+        shown = ", ".join(f"{100 * s:+.1f} %" for s in slower)
+        median = statistics.median(slower)
+        print(f"  {name} {key} on vs off: {shown} per repeat; median {100 * median:+.1f} %")
+        self.raw[f"{name}-encryption-slower"] = slower
+        self.rows.append(
+            (f"{name} encryption on vs off [% slower]", f"{100 * median:+.1f} %", "-", "-",
+             "< +10 %", "yes" if median < 0.10 else "NO")
         )  # fmt: skip
 
     def pl_opts(self) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import pytest
 
 from pulseloop import App, Loop
 from pulseloop.testing import FakeClock
-from tests.pg import SECRET_KEY, PgServer
+from tests.pg import MASTER_KEY, SECRET_KEY, PgServer
 
 BACKENDS = ["sqlite", "postgres"]
 
@@ -41,12 +41,14 @@ def db_url(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[str]:
     """A database URL for a fresh database: a file in this test's folder, or a new
-    PostgreSQL database (with the shared scan-link key a shared database requires)."""
+    PostgreSQL database (with the shared scan-link and master keys a shared database
+    requires)."""
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path / 'pulseloop.db'}"
         return
     server: PgServer = request.getfixturevalue("pg_server")
     monkeypatch.setenv("PULSELOOP_SECRET_KEY", SECRET_KEY)
+    monkeypatch.setenv("PULSELOOP_MASTER_KEY", MASTER_KEY)
     url = server.create_database()
     try:
         yield url

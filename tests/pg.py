@@ -19,6 +19,8 @@ from pulseloop.testing.postgres import ThrowawayPostgres
 
 TEMPLATE = "pulseloop_template"
 SECRET_KEY = "test-secret-key-shared-by-every-process-of-a-test"
+MASTER_KEY = "6d" * 32
+"""The master key every process of a PostgreSQL test shares (PULSELOOP_MASTER_KEY)."""
 
 
 class PgServer:

@@ -29,7 +29,8 @@ what was wrong and what to do::
     ├── OrgNotFound / OrgExists  organizations (``pulseloop orgs``)
     ├── KeyNotFound              an API key id that does not exist
     └── StoreError               the database refused (newer schema, unreachable)
-        └── SchemaTooNew
+        ├── SchemaTooNew
+        └── EncryptionKeyError   the master key is missing, malformed or not this database's
 
 Control flow that user code must never swallow (suspension, lease loss) derives from
 ``BaseException`` and lives in :mod:`pulseloop.engine.suspend`, not here.
@@ -235,6 +236,14 @@ class SchemaTooNew(StoreError):
     """The database was written by a newer pulseloop; it is refused, never touched."""
 
     code = "schema_too_new"
+
+
+class EncryptionKeyError(StoreError):
+    """Payloads cannot be sealed or opened: the master key is missing or malformed, it is
+    not the key this database's data keys were wrapped with, or a ciphertext does not
+    belong where it was found. Never answered with garbage or plaintext."""
+
+    code = "encryption_key"
 
 
 def error_info(exc: BaseException) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from pulseloop.engine.worker import Worker
 from pulseloop.errors import PulseloopError
 from pulseloop.store import open_store, sqlite_path
 from pulseloop.store.base import Store
+from pulseloop.store.sealed import EncryptedStore, Resealer
 
 if TYPE_CHECKING:
     from pulseloop.client import OrgClient
@@ -83,6 +84,10 @@ class Runtime:
                 on_settled=self._on_settled,
             )  # fmt: skip
             await self.worker.start()
+            if isinstance(store, EncryptedStore):  # re-encrypt older rows in the background
+                resealer = Resealer(store)
+                resealer.start()
+                self._closers.append(resealer.stop)
 
     async def close(self) -> None:
         """Stop background services, the worker (handing back runs in flight), and close

@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 
 from tests.cli.helpers import cli_env, run_cli
-from tests.pg import SECRET_KEY, PgServer
+from tests.pg import MASTER_KEY, SECRET_KEY, PgServer
 
 
 @pytest.fixture
 def pg_url(pg_server: PgServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A fresh migrated database; the shared scan-link key is set for every process."""
     monkeypatch.setenv("PULSELOOP_SECRET_KEY", SECRET_KEY)
+    monkeypatch.setenv("PULSELOOP_MASTER_KEY", MASTER_KEY)
     url = pg_server.create_database()
     try:
         yield url
@@ -64,4 +65,14 @@ def test_worker_without_the_secret_key_says_which_setting(
     done = run_cli("worker", str(loop_file), "--db", pg_url, cwd=tmp_path)
     assert done.returncode == 2
     assert "PULSELOOP_SECRET_KEY" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_worker_without_the_master_key_says_which_setting(
+    tmp_path: Path, loop_file: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PULSELOOP_MASTER_KEY")
+    done = run_cli("worker", str(loop_file), "--db", pg_url, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "PULSELOOP_MASTER_KEY is not set" in done.stderr
     assert "Traceback" not in done.stderr

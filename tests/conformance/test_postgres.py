@@ -18,14 +18,15 @@ from pulseloop.errors import SchemaTooNew, StoreError
 from pulseloop.store import open_store
 from pulseloop.store.migrations import latest_version
 from tests.helpers import eventually
-from tests.pg import SECRET_KEY, PgServer
+from tests.pg import MASTER_KEY, SECRET_KEY, PgServer
 
 BOOTERS = 8
 
 
 @pytest.fixture
-def empty_url(pg_server: PgServer) -> Iterator[str]:
-    """A database pulseloop has never touched."""
+def empty_url(pg_server: PgServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A database pulseloop has never touched (the master key set for its processes)."""
+    monkeypatch.setenv("PULSELOOP_MASTER_KEY", MASTER_KEY)
     url = pg_server.create_database(empty=True)
     try:
         yield url
@@ -35,8 +36,9 @@ def empty_url(pg_server: PgServer) -> Iterator[str]:
 
 @pytest.fixture
 def pg_url(pg_server: PgServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A migrated database, with the shared scan-link key set."""
+    """A migrated database, with the shared scan-link and master keys set."""
     monkeypatch.setenv("PULSELOOP_SECRET_KEY", SECRET_KEY)
+    monkeypatch.setenv("PULSELOOP_MASTER_KEY", MASTER_KEY)
     url = pg_server.create_database()
     try:
         yield url

@@ -36,6 +36,7 @@ import httpx
 
 from pulseloop import App
 from pulseloop.errors import StoreError
+from pulseloop.store.sealed import EncryptedStore
 
 LOOP_FILE = Path(__file__).with_name("chaos_loop.py")
 STEP_NAMES = {"a", "nap", "flaky", "reply", "provision", "b"}
@@ -260,10 +261,11 @@ class Feeder:
             "SELECT sc.id, sc.run_id, st.output FROM scans sc JOIN steps st "
             "ON st.run_id = sc.run_id AND st.name = 'provision' WHERE sc.status = 'pending'"
         )
-        for scan_id, rid, provisioned in pending:
+        for scan_id, rid, sealed in pending:
             if scan_id in self._finished:
                 continue
             i = int(rid.rsplit("-", 1)[1])
+            provisioned = await open_stored(self.app, sealed, "steps.output", rid, "provision")
             if self.upload(i):
                 if await self._upload(client, i, json.loads(provisioned)["url"]):
                     self._finished.add(scan_id)
@@ -363,8 +365,8 @@ async def run_chaos(
         finally:
             stop.set()
             await feeding
-    report.total_s = time.perf_counter() - started
-    await check(reader, log, runs, report, feeder)
+        report.total_s = time.perf_counter() - started
+        await check(reader, log, runs, report, feeder)  # the open App decrypts outputs
     return report
 
 
@@ -405,6 +407,14 @@ async def drain(db: ChaosDb, runs: int) -> None:
         await asyncio.sleep(0.1)
 
 
+async def open_stored(app: App, stored: str, column: str, *row: str) -> str:
+    """A payload read with raw SQL, decrypted (payloads are encrypted at rest)."""
+    assert isinstance(app.store, EncryptedStore)
+    text = await app.store.open_stored(stored, column, *row)
+    assert text is not None
+    return text
+
+
 async def check(db: ChaosDb, log: Path, runs: int, report: ChaosReport, feeder: Feeder) -> None:
     """Every check of the module docstring; what fails goes to ``report.problems``."""
     problems = report.problems
@@ -412,7 +422,7 @@ async def check(db: ChaosDb, log: Path, runs: int, report: ChaosReport, feeder: 
     outputs = dict(await db.rows("SELECT id, output FROM runs WHERE status = 'completed'"))
     for i in range(runs):
         rid = run_id(i)
-        out = json.loads(outputs[rid])
+        out = json.loads(await open_stored(feeder.app, outputs[rid], "runs.output", rid))
         expected = {"i": i, "a": 2 * i, "reply": {"to": rid}, "scan": "completed",
                     "metadata": {"i": i}}  # fmt: skip
         attempts, heart_rate = out.pop("attempts"), out.pop("heart_rate")

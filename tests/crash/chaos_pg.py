@@ -108,9 +108,9 @@ async def run_pg_chaos(
             await feeding
             for proc in pool + web:
                 await kill(proc, signal.SIGTERM)
-    report.uploads = len(feeder.uploaded)
-    report.total_s = time.perf_counter() - started
-    await check(reader, log, runs, report, feeder)
+        report.uploads = len(feeder.uploaded)
+        report.total_s = time.perf_counter() - started
+        await check(reader, log, runs, report, feeder)  # the open App decrypts outputs
     await reader.close()
     return report
 

@@ -17,7 +17,7 @@ import pytest
 
 from pulseloop.testing.postgres import ThrowawayPostgres
 from tests.crash.chaos_pg import run_pg_chaos
-from tests.pg import SECRET_KEY
+from tests.pg import MASTER_KEY, SECRET_KEY
 
 
 @pytest.mark.crash
@@ -26,6 +26,7 @@ def test_pg_chaos_loses_nothing_across_kills_and_a_database_restart(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PULSELOOP_SECRET_KEY", SECRET_KEY)
+    monkeypatch.setenv("PULSELOOP_MASTER_KEY", MASTER_KEY)
     server = ThrowawayPostgres().start()
     try:
         with psycopg.connect(server.url(), autocommit=True) as conn:

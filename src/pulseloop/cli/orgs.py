@@ -14,9 +14,11 @@ import typer
 
 from pulseloop.cli.common import CliError, DbOption, JsonOption, database_url, run_async
 from pulseloop.cli.render import print_json
+from pulseloop.errors import OrgNotFound
 from pulseloop.keys import KEY_PREFIX, hash_api_key, new_api_key
 from pulseloop.store import open_store
 from pulseloop.store.base import KeyRecord, OrgRecord, OrgStore
+from pulseloop.store.sealed import EncryptedStore
 
 T = TypeVar("T")
 
@@ -127,3 +129,31 @@ def revoke_key(
         key_id = key_id[len(KEY_PREFIX) :].split("_", 1)[0]
     record = run_async(with_store(db, lambda store: store.revoke_key(key_id, time.time())))
     typer.echo(f"key {record.id} of {record.org} revoked")
+
+
+@keys_app.command("rotate-data-key")
+def rotate_data_key(
+    org: Annotated[
+        str | None,
+        typer.Option(
+            "--org",
+            help="Rotate this organization's key (default: every organization's).",
+            metavar="NAME",
+            show_default=False,
+        ),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Make a new data key current (encryption at rest); older rows stay readable and
+    workers re-encrypt them in the background."""
+
+    async def action(store: OrgStore) -> list[tuple[str, str]]:
+        if not isinstance(store, EncryptedStore):
+            raise CliError("this database is not opened with encryption; nothing to rotate")
+        names = [org] if org else [o.name for o in await store.list_orgs()]
+        if org and await store.get_org(org) is None:
+            raise OrgNotFound(f"no organization named {org!r}; see `pulseloop orgs list`")
+        return [(name, (await store.rotate_data_key(name)).id) for name in names]
+
+    for name, key_id in run_async(with_store(db, action)):
+        typer.echo(f"data key {key_id} is now current for {name}")

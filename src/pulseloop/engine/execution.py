@@ -120,7 +120,7 @@ class Execution:
         self.history = history
         self.loop = loop
         self.version = version
-        self.lease = Lease(run.key, services.worker_id)  # history is keyed by run.key
+        self.lease = Lease(run.key, services.worker_id, run.org)  # history is keyed by run.key
         self._names: set[str] = set()
         self._wake_ats: list[float] = []
         self._keys: list[str] = []

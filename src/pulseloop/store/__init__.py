@@ -32,8 +32,24 @@ def is_postgres_url(url: str) -> bool:
     return urlsplit(url).scheme in _POSTGRES_SCHEMES
 
 
-def open_store(url: str, *, for_worker: bool = False) -> Store:
-    """A (not yet opened) store for a database URL; ``for_worker`` tunes it for writing."""
+def open_store(url: str, *, for_worker: bool = False, encrypt: bool = True) -> Store:
+    """A (not yet opened) store for a database URL; ``for_worker`` tunes it for writing.
+
+    Patient payloads are encrypted at rest (:mod:`pulseloop.store.sealed`) under the master
+    key from ``PULSELOOP_MASTER_KEY`` (or its key file), loaded when the store opens.
+    ``encrypt=False`` is for benchmarks measuring what encryption costs (and tests of
+    databases from before it): it stores plaintext and cannot read what an encrypted store
+    wrote.
+    """
+    backend = _backend(url, for_worker)
+    if not encrypt:
+        return backend
+    from pulseloop.store.sealed import EncryptedStore, load_master_key
+
+    return EncryptedStore(backend, lambda: load_master_key(url))  # type: ignore[arg-type]
+
+
+def _backend(url: str, for_worker: bool) -> Store:
     path = sqlite_path(url)
     if path is not None:
         from pulseloop.store.sqlite import SqliteStore

@@ -26,6 +26,7 @@ from pulseloop.store.protocols import (
 from pulseloop.store.records import (
     RUN_STATUSES,
     SCAN_OPEN_STATUSES,
+    SCAN_SIGNAL_PAYLOAD,
     SCAN_STATUSES,
     SCAN_TERMINAL_STATUSES,
     TERMINAL_STATUSES,
@@ -51,6 +52,7 @@ from pulseloop.store.records import (
 __all__ = [
     "RUN_STATUSES",
     "SCAN_OPEN_STATUSES",
+    "SCAN_SIGNAL_PAYLOAD",
     "SCAN_STATUSES",
     "SCAN_TERMINAL_STATUSES",
     "TERMINAL_STATUSES",

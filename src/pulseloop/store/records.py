@@ -33,6 +33,8 @@ class Lease:
 
     run_id: str
     worker: str
+    org: str = ""
+    """The run's organization: whose data key seals what the worker writes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +253,12 @@ def fallback_run_key(org: str, run_id: str) -> str:
 def scan_signal_key(scan_id: str) -> str:
     """The signal a scan's terminal status sends to its run."""
     return f"scan:{scan_id}"
+
+
+SCAN_SIGNAL_PAYLOAD = '{"from": "scan"}'
+"""What a scan's signal row holds: nothing of the patient's. The store layer that opens
+payloads (:mod:`pulseloop.store.sealed`) hands the wait the scan's own record instead, so
+vitals and metadata exist once, encrypted, in the scan row."""
 
 
 @dataclass(slots=True)

@@ -8,13 +8,17 @@ parking at the same instant then sees the signal). Outcomes are idempotent: a se
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import psycopg
 
 from pulseloop.store import sql
-from pulseloop.store.base import SCAN_OPEN_STATUSES, ScanRecord, scan_signal_key
+from pulseloop.store.base import (
+    SCAN_OPEN_STATUSES,
+    SCAN_SIGNAL_PAYLOAD,
+    ScanRecord,
+    scan_signal_key,
+)
 from pulseloop.store.sql import SCAN_COLUMNS
 
 Conn = psycopg.AsyncConnection[Any]
@@ -178,7 +182,7 @@ async def _signal(conn: Conn, scans: list[ScanRecord], now: float) -> None:
     orgs = [s.org for s in scans]
     run_ids = [s.run_id for s in scans]
     keys = [scan_signal_key(s.id) for s in scans]
-    payloads = [json.dumps(s.payload()) for s in scans]
+    payloads = [SCAN_SIGNAL_PAYLOAD for _ in scans]
     await conn.execute(
         "INSERT INTO signals (run_id, key, payload, created_at) "
         "SELECT r.run_key, n.key, n.payload, %s FROM unnest(%s::text[], %s::text[], "

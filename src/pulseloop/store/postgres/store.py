@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -587,3 +587,17 @@ class PostgresStore:
 
     async def stats(self, steps_since: float) -> StoreStats:
         return await self._tx(lambda c: orgs.stats(c, steps_since), read_only=True)
+
+    # the encryption layer (pulseloop.store.sealed) ------------------------------------
+    async def payload_sql(
+        self, statements: Sequence[tuple[str, tuple[Any, ...]]]
+    ) -> list[list[tuple[Any, ...]]]:
+        async def op(conn: Conn) -> list[list[tuple[Any, ...]]]:
+            results = []
+            for sql, params in statements:  # written once with ? placeholders
+                cur = await conn.execute(sql.replace("?", "%s"), params)
+                results.append(list(await cur.fetchall()) if cur.description else [])
+            return results
+
+        # compare-and-set updates and key inserts with fresh ids: safe to run again
+        return await self._tx(op)

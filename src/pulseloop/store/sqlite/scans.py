@@ -1,19 +1,24 @@
 """Scan rows in SQLite: provisioning, the link's state machine, outcomes and expiry.
 
 A scan reaching a terminal status (completed, failed, expired) inserts the run's signal
-``scan:<id>`` carrying the scan payload, and re-queues the run if it is waiting, in the
-same transaction. So a wait reached after the scan finished still finds it (the signal is
-buffered), and a wait reached before is woken at once.
+``scan:<id>`` (naming the scan, carrying none of its data), and re-queues the run if it is
+waiting, in the same transaction. So a wait reached after the scan finished still finds it
+(the signal is buffered), and a wait reached before is woken at once.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from typing import Any
 
 from pulseloop.store import sql
-from pulseloop.store.base import SCAN_OPEN_STATUSES, AnalysisJob, ScanRecord, scan_signal_key
+from pulseloop.store.base import (
+    SCAN_OPEN_STATUSES,
+    SCAN_SIGNAL_PAYLOAD,
+    AnalysisJob,
+    ScanRecord,
+    scan_signal_key,
+)
 from pulseloop.store.sql import SCAN_COLUMNS, lite
 
 
@@ -188,7 +193,7 @@ def _signal(conn: sqlite3.Connection, scan: ScanRecord, now: float) -> None:
     conn.execute(
         "INSERT INTO signals (run_id, key, payload, created_at) "
         "SELECT run_key, ?, ?, ? FROM runs WHERE org = ? AND id = ?",
-        (scan_signal_key(scan.id), json.dumps(scan.payload()), now, scan.org, scan.run_id),
+        (scan_signal_key(scan.id), SCAN_SIGNAL_PAYLOAD, now, scan.org, scan.run_id),
     )
     conn.execute(
         "UPDATE runs SET status = 'queued', wake_at = NULL, updated_at = ? "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pulseloop.store.base import (
@@ -653,4 +653,14 @@ class SqliteStore:
 
     async def stats(self, steps_since: float) -> StoreStats:
         result: StoreStats = await self._run(lambda c: orgs.stats(c, steps_since))
+        return result
+
+    # the encryption layer (pulseloop.store.sealed) ------------------------------------
+    async def payload_sql(
+        self, statements: Sequence[tuple[str, tuple[Any, ...]]]
+    ) -> list[list[tuple[Any, ...]]]:
+        def op(conn: sqlite3.Connection) -> list[list[tuple[Any, ...]]]:
+            return [[tuple(r) for r in conn.execute(sql, p).fetchall()] for sql, p in statements]
+
+        result: list[list[tuple[Any, ...]]] = await self._run(op)
         return result

@@ -1,0 +1,534 @@
+"""The Store that encrypts: every patient-bearing payload sealed on its way in, opened on
+its way out, around either backend.
+
+Design record. The cipher could have gone (a) into the engine's codec, (b) into each
+backend's SQL modules, or (c) around the Store. (a) leaves every other reader (API,
+dashboard, connectors) to decrypt on its own; (b) writes it twice and spreads it over
+a dozen statements per backend. (c) is one implementation: backends store the opaque
+text they are given, as before, and only the few statements the backends build payloads
+from themselves had to change (a scan's signal now names the scan instead of copying its
+data; this layer hands the wait the scan's record). Error columns hold dicts, so a
+sealed error travels as ``{"sealed": "<ciphertext>"}``.
+
+Rows written before encryption are plaintext (JSON never starts like a ciphertext): they
+are read as they are and re-encrypted by :mod:`pulseloop.store.sealed.resealer`. A
+ciphertext that does not open is an :class:`~pulseloop.errors.EncryptionKeyError`, never
+garbage and never a plaintext fallback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from pulseloop.errors import EncryptionKeyError
+from pulseloop.store.base import (
+    SCAN_SIGNAL_PAYLOAD,
+    AnalysisJob,
+    AttemptRecord,
+    DeployRecord,
+    History,
+    KeyRecord,
+    Lease,
+    OrgRecord,
+    RunDetail,
+    RunRecord,
+    ScanRecord,
+    Signal,
+    StepRecord,
+    Store,
+    StoreStats,
+    WaitRecord,
+)
+from pulseloop.store.sealed.columns import ERROR_KEY, RUN_ORG, SCAN_ORG, SEALED_PREFIX
+from pulseloop.store.sealed.keyring import (
+    DataKey,
+    Keyring,
+    PayloadSql,
+    Recent,
+    Statement,
+    check_owner,
+    key_id_of,
+    seal,
+    unseal,
+)
+from pulseloop.store.sealed.master import MasterKey
+
+
+class SealedBackend(Store, PayloadSql, Protocol):
+    """A backend this layer wraps: a Store that also runs the layer's own SQL."""
+
+
+class EncryptedStore:
+    """:class:`~pulseloop.store.base.Store` sealing payloads with per-organization keys."""
+
+    def __init__(self, inner: SealedBackend, master: MasterKey | Callable[[], MasterKey]) -> None:
+        """``master``: the key, or how to load it when the store opens (so a missing key
+        is reported after an unreachable database, not instead of it)."""
+        self.inner = inner
+        self._master = master
+        self._keyring: Keyring | None = None
+        self._recent = Recent()
+
+    @property
+    def keyring(self) -> Keyring:
+        """The data keys (once open)."""
+        if self._keyring is None:
+            raise EncryptionKeyError("the store is not open; open it before sealing payloads")
+        return self._keyring
+
+    def __getattr__(self, name: str) -> Any:
+        # backend extras the worker probes for (commits, wake-up subscriptions, ...)
+        return getattr(self.inner, name)
+
+    async def open(self) -> None:
+        await self.inner.open()
+        try:
+            master = self._master if isinstance(self._master, MasterKey) else self._master()
+            self._keyring = Keyring(master, self.inner)
+            await self._keyring.load()  # a wrong master key fails here, not mid-run
+        except BaseException:
+            await self.inner.close()
+            raise
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def payload_sql(self, statements: Sequence[Statement]) -> list[list[tuple[Any, ...]]]:
+        return await self.inner.payload_sql(statements)
+
+    async def open_stored(self, stored: str | None, column: str, *row: str) -> str | None:
+        """The plaintext of a payload read straight from the database, for tools that read
+        rows with their own SQL: ``column`` as ``table.column``, ``row`` as in
+        :mod:`pulseloop.store.sealed.columns` (e.g. ``"steps.output", run_key, step``)."""
+        return await self._open(stored, column, *row)
+
+    async def rotate_data_key(self, org: str) -> DataKey:
+        """Make a new data key current for ``org`` (``pulseloop keys rotate-data-key``)."""
+        await self.keyring.load()
+        return await self.keyring.rotate(org)
+
+    # sealing and opening -----------------------------------------------------------
+    # The hot path (a step recorded, a run claimed or read) seals and opens synchronously
+    # once its keys are in memory; only a key not seen yet costs an await and a read.
+    async def _key(self, org: str, column: str) -> DataKey:
+        if not org:
+            raise EncryptionKeyError(f"cannot seal {column}: the write names no organization")
+        keys = self.keyring
+        return keys.cached(org) or await keys.current(org)
+
+    async def _seal(self, org: str, text: str, column: str, *row: str) -> str:
+        return self._sealed(await self._key(org, column), text, column, *row)
+
+    def _sealed(self, key: DataKey, text: str, column: str, *row: str) -> str:
+        token = seal(key, text, column, *row)
+        self._recent.put(token, column, row, text)
+        return token
+
+    async def _org_of(self, lease: Lease) -> str:
+        """The lease's organization; looked up for a lease made without it (the engine
+        always names it; this is for tools and tests that build leases by hand)."""
+        if lease.org:
+            return lease.org
+        (rows,) = await self.inner.payload_sql([(RUN_ORG, (lease.run_id,))])
+        return str(rows[0][0]) if rows else ""
+
+    async def _seal_opt(self, org: str, text: str | None, column: str, *row: str) -> str | None:
+        return None if text is None else await self._seal(org, text, column, *row)
+
+    async def _seal_error(
+        self, org: str, error: dict[str, Any] | None, column: str, *row: str
+    ) -> dict[str, Any] | None:
+        if error is None:
+            return None
+        return {ERROR_KEY: await self._seal(org, json.dumps(error), column, *row)}
+
+    async def _learn(self, *stored: str | dict[str, Any] | None) -> None:
+        """Fetch any data key these stored values name that this process has not seen."""
+        keys = self.keyring
+        for value in stored:
+            if isinstance(value, dict):
+                value = value.get(ERROR_KEY) if set(value) == {ERROR_KEY} else None
+            if isinstance(value, str) and value.startswith(SEALED_PREFIX):
+                key_id = key_id_of(value)
+                if keys.known(key_id) is None:
+                    await keys.by_id(key_id)
+
+    def _opened(
+        self, stored: str | None, column: str, *row: str, org: str | None = None
+    ) -> str | None:
+        """``stored`` opened (its key learnt already); plaintext rows from before
+        encryption come back as they are."""
+        if stored is None or not stored.startswith(SEALED_PREFIX):
+            return stored
+        key = self.keyring.known(key_id_of(stored))
+        assert key is not None, "call _learn first"
+        check_owner(key, org, column, *row)
+        text = self._recent.get(stored, column, row)
+        if text is None:
+            text = unseal(key, stored, column, *row)
+            self._recent.put(stored, column, row, text)
+        return text
+
+    def _opened_error(
+        self, error: dict[str, Any] | None, column: str, *row: str, org: str | None = None
+    ) -> dict[str, Any] | None:
+        if error is None or set(error) != {ERROR_KEY}:
+            return error
+        text = self._opened(str(error[ERROR_KEY]), column, *row, org=org)
+        return None if text is None else dict(json.loads(text))
+
+    async def _open(
+        self, stored: str | None, column: str, *row: str, org: str | None = None
+    ) -> str | None:
+        await self._learn(stored)
+        return self._opened(stored, column, *row, org=org)
+
+    async def _run(self, r: RunRecord) -> RunRecord:
+        await self._learn(r.input, r.output, r.error, r.summary)
+        return RunRecord(
+            r.org, r.id, r.loop, r.status,
+            self._opened(r.input, "runs.input", r.id, org=r.org) or "",
+            self._opened(r.output, "runs.output", r.key, org=r.org),
+            self._opened_error(r.error, "runs.error", r.key, org=r.org),
+            r.generation, r.history_len, r.created_at, r.updated_at, r.started_at,
+            r.finished_at, r.wake_at, r.key,
+            self._opened(r.summary, "runs.summary", r.key, org=r.org),
+        )  # fmt: skip
+
+    async def _runs(self, records: list[RunRecord]) -> list[RunRecord]:
+        return [await self._run(r) for r in records]
+
+    async def _step(self, s: StepRecord, org: str | None = None) -> StepRecord:
+        # built directly, not with dataclasses.replace: replay opens every step of a run
+        await self._learn(s.output, s.error)
+        return StepRecord(
+            s.run_id, s.name, s.seq, s.kind, s.status,
+            self._opened(s.output, "steps.output", s.run_id, s.name, org=org),
+            self._opened_error(s.error, "steps.error", s.run_id, s.name, org=org),
+            s.attempts, s.started_at, s.finished_at, s.version,
+        )  # fmt: skip
+
+    async def _attempt(self, a: AttemptRecord, org: str | None = None) -> AttemptRecord:
+        await self._learn(a.error)
+        error = self._opened_error(a.error, "steps.error", a.run_id, a.step, org=org)
+        return dataclasses.replace(a, error=error)
+
+    async def _scan(self, s: ScanRecord | None) -> ScanRecord | None:
+        if s is None:
+            return None
+        await self._learn(s.metadata, s.result)
+        return dataclasses.replace(
+            s,
+            metadata=self._opened(s.metadata, "scans.metadata", s.id, org=s.org) or "",
+            result=self._opened(s.result, "scans.result", s.id, org=s.org),
+        )
+
+    async def _signal(self, org: str, sig: Signal) -> Signal:
+        if sig.payload == SCAN_SIGNAL_PAYLOAD and sig.key.startswith("scan:"):
+            scan = await self.get_scan(org, sig.key.removeprefix("scan:"))
+            payload = json.dumps(scan.payload()) if scan is not None else "null"
+        else:
+            opened = await self._open(
+                sig.payload, "signals.payload", sig.key, repr(sig.created_at), org=org
+            )
+            payload = opened or ""
+        return dataclasses.replace(sig, payload=payload)
+
+    # runs -------------------------------------------------------------------------
+    async def create_run(
+        self, org: str, run_id: str, loop: str, input_json: str, now: float
+    ) -> tuple[RunRecord, bool]:
+        sealed = await self._seal(org, input_json, "runs.input", run_id)
+        record, created = await self.inner.create_run(org, run_id, loop, sealed, now)
+        return await self._run(record), created
+
+    async def get_run(self, org: str, run_id: str) -> RunRecord | None:
+        record = await self.inner.get_run(org, run_id)
+        return None if record is None else await self._run(record)
+
+    async def list_runs(
+        self,
+        org: str,
+        *,
+        loop: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        before: float | None = None,
+        before_id: str | None = None,
+        since: float | None = None,
+    ) -> list[RunRecord]:
+        records = await self.inner.list_runs(
+            org, loop=loop, status=status, limit=limit, before=before, before_id=before_id,
+            since=since,
+        )  # fmt: skip
+        return await self._runs(records)
+
+    async def get_run_detail(self, org: str, run_id: str) -> RunDetail | None:
+        detail = await self.inner.get_run_detail(org, run_id)
+        if detail is None:
+            return None
+        return RunDetail(
+            await self._run(detail.run),
+            [await self._step(s, org) for s in detail.steps],
+            [await self._attempt(a, org) for a in detail.attempts],
+            detail.waits,
+        )
+
+    # the worker's side --------------------------------------------------------------
+    async def claim_runs(
+        self,
+        org: str,
+        worker: str,
+        loops: list[str],
+        limit: int,
+        lease_now: float,
+        lease_s: float,
+        now: float,
+        run_id: str | None = None,
+    ) -> list[RunRecord]:
+        records = await self.inner.claim_runs(
+            org, worker, loops, limit, lease_now, lease_s, now, run_id
+        )
+        return await self._runs(records)
+
+    async def renew_leases(
+        self, worker: str, run_ids: list[str], lease_now: float, lease_s: float
+    ) -> set[str]:
+        return await self.inner.renew_leases(worker, run_ids, lease_now, lease_s)
+
+    async def load_history(self, run_id: str, generation: int) -> History:
+        history = await self.inner.load_history(run_id, generation)
+        for name, step in history.steps.items():
+            history.steps[name] = await self._step(step)
+        return history
+
+    async def record_step(
+        self, lease: Lease, step: StepRecord, consume_signal: int | None = None
+    ) -> str:
+        org, s = lease.org or await self._org_of(lease), step
+        key = await self._key(org, "steps.output")
+        output = None
+        if s.output is not None:
+            output = self._sealed(key, s.output, "steps.output", s.run_id, s.name)
+        error = None
+        if s.error is not None:
+            text = json.dumps(s.error)
+            error = {ERROR_KEY: self._sealed(key, text, "steps.error", s.run_id, s.name)}
+        sealed = StepRecord(
+            s.run_id, s.name, s.seq, s.kind, s.status, output, error, s.attempts,
+            s.started_at, s.finished_at, s.version,
+        )  # fmt: skip
+        return await self.inner.record_step(lease, sealed, consume_signal)
+
+    async def record_failed_attempt(self, lease: Lease, attempt: AttemptRecord) -> str:
+        org = await self._org_of(lease)
+        error = await self._seal_error(
+            org, attempt.error, "steps.error", attempt.run_id, attempt.step
+        )
+        return await self.inner.record_failed_attempt(
+            lease, dataclasses.replace(attempt, error=error)
+        )
+
+    async def open_wait(self, lease: Lease, wait: WaitRecord) -> tuple[WaitRecord, Signal | None]:
+        stored, signal = await self.inner.open_wait(lease, wait)
+        if signal is None:
+            return stored, None
+        return stored, await self._signal(await self._org_of(lease), signal)
+
+    async def park_run(
+        self, lease: Lease, wake_at: float | None, keys: list[str], now: float
+    ) -> str:
+        return await self.inner.park_run(lease, wake_at, keys, now)
+
+    async def finish_run(
+        self,
+        lease: Lease,
+        status: str,
+        output: str | None,
+        error: dict[str, Any] | None,
+        now: float,
+    ) -> None:
+        org = await self._org_of(lease)
+        sealed = await self._seal_opt(org, output, "runs.output", lease.run_id)
+        sealed_error = await self._seal_error(org, error, "runs.error", lease.run_id)
+        await self.inner.finish_run(lease, status, sealed, sealed_error, now)
+
+    async def record_summary(self, lease: Lease, summary: str | None, now: float) -> None:
+        org = await self._org_of(lease)
+        sealed = await self._seal_opt(org, summary, "runs.summary", lease.run_id)
+        await self.inner.record_summary(lease, sealed, now)
+
+    async def release_run(self, lease: Lease, now: float) -> None:
+        await self.inner.release_run(lease, now)
+
+    async def fire_timers(self, org: str, now: float) -> tuple[int, float | None]:
+        return await self.inner.fire_timers(org, now)
+
+    async def send_signal(
+        self, org: str, run_id: str, key: str, payload_json: str, now: float
+    ) -> bool:
+        sealed = await self._seal(org, payload_json, "signals.payload", key, repr(now))
+        return await self.inner.send_signal(org, run_id, key, sealed, now)
+
+    async def register_worker(self, worker: str) -> None:
+        await self.inner.register_worker(worker)
+
+    async def unregister_worker(self, worker: str) -> None:
+        await self.inner.unregister_worker(worker)
+
+    async def reclaim_dead_workers(self, now: float) -> int:
+        return await self.inner.reclaim_dead_workers(now)
+
+    # operators ----------------------------------------------------------------------
+    async def cancel_run(self, org: str, run_id: str, now: float) -> RunRecord:
+        return await self._run(await self.inner.cancel_run(org, run_id, now))
+
+    async def pause_run(self, org: str, run_id: str, now: float) -> RunRecord:
+        return await self._run(await self.inner.pause_run(org, run_id, now))
+
+    async def resume_run(self, org: str, run_id: str, now: float, lease_now: float) -> RunRecord:
+        return await self._run(await self.inner.resume_run(org, run_id, now, lease_now))
+
+    async def retry_run(self, org: str, run_id: str, now: float) -> RunRecord:
+        return await self._run(await self.inner.retry_run(org, run_id, now))
+
+    async def restart_run(self, org: str, run_id: str, from_step: str, now: float) -> RunRecord:
+        return await self._run(await self.inner.restart_run(org, run_id, from_step, now))
+
+    # scans ----------------------------------------------------------------------------
+    async def create_scan(
+        self,
+        org: str,
+        run_id: str,
+        step: str,
+        scan_id: str,
+        token_hash: str,
+        metadata_json: str,
+        now: float,
+        expires_at: float,
+    ) -> ScanRecord:
+        sealed = await self._seal(org, metadata_json, "scans.metadata", scan_id)
+        record = await self.inner.create_scan(
+            org, run_id, step, scan_id, token_hash, sealed, now, expires_at
+        )
+        opened = await self._scan(record)
+        assert opened is not None
+        return opened
+
+    async def latest_scan(self, org: str, run_id: str) -> ScanRecord | None:
+        return await self._scan(await self.inner.latest_scan(org, run_id))
+
+    async def get_scan(self, org: str, scan_id: str) -> ScanRecord | None:
+        return await self._scan(await self.inner.get_scan(org, scan_id))
+
+    async def scan_by_token(self, token_hash: str) -> ScanRecord | None:
+        return await self._scan(await self.inner.scan_by_token(token_hash))
+
+    async def move_scan(
+        self, token_hash: str, from_statuses: tuple[str, ...], to_status: str, now: float
+    ) -> ScanRecord | None:
+        return await self._scan(
+            await self.inner.move_scan(token_hash, from_statuses, to_status, now)
+        )
+
+    async def finish_scan(
+        self,
+        scan_id: str,
+        status: str,
+        result_json: str | None,
+        failure_reason: str | None,
+        now: float,
+    ) -> ScanRecord:
+        (rows,) = await self.inner.payload_sql([(SCAN_ORG, (scan_id,))])
+        sealed = None  # no such scan: the backend refuses it, and nothing is stored
+        if rows:
+            sealed = await self._seal_opt(str(rows[0][0]), result_json, "scans.result", scan_id)
+        record = await self.inner.finish_scan(scan_id, status, sealed, failure_reason, now)
+        opened = await self._scan(record)
+        assert opened is not None
+        return opened
+
+    async def finish_open_scan(
+        self,
+        token_hash: str,
+        from_statuses: tuple[str, ...],
+        status: str,
+        result_json: str | None,
+        failure_reason: str | None,
+        now: float,
+    ) -> ScanRecord | None:
+        scan = await self.inner.scan_by_token(token_hash)
+        if scan is None:
+            return None
+        sealed = await self._seal_opt(scan.org, result_json, "scans.result", scan.id)
+        return await self._scan(
+            await self.inner.finish_open_scan(
+                token_hash, from_statuses, status, sealed, failure_reason, now
+            )
+        )
+
+    async def accept_upload(
+        self,
+        token_hash: str,
+        from_statuses: tuple[str, ...],
+        kind: str,
+        payload: str,
+        now: float,
+    ) -> ScanRecord | None:
+        scan = await self.inner.scan_by_token(token_hash)
+        if scan is None:
+            return None
+        sealed = await self._seal(scan.org, payload, "analysis_jobs.payload", scan.id)
+        return await self._scan(
+            await self.inner.accept_upload(token_hash, from_statuses, kind, sealed, now)
+        )
+
+    async def claim_analyses(
+        self, worker: str, limit: int, lease_now: float, lease_s: float
+    ) -> list[AnalysisJob]:
+        jobs = await self.inner.claim_analyses(worker, limit, lease_now, lease_s)
+        return [
+            dataclasses.replace(
+                j,
+                payload=await self._open(j.payload, "analysis_jobs.payload", j.scan_id, org=j.org)
+                or "",
+            )
+            for j in jobs
+        ]
+
+    # deploys, organizations, keys, stats: nothing of patients' -----------------------
+    async def record_deploy(self, org: str, loop: str, version: str, now: float) -> None:
+        await self.inner.record_deploy(org, loop, version, now)
+
+    async def list_deploys(self, org: str) -> list[DeployRecord]:
+        return await self.inner.list_deploys(org)
+
+    async def create_org(self, name: str, now: float) -> OrgRecord:
+        return await self.inner.create_org(name, now)
+
+    async def ensure_org(self, name: str, now: float) -> OrgRecord:
+        return await self.inner.ensure_org(name, now)
+
+    async def get_org(self, name: str) -> OrgRecord | None:
+        return await self.inner.get_org(name)
+
+    async def list_orgs(self) -> list[OrgRecord]:
+        return await self.inner.list_orgs()
+
+    async def create_key(self, org: str, key_id: str, key_hash: str, now: float) -> KeyRecord:
+        return await self.inner.create_key(org, key_id, key_hash, now)
+
+    async def key_by_hash(self, key_hash: str) -> KeyRecord | None:
+        return await self.inner.key_by_hash(key_hash)
+
+    async def list_keys(self, org: str) -> list[KeyRecord]:
+        return await self.inner.list_keys(org)
+
+    async def revoke_key(self, key_id: str, now: float) -> KeyRecord:
+        return await self.inner.revoke_key(key_id, now)
+
+    async def stats(self, steps_since: float) -> StoreStats:
+        return await self.inner.stats(steps_since)

@@ -1,0 +1,296 @@
+"""Encryption at rest, on both backends: what a leaked database shows (nothing of the
+patients'), rotation, re-encryption of older rows, wrong keys, swapped ciphertexts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from pulseloop import App, Event, Loop, NonRetryableError, Step
+from pulseloop.connectors.facial_scan import ScanService
+from pulseloop.errors import EncryptionKeyError
+from pulseloop.store import open_store, sqlite_path
+from pulseloop.store.base import SCAN_SIGNAL_PAYLOAD
+from pulseloop.store.postgres.connection import parse_url
+from pulseloop.store.sealed import EncryptedStore, Resealer, reseal_all
+from pulseloop.store.sealed.columns import COLUMNS
+from pulseloop.store.sealed.columns import token_of as sealed_token
+from pulseloop.store.sealed.keyring import Recent, _Nonces, key_id_of
+from pulseloop.testing import FakeClock
+from tests.connectors.scan_helpers import trace_upload
+from tests.connectors.test_facial_scan import _created, token_of
+from tests.helpers import eventually, until_status
+
+PHONE = "+1-555-0142-9876"
+EVENT_TEXT = "chest pain since tuesday"
+METADATA_TEXT = "Margaret Oyelaran-Quist"
+SUMMARY_TEXT = "summary-of-patient-MOQ"
+OTHER_KEY = "ab" * 32
+
+
+class FollowUp(Loop):
+    """A follow-up with every kind of payload: input, a scan, an event, an output."""
+
+    def summary(self, event: Event, output: Any) -> str | None:
+        return SUMMARY_TEXT
+
+    async def run(self, event: Event, step: Step) -> Any:
+        async def provision(ctx: Any) -> Any:
+            return await ctx.FACIAL_SCAN.create(
+                expires_in=3600, metadata={"name": METADATA_TEXT, "phone": event.body["phone"]}
+            )
+
+        await step.do("Generate a health scan", provision)
+        scan = await step.wait_for_scan(timeout="30 minutes")
+        reply = await step.wait_for_event("reply", type="patient.reply", timeout="1 day")
+        return {"scan": scan, "reply": reply, "phone": event.body["phone"]}
+
+
+def raw_database(db_url: str) -> bytes:
+    """Every byte a thief of the database would hold: the SQLite file and its WAL, or every
+    PostgreSQL table as COPY writes it out."""
+    path = sqlite_path(db_url)
+    if path is not None:
+        files = [Path(path), Path(f"{path}-wal")]
+        return b"".join(f.read_bytes() for f in files if f.exists())
+    out = bytearray()
+    with psycopg.connect(parse_url(db_url).conninfo) as conn:
+        tables = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        ).fetchall()
+        for (table,) in tables:
+            with conn.cursor().copy(f"COPY {table} TO STDOUT") as copy:
+                for data in copy:
+                    out += bytes(data)
+    return bytes(out)
+
+
+async def payload_key_ids(store: EncryptedStore) -> set[str | None]:
+    """The data key id every stored payload names (None: a plaintext payload)."""
+    found: set[str | None] = set()
+    for column in COLUMNS:
+        (rows,) = await store.payload_sql([(column.select, (*column.start, 1_000_000))])
+        for row in rows:
+            if row[-1] != SCAN_SIGNAL_PAYLOAD:
+                token = sealed_token(row[-1], column.is_error)
+                found.add(None if token is None else key_id_of(token))
+    return found
+
+
+@asynccontextmanager
+async def opened(db_url: str, encrypt: bool = True) -> AsyncIterator[Any]:
+    store = open_store(db_url, encrypt=encrypt)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def finished_follow_up(app: App) -> tuple[str, dict[str, Any]]:
+    """Run a follow-up to its end through a real scan upload; (run id, created scan)."""
+    upload, _ = trace_upload(66.0)
+    run = await app.trigger("follow-up", {"phone": PHONE})
+    created = await _created(app, run.id)
+    service = ScanService(app)
+    await service.accept_trace(token_of(created["url"]), upload)
+    await service.drain()
+    await until_status(app, run.id, "waiting")
+    await app.send_event(run.id, "patient.reply", {"text": EVENT_TEXT})
+    done = await app.wait_for_run(run.id, timeout="1 minute")
+    assert done.output["phone"] == PHONE and done.output["reply"]["text"] == EVENT_TEXT
+    assert done.output["scan"]["metadata"]["name"] == METADATA_TEXT
+    assert done.output["scan"]["vitals"]["heart_rate_bpm"] > 0
+    return run.id, created
+
+
+async def test_a_leaked_database_shows_no_patient_data(db_url: str, clock: FakeClock) -> None:
+    async with App([FollowUp], db_url, clock=clock, poll_interval="50 milliseconds") as app:
+        run_id, created = await finished_follow_up(app)
+        detail = await app.get_run(run_id)
+        assert detail.summary == SUMMARY_TEXT
+        raw = raw_database(db_url)  # while open: the WAL still holds the recent writes
+    raw += raw_database(db_url)
+    token = token_of(created["url"])
+    for secret in (PHONE, EVENT_TEXT, METADATA_TEXT, SUMMARY_TEXT, token, "heart_rate_bpm"):
+        assert secret.encode() not in raw, secret
+    assert run_id.encode() in raw  # ids stay plaintext: the check itself reads the file
+
+
+async def test_a_rotation_leaves_old_rows_readable_and_the_pass_reencrypts_them(
+    db_url: str,
+) -> None:
+    async with opened(db_url) as store:
+        await store.create_run("a", "r1", "loop", json.dumps({"phone": PHONE}), 1.0)
+        old = await store.keyring.current("a")
+        new = await store.rotate_data_key("a")
+        assert new.id != old.id
+        await store.create_run("a", "r2", "loop", json.dumps({"phone": "new"}), 2.0)
+        assert json.loads((await store.get_run("a", "r1")).input) == {"phone": PHONE}
+        assert await payload_key_ids(store) == {old.id, new.id}
+
+        assert await reseal_all(store) == 1  # r1's input; r2 is sealed under the new key
+        assert await payload_key_ids(store) == {new.id}
+        assert json.loads((await store.get_run("a", "r1")).input) == {"phone": PHONE}
+        assert await reseal_all(store) == 0
+
+
+async def test_a_worker_reencrypts_in_the_background_after_a_rotation(
+    db_url: str, clock: FakeClock
+) -> None:
+    async with App([FollowUp], db_url, clock=clock, poll_interval="50 milliseconds") as app:
+        await finished_follow_up(app)
+        store = app.store
+        assert isinstance(store, EncryptedStore)
+        old = await store.keyring.current(app.org)
+        assert await payload_key_ids(store) == {old.id}
+        new = await store.rotate_data_key(app.org)
+        resealer = Resealer(store, batch=2)  # small batches: several per column
+        resealer.start()
+        try:
+            resealer.kick()
+            await resealer.idle.wait()
+        finally:
+            await resealer.stop()
+        assert await payload_key_ids(store) == {new.id}
+        run = (await app.list_runs())[0]
+        assert (await app.get_run(run.id)).output["phone"] == PHONE
+
+
+async def test_rows_from_before_encryption_stay_readable_and_get_encrypted(db_url: str) -> None:
+    async with opened(db_url, encrypt=False) as plain:
+        await plain.create_run("a", "old", "loop", json.dumps({"phone": PHONE}), 1.0)
+    assert PHONE.encode() in raw_database(db_url)
+    async with opened(db_url) as store:
+        assert json.loads((await store.get_run("a", "old")).input) == {"phone": PHONE}
+        assert await payload_key_ids(store) == {None}
+        assert await reseal_all(store) == 1
+        assert json.loads((await store.get_run("a", "old")).input) == {"phone": PHONE}
+        assert await payload_key_ids(store) == {(await store.keyring.current("a")).id}
+
+
+async def test_a_wrong_master_key_is_a_clear_error(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with opened(db_url) as store:
+        await store.create_run("a", "r1", "loop", "{}", 1.0)
+    monkeypatch.setenv("PULSELOOP_MASTER_KEY", OTHER_KEY)
+    with pytest.raises(EncryptionKeyError, match=r"cannot open data key .* PULSELOOP_MASTER_KEY"):
+        async with opened(db_url):
+            pass
+
+
+async def test_a_malformed_or_missing_master_key_is_a_clear_error(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PULSELOOP_MASTER_KEY", "too-short")
+    with pytest.raises(EncryptionKeyError, match="PULSELOOP_MASTER_KEY does not hold a master"):
+        async with opened(db_url):
+            pass
+    monkeypatch.delenv("PULSELOOP_MASTER_KEY")
+    if sqlite_path(db_url) is None:  # a shared database has no key file to fall back on
+        with pytest.raises(EncryptionKeyError, match="PULSELOOP_MASTER_KEY is not set"):
+            async with opened(db_url):
+                pass
+    else:
+        async with opened(db_url):
+            pass
+        key_file = Path(str(sqlite_path(db_url))).with_suffix(".master-key")
+        assert key_file.stat().st_mode & 0o777 == 0o600
+
+
+async def test_ciphertexts_swapped_between_rows_do_not_open(db_url: str) -> None:
+    async with opened(db_url) as store:
+        await store.create_run("a", "r1", "loop", json.dumps("one"), 1.0)
+        await store.create_run("a", "r2", "loop", json.dumps("two"), 2.0)
+        await store.create_run("b", "r1", "loop", json.dumps("other org"), 3.0)
+        rows = dict(
+            ((org, id_), text)
+            for org, id_, text in (
+                await store.payload_sql([("SELECT org, id, input FROM runs", ())])
+            )[0]
+        )
+        swap = "UPDATE runs SET input = ? WHERE org = ? AND id = ?"
+        await store.payload_sql(
+            [(swap, (rows["a", "r2"], "a", "r1")), (swap, (rows["b", "r1"], "a", "r2"))]
+        )
+        with pytest.raises(EncryptionKeyError, match="copied from another row"):
+            await store.get_run("a", "r1")
+        with pytest.raises(EncryptionKeyError, match="key of another organization"):
+            await store.get_run("a", "r2")
+        assert json.loads((await store.get_run("b", "r1")).input) == "other org"
+
+
+async def test_many_first_writes_at_once_make_one_data_key(db_url: str) -> None:
+    async with opened(db_url) as store:
+        await asyncio.gather(
+            *(store.create_run("a", f"r{i}", "loop", "{}", float(i)) for i in range(20))
+        )
+        (rows,) = await store.payload_sql([("SELECT count(*) FROM data_keys", ())])
+        assert rows == [(1,)]
+
+
+def test_nonces_are_never_repeated_across_pool_refills() -> None:
+    nonces = _Nonces()
+    drawn = [nonces.next() for _ in range(3 * _Nonces._BATCH)]
+    assert len(set(drawn)) == len(drawn) and {len(n) for n in drawn} == {12}
+
+
+async def test_a_worker_encrypts_rows_from_before_encryption_when_it_starts(
+    db_url: str, clock: FakeClock
+) -> None:
+    async with opened(db_url, encrypt=False) as plain:
+        await plain.create_run("default", "old", "follow-up", json.dumps({"x": PHONE}), 1.0)
+        await plain.cancel_run("default", "old", 2.0)
+    async with App([FollowUp], db_url, clock=clock, poll_interval="50 milliseconds") as app:
+        store = app.store
+        assert isinstance(store, EncryptedStore)
+
+        async def sealed() -> bool:
+            return None not in await payload_key_ids(store)
+
+        await eventually(sealed, "the worker's first pass sealing the old run")
+        assert (await app.get_run("old")).body == {"x": PHONE}
+
+
+class CallFails(Loop):
+    """A step that fails with the patient's phone number in its message."""
+
+    async def run(self, event: Event, step: Step) -> Any:
+        async def call() -> None:
+            raise NonRetryableError(f"cannot reach {event.body['phone']}")
+
+        await step.do("call", call)
+
+
+async def test_errors_are_encrypted_and_survive_a_retry(db_url: str, clock: FakeClock) -> None:
+    async with App([CallFails], db_url, clock=clock, poll_interval="50 milliseconds") as app:
+        run = await app.trigger("call-fails", {"phone": PHONE})
+        failed = await app.wait_for_run(run.id, timeout="1 minute")
+        assert failed.status == "failed" and failed.error is not None
+        assert PHONE in failed.error["message"]
+        await app.retry(run.id)  # the failed step record moves to the attempts history
+        again = await app.wait_for_run(run.id, timeout="1 minute")
+        assert again.status == "failed"
+        (attempt, *_) = again.step("call").attempts
+        assert attempt.error is not None and PHONE in attempt.error["message"]
+        raw = raw_database(db_url)
+    assert PHONE.encode() not in raw + raw_database(db_url)
+
+
+def test_recent_plaintexts_are_bounded_and_bound_to_their_row() -> None:
+    recent = Recent()
+    for i in range(Recent.MAX_ENTRIES + 10):
+        recent.put(f"t{i}", "runs.input", ("r",), "x")
+    assert recent.get("t0", "runs.input", ("r",)) is None  # the oldest went
+    assert recent.get(f"t{Recent.MAX_ENTRIES + 9}", "runs.input", ("r",)) == "x"
+    assert recent.get(f"t{Recent.MAX_ENTRIES + 9}", "runs.input", ("other",)) is None
+    recent.put("big", "runs.input", ("r",), "x" * (Recent.MAX_CHARS + 1))
+    assert recent.get("big", "runs.input", ("r",)) is None  # large payloads are not kept
