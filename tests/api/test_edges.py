@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pulseloop.server.limits import SignInThrottle
+from pulseloop.server.sessions import SignInThrottle
 from tests.api.conftest import Api
 from tests.dashboard.conftest import csrf_of
 
@@ -108,7 +108,8 @@ async def test_no_redirect_names_the_host_it_was_sent(api: Api, path: str) -> No
 
 
 async def test_failed_sign_ins_are_throttled_per_address_and_per_key_id(api: Api) -> None:
-    use_throttle(api, SignInThrottle(failures=3, window_s=600.0, clock=lambda: 0.0))
+    use_throttle(api, SignInThrottle(api.app.store.sessions, failures=3, window_s=600.0,
+                                     clock=lambda: 0.0))  # fmt: skip
 
     async def attempt(key: str) -> Any:
         form = await api.client.get("/dashboard/sign-in")
@@ -127,10 +128,12 @@ async def test_failed_sign_ins_are_throttled_per_address_and_per_key_id(api: Api
 
 
 async def test_guessing_one_key_from_many_addresses_is_throttled(api: Api) -> None:
-    throttle = use_throttle(api, SignInThrottle(failures=2, window_s=60.0, clock=lambda: 0.0))
+    throttle = use_throttle(
+        api, SignInThrottle(api.app.store.sessions, failures=2, window_s=60.0, clock=lambda: 0.0)
+    )
     key_id = api.key_b.split("_")[1]
-    throttle.failed("addr:10.0.0.1", f"key:{key_id}")
-    throttle.failed("addr:10.0.0.2", f"key:{key_id}")
+    for address in ("10.0.0.1", "10.0.0.2"):  # two failed attempts from elsewhere
+        assert (await throttle.begin(f"addr:{address}", f"key:{key_id}"))[1] == 0.0
     form = await api.client.get("/dashboard/sign-in")
     refused = await api.client.post(
         "/dashboard/sign-in", data={"key": api.key_b, "csrf": csrf_of(form.text)}
@@ -150,13 +153,20 @@ def use_throttle(api: Api, throttle: SignInThrottle) -> SignInThrottle:
     return throttle
 
 
-def test_the_throttle_forgets_failures_outside_its_window() -> None:
+async def test_the_throttle_forgets_failures_outside_its_window(api: Api) -> None:
     now = [0.0]
-    throttle = SignInThrottle(failures=2, window_s=10.0, clock=lambda: now[0])
-    throttle.failed("addr:a")
+    throttle = SignInThrottle(
+        api.app.store.sessions, failures=2, window_s=10.0, clock=lambda: now[0]
+    )
+    assert (await throttle.begin("addr:a"))[1] == 0.0  # failed (never succeeded)
     now[0] = 5.0
-    throttle.failed("addr:a")
-    assert throttle.wait_s("addr:a") == pytest.approx(5.0)  # the first leaves at t=10
-    assert throttle.wait_s("addr:b") == 0.0
+    assert (await throttle.begin("addr:a"))[1] == 0.0
+    assert (await throttle.begin("addr:a"))[1] == pytest.approx(5.0)  # the first leaves at 10
+    ok, wait_s = await throttle.begin("addr:b")
+    assert wait_s == 0.0
+    await throttle.succeeded(ok)  # a right key is no failure
+    now[0] = 6.0
+    assert (await throttle.begin("addr:b"))[1] == 0.0
+    assert (await throttle.begin("addr:b"))[1] == 0.0  # one failure so far, not two
     now[0] = 10.5
-    assert throttle.wait_s("addr:a") == 0.0
+    assert (await throttle.begin("addr:a"))[1] == 0.0

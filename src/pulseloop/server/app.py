@@ -28,7 +28,6 @@ from pulseloop.connectors.facial_scan import MAX_TRACE_BYTES, ScanService
 from pulseloop.errors import PulseloopError
 from pulseloop.server import api as api_routes
 from pulseloop.server import dashboard, metrics
-from pulseloop.server.auth import SessionStore
 from pulseloop.server.errors import (
     http_error_handler,
     pulseloop_error_handler,
@@ -42,12 +41,12 @@ from pulseloop.server.limits import (
     SCAN_RATE_PER_S,
     BodyLimit,
     RateLimit,
-    SignInThrottle,
 )
 from pulseloop.server.pages import STATIC_DIR, render_page
 from pulseloop.server.scan_pages import build_router
 from pulseloop.server.scan_service import ScanPort
 from pulseloop.server.security import SecurityHeaders
+from pulseloop.server.sessions import Sessions, SignInThrottle
 
 # Python < 3.12 may not know .wasm; browsers compile it fastest when served as such.
 mimetypes.add_type("application/wasm", ".wasm")
@@ -96,8 +95,9 @@ def create_app(
     )
     api.state.pulseloop = app
     api.state.scan_service = service
-    api.state.sessions = SessionStore()  # dashboard sign-ins, in memory (docs/dashboard.md)
-    api.state.sign_in_throttle = sign_in_throttle or SignInThrottle()
+    # dashboard sign-ins and failed attempts: in the database, shared by every process
+    api.state.sessions = Sessions(app.store.sessions)
+    api.state.sign_in_throttle = sign_in_throttle or SignInThrottle(app.store.sessions)
     # added last = outermost: security headers wrap every answer (429 and 413 included),
     # then rate limits answer before any body is read, then bodies are capped as they stream
     api.add_middleware(

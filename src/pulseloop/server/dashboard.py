@@ -11,10 +11,10 @@
     GET  /dashboard/scans/{id}           a scan's vitals, quality, waveform and spectrum
 
 Sign-in validates the key with the API's own lookup and opens a server-side session
-(:class:`~pulseloop.server.auth.SessionStore`); the cookie is ``HttpOnly``,
+(:class:`~pulseloop.server.sessions.Sessions`, in the database); the cookie is ``HttpOnly``,
 ``SameSite=Strict``, ``Path=/dashboard`` and ``Secure`` unless the request is plain http
-to and from loopback. Every POST carries a CSRF token bound to the session (a random value
-kept with it; the sign-in form uses a double-submit cookie) and is refused with 403,
+to and from loopback. Every POST carries a CSRF token bound to the session (an HMAC of
+its token; the sign-in form uses a double-submit cookie) and is refused with 403,
 changing nothing, when it is missing or wrong. Another organization's run or scan is 404,
 like one that does not exist. Plots are inline SVG drawn here; the only script
 (``static/dashboard.js``) refreshes the live parts of a page. See docs/dashboard.md.
@@ -38,21 +38,13 @@ from pulseloop.app import App
 from pulseloop.client import OrgClient
 from pulseloop.durations import format_duration
 from pulseloop.errors import PulseloopError, RateLimited, RunNotFound
-from pulseloop.keys import hash_api_key
 from pulseloop.runs import Run
-from pulseloop.server.auth import (
-    SESSION_COOKIE,
-    SESSION_PATH,
-    Session,
-    SessionStore,
-    csrf_ok,
-    current_session,
-    valid_key,
-)
+from pulseloop.server.auth import SESSION_COOKIE, SESSION_PATH, current_session, valid_key
 from pulseloop.server.errors import status_for
-from pulseloop.server.limits import MAX_FORM_BYTES, SignInThrottle
+from pulseloop.server.limits import MAX_FORM_BYTES
 from pulseloop.server.pages import render_page
 from pulseloop.server.scan_pages import failure_message
+from pulseloop.server.sessions import Session, Sessions, SignInThrottle, csrf_ok
 from pulseloop.store.base import (
     SCAN_OPEN_STATUSES,
     SCAN_STATUSES,
@@ -71,7 +63,7 @@ RUNS_PER_PAGE = 100
 MAX_PLOT_POINTS = 1200
 
 
-def build_router(sessions: SessionStore) -> APIRouter:
+def build_router(sessions: Sessions) -> APIRouter:
     """The ``/dashboard`` routes, signing people in to ``sessions``."""
     router = APIRouter(prefix=SESSION_PATH, include_in_schema=False)
 
@@ -93,18 +85,15 @@ def build_router(sessions: SessionStore) -> APIRouter:
             return _sign_in(request, "The form expired; please sign in again.", 403)
         key = form.get("key", "").strip()
         throttle: SignInThrottle = request.app.state.sign_in_throttle
-        names = _throttle_names(request, key)
-        wait_s = throttle.wait_s(*names)
+        attempt, wait_s = await throttle.begin(*_throttle_names(request, key))
         if wait_s > 0:
             return _throttled(request, throttle.refusal(wait_s))
         record = await valid_key(_pulse(request), key)
-        if record is None:
-            throttle.failed(*names)
+        if record is None:  # the attempt stays counted as a failure
             return _sign_in(request, "That API key is not valid (unknown or revoked).", 401)
-        previous = request.cookies.get(SESSION_COOKIE)
-        if previous:  # a fresh token on every sign-in; the old one ends (no fixation)
-            sessions.drop(previous)
-        token, _ = sessions.create(record, hash_api_key(key))
+        await throttle.succeeded(attempt)
+        # a fresh token on every sign-in; the browser's old one ends (no fixation)
+        token, _ = await sessions.create(record, replaces=request.cookies.get(SESSION_COOKIE))
         response = _redirect(f"{SESSION_PATH}/runs")
         _set_cookie(request, response, SESSION_COOKIE, token, sessions.ttl_s)
         response.delete_cookie(SIGN_IN_COOKIE, path=SIGN_IN_PATH)
@@ -118,7 +107,7 @@ def build_router(sessions: SessionStore) -> APIRouter:
         session, _ = found
         if not csrf_ok(session, (await _form(request)).get("csrf")):
             return _forbidden(request, session)
-        sessions.drop(request.cookies.get(SESSION_COOKIE, ""))
+        await sessions.drop(request.cookies.get(SESSION_COOKIE))
         response = _to_sign_in()
         response.delete_cookie(SESSION_COOKIE, path=SESSION_PATH)
         return response

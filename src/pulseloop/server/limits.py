@@ -12,11 +12,12 @@ JSON error shape of :mod:`pulseloop.server.errors`.
   (bounded) and checked by :mod:`pulseloop.server.json_guard` before any route code runs,
   so nothing is half-written; the video and trace stream on to :func:`stream_to_file` /
   ``read_body_limited``, which keep their own limits too.
-* :class:`SignInThrottle` counts failed dashboard sign-ins per client address and per key
-  id (429 with ``Retry-After`` once either has too many in a window).
 * :class:`RateLimit` is a token bucket per client address on ``/s/...`` (the
   unauthenticated patient links): ``burst`` requests at once, refilled at ``rate_per_s``.
-  In-process: with several server processes each has its own buckets (document the sum).
+  Per process on purpose: with N server processes behind a load balancer a device gets up
+  to N times the budget (docs/deploy.md has the measurement that chose this). The sign-in
+  throttle, which guards secrets, is shared through the database instead
+  (:class:`pulseloop.server.sessions.SignInThrottle`).
 """
 
 from __future__ import annotations
@@ -295,64 +296,6 @@ class RateLimit:
                 await _send_error(send, exc, {"Retry-After": str(retry)})
                 return
         await self.app(scope, receive, send)
-
-
-SIGN_IN_FAILURES = 10
-"""Failed sign-ins allowed per client address, and per key id, in one window."""
-SIGN_IN_WINDOW_S = 15 * 60.0
-
-
-class SignInThrottle:
-    """Counts failed dashboard sign-ins per client address and per key id.
-
-    Once either has :data:`SIGN_IN_FAILURES` failures inside ``window_s``, sign-ins from it
-    (or for it) are refused with 429 until the oldest failure leaves the window. Per address
-    stops one client guessing; per key id stops many clients guessing one key's secret.
-    In memory and bounded (the oldest entries go first), like :class:`RateLimit`.
-    """
-
-    def __init__(
-        self,
-        *,
-        failures: int = SIGN_IN_FAILURES,
-        window_s: float = SIGN_IN_WINDOW_S,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.failures = failures
-        self.window_s = window_s
-        self.clock = clock
-        self._seen: dict[str, list[float]] = {}  # "addr:..." or "key:..." -> failure times
-
-    def wait_s(self, *names: str) -> float:
-        """Seconds until ``names`` may try again (0 when they may now)."""
-        now = self.clock()
-        wait = 0.0
-        for name in names:
-            times = [t for t in self._seen.get(name, ()) if t > now - self.window_s]
-            if times:
-                self._seen[name] = times
-            else:
-                self._seen.pop(name, None)
-            if len(times) >= self.failures:
-                wait = max(wait, times[-self.failures] + self.window_s - now)
-        return wait
-
-    def failed(self, *names: str) -> None:
-        """Record one failed sign-in against each of ``names``."""
-        now = self.clock()
-        for name in names:
-            if name not in self._seen and len(self._seen) >= _MAX_BUCKETS:
-                del self._seen[next(iter(self._seen))]  # the oldest-inserted goes
-            self._seen.setdefault(name, []).append(now)
-            del self._seen[name][: -self.failures]  # only the last `failures` matter
-
-    def refusal(self, wait_s: float) -> RateLimited:
-        """The 429 for a throttled sign-in."""
-        retry = max(1, math.ceil(wait_s))
-        return RateLimited(
-            f"too many failed sign-ins; wait {retry} s and try again with a valid key",
-            retry_after_s=retry,
-        )
 
 
 async def stream_to_file(request: Request, limit_bytes: int, folder: Path | None = None) -> Path:

@@ -19,6 +19,7 @@ from pulseloop.store.protocols import (
     RunStore,
     ScanReads,
     ScanStore,
+    SessionStore,
     StatsStore,
     WorkerLiveness,
     WorkerStore,
@@ -41,6 +42,7 @@ from pulseloop.store.records import (
     RunDetail,
     RunRecord,
     ScanRecord,
+    SessionRecord,
     Signal,
     StepRecord,
     StoreStats,
@@ -73,6 +75,8 @@ __all__ = [
     "ScanReads",
     "ScanRecord",
     "ScanStore",
+    "SessionRecord",
+    "SessionStore",
     "Signal",
     "StatsStore",
     "StepRecord",
@@ -94,3 +98,7 @@ class Store(RunStore, WorkerStore, AnalysisQueue, OrgStore, StatsStore, Protocol
 
     async def close(self) -> None:
         """Finish pending writes and disconnect."""
+
+    @property
+    def sessions(self) -> SessionStore:
+        """Dashboard sessions and the sign-in throttle (see :class:`SessionStore`)."""

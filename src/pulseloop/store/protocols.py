@@ -13,6 +13,7 @@ protocol               what it holds                               who depends o
 :class:`AnalysisQueue` analysis jobs claimed with leases           ``AnalysisRunner``
 :class:`OrgStore`      organizations and API keys                  CLI, HTTP auth
 :class:`StatsStore`    totals for ``/metrics``                     ``server.metrics``
+:class:`SessionStore`  dashboard sessions, failed sign-ins         ``server.sessions``
 =====================  ==========================================  ==========================
 
 Rules every protocol keeps: each method that writes does so in one transaction (all of
@@ -31,7 +32,7 @@ run's row, and that is what makes the holder's next fenced write fail.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from pulseloop.store.records import (
@@ -45,6 +46,7 @@ from pulseloop.store.records import (
     RunDetail,
     RunRecord,
     ScanRecord,
+    SessionRecord,
     Signal,
     StepRecord,
     StoreStats,
@@ -347,6 +349,51 @@ class StatsStore(Protocol):
 
     async def stats(self, steps_since: float) -> StoreStats:
         """Totals across organizations for ``/metrics``; see :class:`StoreStats`."""
+
+
+class SessionStore(Protocol):
+    """Dashboard sessions and failed sign-ins, shared by every server process.
+
+    The database is the one place these live, so a restart or a second server process
+    keeps people signed in and a sign-in throttle holds across processes. Expiry, the idle
+    timeout and the key's revocation are checked in the lookup's SQL, never by the caller.
+    Revoking a key deletes its sessions in the same transaction. Each method is one
+    transaction; see ``store/sqlite/sessions.py``.
+    """
+
+    async def create_session(
+        self, session: SessionRecord, *, replaces: str | None, max_per_key: int, purge: int
+    ) -> None:
+        """Insert ``session``; in the same transaction drop the session ``replaces`` names
+        (a token hash), the key's oldest sessions beyond ``max_per_key``, and at most
+        ``purge`` ended sessions of anyone."""
+
+    async def find_session(
+        self, token_hash: str, now: float, touch_after_s: float
+    ) -> SessionRecord | None:
+        """The session if it has not ended (expired or idle) and its key is unrevoked and
+        still of its org; None otherwise. Moves ``last_seen_at`` to ``now`` when it is
+        more than ``touch_after_s`` old (so a busy session costs a write a minute, not
+        one per request)."""
+
+    async def drop_session(self, token_hash: str) -> None:
+        """End a session (sign-out); nothing happens if it is gone already."""
+
+    async def purge_sessions(self, now: float, limit: int) -> int:
+        """Delete at most ``limit`` ended sessions; return how many."""
+
+    async def begin_sign_in(
+        self, names: Sequence[str], attempt: str, now: float, window_s: float, failures: int
+    ) -> float:
+        """Count a sign-in ``attempt`` against each of ``names`` unless one of them already
+        has ``failures`` failures in the last ``window_s``: then record nothing and return
+        the seconds until the oldest of those leaves the window. 0.0: go ahead; the
+        attempt stands as a failure until :meth:`forget_sign_in` (so concurrent guesses
+        from many processes count before any of them is checked). Also purges failures
+        older than the window, a bounded batch at a time."""
+
+    async def forget_sign_in(self, attempt: str) -> None:
+        """The attempt succeeded: it is no failure."""
 
 
 @runtime_checkable

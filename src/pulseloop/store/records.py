@@ -269,3 +269,18 @@ class History:
     waits: dict[str, WaitRecord] = field(default_factory=dict)
     failures: dict[str, tuple[int, float | None]] = field(default_factory=dict)
     """step name -> (failed attempts in this generation, when the next may start)"""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A dashboard sign-in as stored: never the cookie's token, only its SHA-256."""
+
+    token_hash: str
+    org: str
+    key_id: str
+    created_at: float
+    last_seen_at: float
+    expires_at: float
+    """The absolute end, however active the session is."""
+    idle_s: float
+    """The session ends this long after ``last_seen_at`` (the idle timeout)."""

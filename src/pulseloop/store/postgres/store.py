@@ -44,6 +44,7 @@ from pulseloop.store.postgres import analysis, errors, operators, orgs, runs, sc
 from pulseloop.store.postgres.connection import connect, make_pool, parse_url
 from pulseloop.store.postgres.liveness import AdvisoryLocks
 from pulseloop.store.postgres.schema import migrate
+from pulseloop.store.postgres.sessions import PostgresSessions
 from pulseloop.store.postgres.writer import OUTAGE_S, Writer
 from pulseloop.store.sql import LIST_DEPLOYS
 from pulseloop.store.sqlite.rows import (
@@ -84,6 +85,7 @@ class PostgresStore:
         self._notifier = wakeups.Notifier(self._borrow)
         self._listener = wakeups.Listener(lambda: connect(self.settings))
         self._liveness = AdvisoryLocks(lambda: connect(self.settings))
+        self.sessions = PostgresSessions(self._tx)
         self._open = False
 
     @property

@@ -49,6 +49,7 @@ from pulseloop.store.sqlite.rows import (
     wait_to_row,
 )
 from pulseloop.store.sqlite.schema import check_version, migrate, prepare_path
+from pulseloop.store.sqlite.sessions import SqliteSessions
 
 _STEPS_SQL = f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY seq"
 _ATTEMPTS_SQL = (
@@ -84,6 +85,7 @@ class SqliteStore:
         self.path = path
         self._db = Database(path, reserve_wal=reserve_wal)
         self._locks = WorkerLocks(path)
+        self.sessions = SqliteSessions(self._db.run)
 
     def commit_inline_when(self, solo: Callable[[], bool]) -> None:
         self._db.inline_when = solo
