@@ -24,20 +24,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
+from backends import Databases
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.backends import Databases  # noqa: E402
-from pulseloop import App  # noqa: E402
-from pulseloop.server.app import create_app  # noqa: E402
-from pulseloop.server.limits import RateLimit  # noqa: E402
+from pulseloop import App
+from pulseloop.server.app import create_app
+from pulseloop.server.limits import RateLimit
 
 RATE, BURST = 2.0, 60
 _TABLE = (
