@@ -18,6 +18,10 @@ class Settings:
     org: str = "default"
     secret_key: str | None = None
     """Signs scan links; from PULSELOOP_SECRET_KEY, else a key file beside the database."""
+    upload_dir: str | None = None
+    """Where uploaded videos wait for their analysis (PULSELOOP_UPLOAD_DIR; None: the
+    system's temporary folder). Any analysing process may take the job, so on several
+    machines this must be storage they all mount at the same path."""
 
     @classmethod
     def load(
@@ -33,6 +37,7 @@ class Settings:
             public_url=public_url or env.get("PULSELOOP_PUBLIC_URL") or DEFAULT_PUBLIC_URL,
             org=org or env.get("PULSELOOP_ORG") or "default",
             secret_key=env.get("PULSELOOP_SECRET_KEY") or None,
+            upload_dir=env.get("PULSELOOP_UPLOAD_DIR") or None,
         )
 
 

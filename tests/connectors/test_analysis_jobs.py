@@ -7,7 +7,10 @@ The real-process version (a server SIGKILLed right after its 202) is in
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
+
+import pytest
 
 from pulseloop.connectors.analysis import LEASE_S, MAX_ATTEMPTS
 from pulseloop.connectors.facial_scan import ScanService
@@ -136,3 +139,21 @@ async def analysis_drained(service: ScanService) -> None:
     """Start ``service``'s analyser and wait until it has nothing left."""
     await service.start()
     await service.drain()
+
+
+async def test_a_video_on_another_machine_is_left_for_its_analysers(
+    make_app: AppFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    video = tmp_path / "elsewhere.webm"
+    video.write_bytes(b"a video in another machine's folder")
+    async with make_app([HealthCheck]) as app:
+        run = await app.trigger("health-check", {"p": 7})
+        created = await _created(app, run.id)
+        accepting = ScanService(app, analyse=False)
+        await accepting.accept_video(await accepting.open_for_upload(app, created["id"]), video)
+        video.unlink()  # as seen from this machine: the path names nothing
+        with caplog.at_level(logging.WARNING, logger="pulseloop.connectors.analysis"):
+            await analysis_drained(ScanService(app))
+        scan = await app.store.get_scan(app.org, created["id"])
+    assert scan is not None and scan.status == "processing"  # not failed as unreadable
+    assert any("PULSELOOP_UPLOAD_DIR" in r.getMessage() for r in caplog.records)

@@ -163,6 +163,17 @@ class AnalysisRunner:
             if job.attempts > MAX_ATTEMPTS:
                 log.error("scan %s: analysis failed %d times; giving up", job.scan_id, MAX_ATTEMPTS)
                 await store.finish_scan(job.scan_id, "failed", None, "analysis_error", clock.now())
+            elif job.kind == "video" and not Path(job.payload).exists():
+                # Accepted by a server on another machine, into its own folder: leave the
+                # job to be claimed again when this claim's lease runs out (by the machine
+                # that has the file, with luck); after MAX_ATTEMPTS claims the scan fails.
+                log.warning(
+                    "scan %s: its uploaded video is not on this machine, so it was left for "
+                    "another analyser; set PULSELOOP_UPLOAD_DIR to storage every analysing "
+                    "server shares (docs/deploy.md)",
+                    job.scan_id,
+                )
+                return
             else:
                 result = await _run(job)
                 reason = result.get("failure_reason")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import pathlib
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -84,8 +85,9 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
 _MAX_EPOCH_S = 253402300800.0  # 10000-01-01: no run was created later
 
 
-def build_router(max_video_bytes: int) -> APIRouter:
-    """The ``/v1`` routes; ``max_video_bytes`` caps the video upload."""
+def build_router(max_video_bytes: int, upload_dir: pathlib.Path | None = None) -> APIRouter:
+    """The ``/v1`` routes; ``max_video_bytes`` caps the video upload, which is written to
+    ``upload_dir`` (None: the system's temporary folder)."""
     router = APIRouter(prefix="/v1", responses=_ERRORS, tags=["v1"])
 
     @router.post("/loops/{loop}/runs", status_code=202, response_model=RunOut)
@@ -189,7 +191,7 @@ def build_router(max_video_bytes: int) -> APIRouter:
         """
         service: ScanService = request.app.state.scan_service
         record = await service.open_for_upload(pulse, scan_id)  # refuse before reading a byte
-        path = await stream_to_file(request, max_video_bytes)
+        path = await stream_to_file(request, max_video_bytes, upload_dir)
         return ScanOut.of(await service.accept_video(record, path))
 
     return router

@@ -15,6 +15,7 @@ from __future__ import annotations
 import mimetypes
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -111,7 +112,7 @@ def create_app(
     api.add_exception_handler(RequestValidationError, validation_error_handler)
     api.include_router(build_router(service, max_trace_bytes=limit))
     if isinstance(service, ScanService):
-        api.include_router(api_routes.build_router(max_video_bytes))
+        api.include_router(api_routes.build_router(max_video_bytes, upload_folder(app)))
     api.include_router(metrics.build_router(app))
     api.include_router(dashboard.build_router(api.state.sessions))
 
@@ -121,6 +122,21 @@ def create_app(
 
     api.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return api
+
+
+def upload_folder(app: App) -> Path | None:
+    """The folder video uploads go to (``PULSELOOP_UPLOAD_DIR``), checked at start-up so a
+    typo stops the server instead of failing each upload."""
+    folder = app.settings.upload_dir
+    if folder is None:
+        return None
+    if not Path(folder).is_dir():
+        raise PulseloopError(
+            f"PULSELOOP_UPLOAD_DIR={folder!r} is not a directory; create it (on storage every "
+            "analysing server mounts at that same path) or unset it to use the system's "
+            "temporary folder"
+        )
+    return Path(folder)
 
 
 def _operations(api: FastAPI) -> list[dict[str, Any]]:
