@@ -43,8 +43,8 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float64]
 ImageF32 = npt.NDArray[np.float32]
 
-MAX_ITERATIONS = 5
-CONVERGED_PX = 0.003  # an update smaller than this ends the iterations
+MAX_ITERATIONS = 3
+CONVERGED_PX = 0.01  # an update smaller than this ends the iterations
 MIN_PATCH_PX = 12
 
 
@@ -60,13 +60,19 @@ class Alignment:
 class KeyframeAligner:
     """Aligns later images to a template cut from a keyframe (translation and scale)."""
 
-    def __init__(self, image: ImageF32, centre: FloatArray, size: FloatArray) -> None:
+    def __init__(
+        self,
+        image: ImageF32,
+        centre: FloatArray,
+        size: FloatArray,
+        origin: FloatArray | None = None,
+    ) -> None:
         width, height = (max(int(s), MIN_PATCH_PX) for s in size)
         self._size = (width, height)
         self._centre = np.asarray(centre, dtype=np.float64)
         # Patch coordinates relative to its centre, for the warp and the scale Jacobian.
         self._half = np.array([(width - 1) / 2.0, (height - 1) / 2.0])
-        template = self._warp(image, np.zeros(2), 1.0)
+        template = self._warp(image, self._at(origin), np.zeros(2), 1.0)
         template -= template.mean()
         self._contrast = max(float(template.std()), 1e-6)
         gx = cv2.Sobel(template, cv2.CV_32F, 1, 0, ksize=3) / 8.0
@@ -82,8 +88,15 @@ class KeyframeAligner:
         self.shift = np.zeros(2)
         self.scale = 1.0
 
-    def _warp(self, image: ImageF32, shift: FloatArray, scale: float) -> ImageF32:
-        origin = self._centre + shift - scale * self._half
+    @staticmethod
+    def _at(origin: FloatArray | None) -> FloatArray:
+        return np.zeros(2) if origin is None else np.asarray(origin, dtype=np.float64)
+
+    def _warp(
+        self, image: ImageF32, origin: FloatArray, shift: FloatArray, scale: float
+    ) -> ImageF32:
+        """The patch at ``shift``/``scale``; ``image``'s pixel (0, 0) is at ``origin``."""
+        origin = self._centre + shift - scale * self._half - origin
         warp = np.array([[scale, 0.0, origin[0]], [0.0, scale, origin[1]]])
         patch = cv2.warpAffine(
             image,
@@ -94,27 +107,35 @@ class KeyframeAligner:
         )
         return np.asarray(patch, dtype=np.float32)
 
-    def _normalised(self, image: ImageF32, shift: FloatArray, scale: float) -> FloatArray:
-        patch = self._warp(image, shift, scale).ravel().astype(np.float64)
-        patch -= patch.mean()
-        return patch * (self._contrast / max(float(patch.std()), 1e-6))
+    def _patch(
+        self, image: ImageF32, origin: FloatArray, shift: FloatArray, scale: float
+    ) -> FloatArray:
+        return self._warp(image, origin, shift, scale).ravel().astype(np.float64)
 
-    def align(self, image: ImageF32, guess: FloatArray | None = None) -> Alignment:
-        """Align ``image`` starting from the last result (or ``guess``: shift, scale)."""
-        shift = self.shift.copy() if guess is None else np.asarray(guess[:2], dtype=np.float64)
-        scale = self.scale if guess is None else float(guess[2])
-        patch = self._normalised(image, shift, scale)
+    def align(self, image: ImageF32, origin: FloatArray | None = None) -> Alignment:
+        """Align ``image`` (its pixel (0, 0) at ``origin``), starting from the last result."""
+        at = self._at(origin)
+        shift, scale = self.shift.copy(), self.scale
+        patch = self._patch(image, at, shift, scale)
+        # Light and exposure: the patch's offset and gain, matched to the template's once
+        # per frame (a sub-pixel shift does not change them).
+        offset = float(patch.mean())
+        gain = self._contrast / max(float(patch.std()), 1e-6)
         for _ in range(MAX_ITERATIONS):
-            delta = self._hessian_inv @ (self._steepest.T @ (patch - self._template))
+            error = (patch - offset) * gain - self._template
+            delta = self._hessian_inv @ (self._steepest.T @ error)
             # Inverse composition: W(p) <- W(p) o W(delta)^-1 for W(u) = s u + t.
             grow = 1.0 + float(delta[2])
             if not 0.5 < grow < 2.0:
                 break
             shift = shift - scale * delta[:2] / grow
             scale = scale / grow
-            patch = self._normalised(image, shift, scale)
+            patch = self._patch(image, at, shift, scale)
             if float(np.abs(delta[:2]).max()) < CONVERGED_PX:
                 break
-        match = float(patch @ self._template) / (self._template.size * self._contrast**2)
+        patch -= patch.mean()
+        match = float(patch @ self._template) / (
+            self._template.size * self._contrast * max(float(patch.std()), 1e-6)
+        )
         self.shift, self.scale = shift, scale
         return Alignment(shift.copy(), scale, match)

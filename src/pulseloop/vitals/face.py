@@ -53,7 +53,7 @@ FloatArray = npt.NDArray[np.float64]
 _CASCADE = "haarcascade_frontalface_default.xml"
 SEARCH_SIDE_PX = 240  # full-frame searches run on an image this tall (or wide)
 ROI_FACE_PX = 48  # window searches rescale so the face is about this wide
-DETECT_EVERY = 8  # frames between detections (the template follows the face in between)
+DETECT_EVERY = 15  # frames between detections (the template follows the face in between)
 MIN_FACE_FRACTION = 0.12  # faces narrower than this share of the frame are ignored
 EQUALISED_NEIGHBOURS = 6  # Haar votes a face needs in an equalised full-frame search
 NEAR_NEIGHBOURS = 5  # ... and in the (always equalised) window around the last face
@@ -63,6 +63,7 @@ NEAR_NEIGHBOURS = 5  # ... and in the (always equalised) window around the last 
 TEMPLATE_FRACTIONS = (0.15, 0.10, 0.85, 0.90)
 ALIGN_FACE_PX = 96
 ALIGN_BLUR_PX = 1.0  # Gaussian sigma on the downscaled frame: sensor noise off, features on
+ALIGN_MARGIN = 0.5  # face widths around the box that are downscaled (room for movement)
 SCALE_SMOOTH_S = 1.0
 MIN_MATCH = 0.5  # below this correlation the template no longer shows the face
 REKEY_MATCH = 0.8  # below this (and above MIN_MATCH) the template is cut again
@@ -182,12 +183,28 @@ class FaceTracker:
         self._since_seen = 0
         self._drift = 0
 
-    def _small(self, gray: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    def _small(
+        self, gray: npt.NDArray[np.uint8], box: FloatArray
+    ) -> tuple[npt.NDArray[np.float32], FloatArray]:
+        """The area around ``box``, downscaled and blurred, and its origin in downscaled px.
+
+        The crop's corner is on a multiple of the factor, so every frame's downscaled
+        pixels cover the same full pixels (the grid the template was cut on).
+        """
         h, w = gray.shape
         k = self._factor
-        image = gray if k == 1 else cv2.resize(gray, (w // k, h // k), interpolation=cv2.INTER_AREA)
-        blurred = cv2.GaussianBlur(image.astype(np.float32), (0, 0), ALIGN_BLUR_PX)
-        return np.asarray(blurred, dtype=np.float32)
+        margin = ALIGN_MARGIN * float(box[2])
+        x0 = max(int((box[0] - margin) // k) * k, 0)
+        y0 = max(int((box[1] - margin) // k) * k, 0)
+        x1 = min(int(np.ceil((box[0] + box[2] + margin) / k)) * k, w - w % k)
+        y1 = min(int(np.ceil((box[1] + box[3] + margin) / k)) * k, h - h % k)
+        if x1 - x0 < 4 * k or y1 - y0 < 4 * k:  # the box left the frame: use all of it
+            x0, y0, x1, y1 = 0, 0, w - w % k, h - h % k
+        crop = gray[y0:y1, x0:x1]
+        size = ((x1 - x0) // k, (y1 - y0) // k)
+        small = crop if k == 1 else cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+        blurred = cv2.GaussianBlur(small.astype(np.float32), (0, 0), ALIGN_BLUR_PX)
+        return np.asarray(blurred, dtype=np.float32), np.array([x0 / k, y0 / k])
 
     def _template_rect(self, box: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Centre and size of the template inside ``box``, in downscaled pixels."""
@@ -202,14 +219,15 @@ class FaceTracker:
         """Cut the template at ``box`` in this frame; the box keeps its place."""
         self._factor = max(1, round(float(box[2]) / ALIGN_FACE_PX))
         centre, size = self._template_rect(box)
-        self._aligner = KeyframeAligner(self._small(gray), centre, size)
+        image, origin = self._small(gray, box)
+        self._aligner = KeyframeAligner(image, centre, size, origin)
         self._key_box = box.copy()
         self._scale = 1.0
 
     def _follow(self, gray: npt.NDArray[np.uint8]) -> Alignment | None:
         """Move the box with the face; None when the template no longer fits."""
         assert self._aligner is not None and self._box is not None
-        found = self._aligner.align(self._small(gray))
+        found = self._aligner.align(*self._small(gray, self._box))
         if found.match < MIN_MATCH:
             return None
         self._scale += self._scale_gain * (found.scale - self._scale)
