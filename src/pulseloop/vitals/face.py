@@ -24,7 +24,8 @@ slowly; the frame-to-frame scale estimate is the noisiest of the three). Detecti
 then checks: a box that the detector keeps placing elsewhere (``DRIFT_FRACTION``) or at
 another size (``DRIFT_SCALE``) has lost the face and is re-placed, and a template that no
 longer fits (the face turned) is cut again at the current box, which does not move it.
-A face that neither the detector nor the template finds for ``max_hold_s`` is lost.
+A face that neither the detector nor the template finds for ``max_hold_s``, or that the
+detector has not confirmed for ``CONFIRM_S``, is lost.
 Measured on the 640x480 Fitzpatrick VI fairness scans: box error in the pulse band 0.006-
 0.016 px (was 0.09-0.11 px), and all twelve accepted (were nine).
 
@@ -70,6 +71,9 @@ REKEY_MATCH = 0.8  # below this (and above MIN_MATCH) the template is cut again
 DRIFT_FRACTION = 0.2  # a detection this far (in face widths) from the box disagrees...
 DRIFT_SCALE = 1.25  # ... or one this much larger or smaller
 DRIFT_DETECTIONS = 3  # disagreeing detections in a row that re-place the box
+# A template follows whatever it was cut on, a false detection on the wall too: the detector
+# must confirm the face at least this often, or the box is dropped.
+CONFIRM_S = 1.0
 
 
 def _load_cascade() -> cv2.CascadeClassifier:
@@ -173,6 +177,7 @@ class FaceTracker:
         self._detector = FaceDetector()
         self.detect_every = max(detect_every, 1)
         self._max_hold = max(round(max_hold_s * fps), 1)
+        self._max_unconfirmed = max(round(CONFIRM_S * fps), self._max_hold)
         self._scale_gain = min(1.0, 1.0 / max(SCALE_SMOOTH_S * fps, 1.0))
         self._box: FloatArray | None = None
         self._key_box = np.zeros(4)
@@ -180,7 +185,11 @@ class FaceTracker:
         self._factor = 1  # the frame is downscaled by this whole factor for alignment
         self._scale = 1.0  # the smoothed aligned scale
         self._count = 0
-        self._since_seen = 0
+        self._last_seen = 0  # the frame of the last detection
+        self._keyed_at = 0  # the frame the template was cut at
+        # At most one new template a second: cutting one every frame would turn the tracker
+        # back into a frame-to-frame one, whose errors add up (a random walk).
+        self._rekey_after = max(round(fps), 1)
         self._drift = 0
 
     def _small(
@@ -223,6 +232,7 @@ class FaceTracker:
         self._aligner = KeyframeAligner(image, centre, size, origin)
         self._key_box = box.copy()
         self._scale = 1.0
+        self._keyed_at = self._count
 
     def _follow(self, gray: npt.NDArray[np.uint8]) -> Alignment | None:
         """Move the box with the face; None when the template no longer fits."""
@@ -249,11 +259,11 @@ class FaceTracker:
             else self._detector.place(gray)
         )
         if found is None:
-            self._since_seen += self.detect_every
-            if not fits and self._since_seen > self._max_hold:
+            unseen = self._count - self._last_seen
+            if unseen > self._max_unconfirmed or (not fits and unseen > self._max_hold):
                 self._box, self._aligner = None, None
             return
-        self._since_seen = 0
+        self._last_seen = self._count
         if self._box is None:
             self._box = found
             self._key(gray, found)
@@ -275,7 +285,11 @@ class FaceTracker:
         if self._box is not None and self._aligner is not None:
             found = self._follow(gray)
             fits = found is not None
-            if found is not None and found.match < REKEY_MATCH:
+            if (
+                found is not None
+                and found.match < REKEY_MATCH
+                and self._count - self._keyed_at > self._rekey_after
+            ):
                 self._key(gray, self._box)  # the face changed: a new template, same place
         # A template that lost the face asks the detector at once, not at the next turn.
         lost_template = self._box is not None and not fits
