@@ -69,7 +69,7 @@ def test_the_aligner_measures_a_known_shift_and_scale() -> None:
     assert brighter.shift == pytest.approx([1.3, -0.7], abs=0.02)
 
 
-def test_a_face_that_leaves_is_lost_and_found_again() -> None:
+def test_a_face_that_leaves_is_lost() -> None:
     scene = SceneSpec(duration_s=4.0, width=320, height=240, face_lost_after_s=2.0, seed=1)
     tracker = FaceTracker(fps=scene.fps)
     found = [
