@@ -40,8 +40,12 @@ def _both_paths(tmp_path: Path, **scene: object) -> tuple[float, object, object]
     )
 
 
+# II-small is a sway under the strong-rhythm bar (0.8 % of the face width, RMS) as the face
+# really moves: 1.2 px at 320x240 is 0.78 % seen by the video path's tracker. It was 1.5 px
+# while that tracker lagged the sway and saw none of it; the tracker now follows the face to
+# 0.01 px and sees 1.5 px as 1.0 %, over the bar, where the page's dead-banded box sees 0.65 %.
 @pytest.mark.parametrize(
-    ("skin_tone", "sway_px"), [(2, 1.5), (2, 3.0), (6, 1.5)], ids=["II-small", "II-large", "VI"]
+    ("skin_tone", "sway_px"), [(2, 1.2), (2, 3.0), (6, 1.5)], ids=["II-small", "II-large", "VI"]
 )
 def test_a_swaying_face_is_measured_right_or_refused_and_both_paths_agree(
     tmp_path: Path, skin_tone: int, sway_px: float

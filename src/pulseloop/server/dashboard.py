@@ -819,10 +819,13 @@ def _quality_row(name: str, v: float, q: Any) -> FigureRow:
         return FigureRow(name, label, round(v, 2), "face widths per second", verdict,
                          v <= q.MAX_MOTION, f"at most {q.MAX_MOTION:g}")  # fmt: skip
     if name == "brightness":
-        ok = q.MIN_BRIGHTNESS <= v <= q.MAX_BRIGHTNESS
-        verdict = "good" if ok else "too dark" if v < q.MIN_BRIGHTNESS else "too bright"
+        # The vitals gate's own bars: under DARK_FLOOR a scan is always too dark; between it
+        # and MIN_BRIGHTNESS (dark skin, dim rooms) only a weak pulse is blamed on the light.
+        ok = q.DARK_FLOOR <= v <= q.MAX_BRIGHTNESS
+        verdict = ("too dark" if v < q.DARK_FLOOR else "too bright" if v > q.MAX_BRIGHTNESS
+                   else "dim" if v < q.MIN_BRIGHTNESS else "good")  # fmt: skip
         return FigureRow(name, label, round(v), "of 255", verdict, ok,
-                         f"{q.MIN_BRIGHTNESS:g} to {q.MAX_BRIGHTNESS:g}")  # fmt: skip
+                         f"{q.DARK_FLOOR:g} to {q.MAX_BRIGHTNESS:g}")  # fmt: skip
     if name == "frame_rate_hz":
         ok = v >= q.MIN_FRAME_RATE_HZ
         return FigureRow(name, label, round(v, 1), "frames per second", "enough" if ok else
