@@ -58,9 +58,10 @@ async def test_scans_page_shows_where_each_patient_is(api: Api) -> None:
 
     only_failed = await api.client.get("/dashboard/scans?status=failed")
     assert [status for _, status in ROW.findall(only_failed.text)] == ["failed"]
-    assert "No scans with status expired" in (
-        await api.client.get("/dashboard/scans?status=expired")
-    ).text
+    assert (
+        "No scans with status expired"
+        in (await api.client.get("/dashboard/scans?status=expired")).text
+    )
     scan_page = text_of((await api.client.get(f"/dashboard/scans/{gave_up_scan}")).text)
     assert "Refused: face too far from the camera" in scan_page
     # the run it woke: "completed" in the status column, the failed scan in the outcome
