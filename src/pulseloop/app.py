@@ -28,6 +28,7 @@ from pulseloop.engine.loop import Loop, loop_name
 from pulseloop.engine.worker import Worker, wait_event
 from pulseloop.errors import InvalidRunId, LoopNotFound, PulseloopError, RunNotFound
 from pulseloop.runs import Deploy, Run, build_deploy, build_run
+from pulseloop.schedules import Schedules
 from pulseloop.store import open_store, sqlite_path
 from pulseloop.store.base import TERMINAL_STATUSES, RunRecord, Store
 
@@ -168,6 +169,18 @@ class App:
             self._parent.notify_work()
         elif self.worker is not None:
             self.worker.kick()
+
+    def notify_timers(self) -> None:
+        """Tell this process's worker that the next timer or schedule tick may be sooner."""
+        if self._parent is not None:
+            self._parent.notify_timers()
+        elif self.worker is not None:
+            self.worker.timers_changed()
+
+    @property
+    def schedules(self) -> Schedules:
+        """This organization's recurring triggers (see :class:`~pulseloop.schedules.Schedules`)."""
+        return Schedules(self)
 
     @property
     def store(self) -> Store:

@@ -22,10 +22,12 @@ what was wrong and what to do::
     ├── LoopNotFound             trigger of a loop no App serves
     ├── RunNotFound              no run with that id (in this organization)
     ├── InvalidRunState          an operator action that does not fit the run's status
+    ├── ScheduleNotFound         no schedule with that id (in this organization)
     ├── Unauthorized             no API key, an unknown key or a revoked one (HTTP 401)
     ├── RateLimited              too many requests from one client (HTTP 429)
     ├── InvalidRequest           a request the API cannot read (HTTP 422)
-    │   └── InvalidRunId         a run id outside 1-200 of ``A-Za-z0-9._~:-`` (HTTP 422)
+    │   ├── InvalidRunId         a run id outside 1-200 of ``A-Za-z0-9._~:-`` (HTTP 422)
+    │   └── InvalidSchedule      a bad cron expression, time zone, policy or date range
     ├── OrgNotFound / OrgExists  organizations (``pulseloop orgs``)
     ├── KeyNotFound              an API key id that does not exist
     └── StoreError               the database refused (newer schema, unreachable)
@@ -205,6 +207,20 @@ class InvalidRunId(InvalidRequest):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, field="id")
+
+
+class InvalidSchedule(InvalidRequest):
+    """A schedule that cannot be kept: a cron expression the cron library refuses, an
+    unknown IANA time zone, an unknown missed-tick policy, an end before the start, or an
+    id outside the allowed characters. ``field`` names the offending part."""
+
+    code = "invalid_schedule"
+
+
+class ScheduleNotFound(PulseloopError, LookupError):
+    """No schedule with that id in this organization."""
+
+    code = "schedule_not_found"
 
 
 class OrgNotFound(PulseloopError, LookupError):

@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import inspect
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from pulseloop.engine.cron import Cron
     from pulseloop.engine.step import Step
 
 
@@ -34,6 +36,9 @@ class Loop:
     """
 
     name: ClassVar[str] = ""
+    schedules: ClassVar[Sequence[Cron]] = ()
+    """Recurring triggers of this loop (see docs/schedules.md): ``[Cron("0 8 * * *",
+    id="morning", tz="Europe/Paris")]``. Workers serving the loop keep them in the store."""
 
     async def run(self, event: Event, step: Step) -> Any:
         """The workflow. Side effects belong in ``step.do``; code between steps re-runs."""

@@ -6,8 +6,9 @@ Design record. Three small loops on one event loop:
   their worker died) and start an :class:`Execution` task for each. Woken at once by
   in-process events (trigger, timer fired, signal, a run finished), and by polling for
   work other processes queued.
-* **timers**: sleeps, retry delays and wait deadlines are ``wake_at`` on parked rows; this
-  loop sleeps (on the workflow clock) until the earliest one and re-queues what is due.
+* **timers**: sleeps, retry delays and wait deadlines are ``wake_at`` on parked rows, and
+  schedules have a ``next_fire_at``; this loop sleeps (on the workflow clock) until the
+  earliest one, re-queues what is due and starts the runs of due schedule ticks.
 * **heartbeat**: renews this worker's leases every third of the lease; runs it no longer
   holds (an operator cancelled or restarted them) are stopped without further writes.
 
@@ -31,6 +32,7 @@ from pulseloop.engine.clock import Clock
 from pulseloop.engine.context import ConnectorFactory
 from pulseloop.engine.execution import Execution, Services
 from pulseloop.engine.loop import Loop, loop_version
+from pulseloop.engine.schedules import fire_due, sync_declared
 from pulseloop.store.base import (
     History,
     InlineCommits,
@@ -106,6 +108,7 @@ class Worker:
         start claiming."""
         for name, version in self.versions.items():
             await self.store.record_deploy(self.org, name, version, self.clock.now())
+        await sync_declared(self.store, self.org, self.loops, self.clock.now())
         await self.store.register_worker(self.id)
         await self.store.reclaim_dead_workers(self.clock.now())
         if isinstance(self.store, InlineCommits):
@@ -234,7 +237,11 @@ class Worker:
             self._timer_kick.clear()
             self._passes["timers"].begun += 1
             try:
-                fired, next_at = await self.store.fire_timers(self.org, self.clock.now())
+                now = self.clock.now()
+                fired, next_at = await self.store.fire_timers(self.org, now)
+                started, next_tick = await fire_due(self.store, self.org, now)
+                fired += started
+                next_at = min((t for t in (next_at, next_tick) if t is not None), default=None)
             except Exception:  # the database is away: try again next pass
                 log.exception("firing timers failed; will retry")
                 fired, next_at = 0, None

@@ -269,6 +269,86 @@ class History:
     """step name -> (failed attempts in this generation, when the next may start)"""
 
 
+@dataclass(frozen=True, slots=True)
+class ScheduleRecord:
+    """A recurring trigger as stored (see ``pulseloop.schedules``).
+
+    ``next_fire_at`` is None while the schedule is paused or once it has passed its end:
+    only schedules with a next fire time are ever read by the due-check.
+    """
+
+    org: str
+    id: str
+    loop: str
+    cron: str
+    tz: str
+    body: str
+    missed: str  # "skip" | "catch_up_last"
+    start_at: float | None
+    end_at: float | None
+    paused: bool
+    next_fire_at: float | None
+    last_fire_at: float | None
+    last_run_id: str | None
+    source: str  # "code" (declared on a Loop) | "api" (created at run time)
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Firing:
+    """What a due schedule does now: start the run ``run_id`` for the tick ``tick_at``
+    (None: a missed tick the policy skips), then wait until ``next_fire_at`` (None: never
+    again)."""
+
+    tick_at: float | None
+    run_id: str | None
+    next_fire_at: float | None
+
+
+class ScheduleStore(Protocol):
+    """Recurring triggers: their rows, and firing the due ones (see ``engine/schedules.py``).
+
+    The store knows no cron: the engine passes ``plan``, which turns a due schedule into a
+    :class:`Firing`, and the store applies it in the same transaction that claimed the row.
+    """
+
+    async def put_schedule(self, record: ScheduleRecord) -> ScheduleRecord:
+        """Insert the schedule, or replace the definition of the one with its id.
+
+        A replaced schedule keeps its pause state, creation time and last fire; it keeps
+        its next fire time too unless its cron, zone, start or end changed (so restarting a
+        worker that declares it never skips a due tick)."""
+
+    async def get_schedule(self, org: str, schedule_id: str) -> ScheduleRecord | None:
+        """The schedule, or None if it is not in ``org``."""
+
+    async def list_schedules(
+        self, org: str, *, loop: str | None = None, limit: int = 200
+    ) -> list[ScheduleRecord]:
+        """The organization's schedules by id."""
+
+    async def pause_schedule(
+        self, org: str, schedule_id: str, paused: bool, next_fire_at: float | None, now: float
+    ) -> ScheduleRecord | None:
+        """Pause (``next_fire_at`` is ignored and cleared) or resume (it is set); None if
+        there is no such schedule."""
+
+    async def delete_schedule(self, org: str, schedule_id: str) -> bool:
+        """Delete it (runs it started stay); False if there was none."""
+
+    async def delete_code_schedules(self, org: str, loop: str, keep: list[str]) -> int:
+        """Delete ``loop``'s schedules declared in code whose id is not in ``keep`` (the
+        code no longer declares them); return how many."""
+
+    async def fire_schedules(
+        self, org: str, now: float, plan: Callable[[ScheduleRecord], Firing], limit: int
+    ) -> tuple[int, float | None]:
+        """Claim up to ``limit`` schedules due at ``now`` and, for each in one transaction,
+        insert its tick's run (idempotently: an existing run id is left alone) and advance
+        its next fire time. Return (runs inserted, the org's next fire time)."""
+
+
 class WorkerLiveness(Protocol):
     """Proving a worker process dead, so its runs move at once instead of when its lease
     expires (see ``store/sqlite/liveness.py`` and ``store/postgres/liveness.py``). Only a
@@ -293,7 +373,7 @@ class InlineCommits(Protocol):
         one run) and the database is idle."""
 
 
-class Store(WorkerLiveness, Protocol):
+class Store(WorkerLiveness, ScheduleStore, Protocol):
     """What a storage backend provides. All methods are coroutines; see module doc."""
 
     async def open(self) -> None:

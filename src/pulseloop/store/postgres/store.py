@@ -43,6 +43,7 @@ from pulseloop.store.base import (
 from pulseloop.store.postgres import analysis, errors, operators, orgs, runs, scans, wakeups
 from pulseloop.store.postgres.connection import connect, make_pool, parse_url
 from pulseloop.store.postgres.liveness import AdvisoryLocks
+from pulseloop.store.postgres.schedules import PostgresSchedules
 from pulseloop.store.postgres.schema import migrate
 from pulseloop.store.postgres.writer import OUTAGE_S, Writer
 from pulseloop.store.sqlite.rows import (
@@ -73,7 +74,7 @@ def _reraise_swallowed_cancel() -> None:
         raise asyncio.CancelledError()
 
 
-class PostgresStore:
+class PostgresStore(PostgresSchedules):
     """:class:`~pulseloop.store.base.Store` on a PostgreSQL database."""
 
     def __init__(self, url: str) -> None:

@@ -47,6 +47,7 @@ from pulseloop.store.sqlite.rows import (
     wait_from_row,
     wait_to_row,
 )
+from pulseloop.store.sqlite.schedules import SqliteSchedules
 from pulseloop.store.sqlite.schema import check_version, migrate, prepare_path
 
 _STEPS_SQL = f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY seq"
@@ -75,7 +76,7 @@ def _fence(conn: sqlite3.Connection, lease: Lease, now: float, grow: int = 0) ->
     return str(row[0])
 
 
-class SqliteStore:
+class SqliteStore(SqliteSchedules):
     """:class:`~pulseloop.store.base.Store` on one SQLite file."""
 
     def __init__(self, path: str, *, reserve_wal: bool = False) -> None:

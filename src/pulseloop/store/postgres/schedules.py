@@ -1,0 +1,181 @@
+"""Schedule rows on PostgreSQL (see :class:`~pulseloop.store.base.ScheduleStore`).
+
+Many workers on many machines look for due schedules at once. Each claims due rows with
+``FOR UPDATE SKIP LOCKED``: a row another worker is firing is skipped, not waited for,
+and the claim, the tick's run insert and the advance of ``next_fire_at`` commit together,
+so the next worker to see the row sees it advanced. Should a tick still be fired twice
+(a retried transaction after a lost COMMIT acknowledgement), its run id is fixed by the
+schedule and the tick time and the insert is ``ON CONFLICT DO NOTHING``: one run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import psycopg
+
+from pulseloop.store.base import Firing, ScheduleRecord, fallback_run_key
+from pulseloop.store.postgres.wakeups import Notifier
+from pulseloop.store.sqlite.schedules import SCHEDULE_COLUMNS
+
+Conn = psycopg.AsyncConnection[Any]
+T = TypeVar("T")
+_SELECT = f"SELECT {SCHEDULE_COLUMNS} FROM schedules"
+_INSERT_RUN = (
+    "INSERT INTO runs (org, id, loop, status, input, created_at, updated_at, run_key) "
+    "VALUES (%s, %s, %s, 'queued', %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+)
+
+
+async def _one(conn: Conn, org: str, schedule_id: str) -> ScheduleRecord | None:
+    cur = await conn.execute(f"{_SELECT} WHERE org = %s AND id = %s", (org, schedule_id))
+    row = await cur.fetchone()
+    return None if row is None else ScheduleRecord(*row)
+
+
+async def insert_tick_run(
+    conn: Conn, org: str, run_id: str, loop: str, input_json: str, now: float
+) -> bool:
+    """Insert the queued run of a tick unless ``run_id`` exists in ``org``; True if new."""
+    values = (org, run_id, loop, input_json, now, now)
+    if (await conn.execute(_INSERT_RUN, (*values, run_id))).rowcount > 0:
+        return True
+    cur = await conn.execute("SELECT 1 FROM runs WHERE org = %s AND id = %s", (org, run_id))
+    if await cur.fetchone() is not None:
+        return False  # this tick's run exists: the tick fired already
+    # another organization's run has this id as its key: ours gets another
+    key = fallback_run_key(org, run_id)
+    return (await conn.execute(_INSERT_RUN, (*values, key))).rowcount > 0
+
+
+class PostgresSchedules:
+    """The schedule half of :class:`~pulseloop.store.postgres.store.PostgresStore`."""
+
+    _notifier: Notifier  # provided by PostgresStore
+
+    async def _tx(  # provided by PostgresStore
+        self,
+        fn: Callable[[Conn], Awaitable[T]],
+        *,
+        idempotent: bool = True,
+        notify: str | None = None,
+        read_only: bool = False,
+    ) -> T:
+        raise NotImplementedError
+
+    async def put_schedule(self, record: ScheduleRecord) -> ScheduleRecord:
+        r = record
+
+        async def op(conn: Conn) -> ScheduleRecord:
+            await conn.execute(
+                f"INSERT INTO schedules ({SCHEDULE_COLUMNS}) VALUES "
+                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (org, id) DO UPDATE SET loop = excluded.loop, "
+                "body = excluded.body, missed = excluded.missed, source = excluded.source, "
+                "updated_at = excluded.updated_at, next_fire_at = CASE "
+                "WHEN schedules.paused THEN NULL "
+                "WHEN schedules.cron = excluded.cron AND schedules.tz = excluded.tz "
+                "AND schedules.start_at IS NOT DISTINCT FROM excluded.start_at "
+                "AND schedules.end_at IS NOT DISTINCT FROM excluded.end_at "
+                "THEN schedules.next_fire_at ELSE excluded.next_fire_at END, "
+                "cron = excluded.cron, tz = excluded.tz, start_at = excluded.start_at, "
+                "end_at = excluded.end_at",
+                (r.org, r.id, r.loop, r.cron, r.tz, r.body, r.missed, r.start_at, r.end_at,
+                 r.paused, r.next_fire_at, r.last_fire_at, r.last_run_id, r.source,
+                 r.created_at, r.updated_at),
+            )  # fmt: skip
+            found = await _one(conn, r.org, r.id)
+            assert found is not None
+            return found
+
+        return await self._tx(op, notify=record.org)
+
+    async def get_schedule(self, org: str, schedule_id: str) -> ScheduleRecord | None:
+        return await self._tx(lambda c: _one(c, org, schedule_id), read_only=True)
+
+    async def list_schedules(
+        self, org: str, *, loop: str | None = None, limit: int = 200
+    ) -> list[ScheduleRecord]:
+        where, params = "org = %s", [org]
+        if loop is not None:
+            where, params = "org = %s AND loop = %s", [org, loop]
+
+        async def op(conn: Conn) -> list[ScheduleRecord]:
+            sql = f"{_SELECT} WHERE {where} ORDER BY id LIMIT %s"
+            cur = await conn.execute(sql, (*params, limit))
+            return [ScheduleRecord(*row) for row in await cur.fetchall()]
+
+        return await self._tx(op, read_only=True)
+
+    async def pause_schedule(
+        self, org: str, schedule_id: str, paused: bool, next_fire_at: float | None, now: float
+    ) -> ScheduleRecord | None:
+        async def op(conn: Conn) -> ScheduleRecord | None:
+            await conn.execute(
+                "UPDATE schedules SET paused = %s, next_fire_at = %s, updated_at = %s "
+                "WHERE org = %s AND id = %s",
+                (paused, None if paused else next_fire_at, now, org, schedule_id),
+            )
+            return await _one(conn, org, schedule_id)
+
+        return await self._tx(op, notify=org)
+
+    async def delete_schedule(self, org: str, schedule_id: str) -> bool:
+        async def op(conn: Conn) -> bool:
+            cur = await conn.execute(
+                "DELETE FROM schedules WHERE org = %s AND id = %s", (org, schedule_id)
+            )
+            return cur.rowcount > 0
+
+        return await self._tx(op)
+
+    async def delete_code_schedules(self, org: str, loop: str, keep: list[str]) -> int:
+        async def op(conn: Conn) -> int:
+            cur = await conn.execute(
+                "DELETE FROM schedules WHERE org = %s AND loop = %s AND source = 'code' "
+                "AND NOT (id = ANY(%s))",
+                (org, loop, keep),
+            )
+            return max(cur.rowcount, 0)
+
+        return await self._tx(op)
+
+    async def fire_schedules(
+        self, org: str, now: float, plan: Callable[[ScheduleRecord], Firing], limit: int
+    ) -> tuple[int, float | None]:
+        async def op(conn: Conn) -> tuple[int, float | None]:
+            cur = await conn.execute(
+                f"{_SELECT} WHERE org = %s AND next_fire_at <= %s ORDER BY next_fire_at "
+                "LIMIT %s FOR UPDATE SKIP LOCKED",
+                (org, now, limit),
+            )
+            started = 0
+            for row in await cur.fetchall():
+                schedule = ScheduleRecord(*row)
+                firing = plan(schedule)
+                fired = firing.tick_at is not None and firing.run_id is not None
+                if firing.run_id is not None and fired:
+                    started += await insert_tick_run(
+                        conn, org, firing.run_id, schedule.loop, schedule.body, now
+                    )
+                await conn.execute(
+                    "UPDATE schedules SET next_fire_at = %s, updated_at = %s, "
+                    "last_fire_at = CASE WHEN %s THEN %s ELSE last_fire_at END, "
+                    "last_run_id = CASE WHEN %s THEN %s ELSE last_run_id END "
+                    "WHERE org = %s AND id = %s",
+                    (firing.next_fire_at, now, fired, firing.tick_at, fired, firing.run_id,
+                     org, schedule.id),
+                )  # fmt: skip
+            cur = await conn.execute(
+                "SELECT min(next_fire_at) FROM schedules "
+                "WHERE org = %s AND next_fire_at IS NOT NULL",
+                (org,),
+            )
+            upcoming = await cur.fetchone()
+            return started, None if upcoming is None else upcoming[0]
+
+        started, next_at = await self._tx(op)
+        if started:  # only then: every worker runs this on every timer pass
+            self._notifier.hint(org)
+        return started, next_at
