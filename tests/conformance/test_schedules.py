@@ -10,7 +10,7 @@ import sqlite3
 from pulseloop.engine.cron import plan
 from pulseloop.engine.schedules import new_record
 from pulseloop.store import Store
-from pulseloop.store.base import ScheduleRecord
+from pulseloop.store.base import Firing, ScheduleRecord
 from pulseloop.store.sqlite.store import SqliteStore
 
 DAY = 86400.0
@@ -28,11 +28,20 @@ async def test_racing_stores_fire_each_due_tick_once(store: Store, second_store:
     for i in range(40):
         await store.put_schedule(_record(i))
     assert await store.fire_schedules("org", T0 - 1, lambda r: plan(r, T0 - 1), 100) == (0, T0)
+    planned: list[str] = []
+
+    def counted(record: ScheduleRecord) -> Firing:
+        planned.append(record.id)
+        return plan(record, T0)
+
     results = await asyncio.gather(
-        *(s.fire_schedules("org", T0, lambda r: plan(r, T0), 7) for s in (store, second_store)),
-        *(s.fire_schedules("org", T0, lambda r: plan(r, T0), 100) for s in (store, second_store)),
-    )
+        *(s.fire_schedules("org", T0, counted, limit) for s in (store, second_store) * 3
+          for limit in (7, 100))
+    )  # fmt: skip
     assert sum(started for started, _ in results) == 40  # one run per schedule
+    # and each due row was claimed by one store only (row locks, not just the idempotent
+    # insert, keep racing workers apart)
+    assert sorted(planned) == [f"s{i:03d}" for i in range(40)]
     runs = await store.list_runs("org", limit=100)
     assert sorted(r.id for r in runs) == [f"s{i:03d}:20270115T080000Z" for i in range(40)]
     assert {r.input for r in runs if r.id.startswith("s007:")} == {'{"n": 7}'}
