@@ -27,7 +27,7 @@ from pulseloop.app import App
 from pulseloop.connectors.facial_scan import MAX_TRACE_BYTES, ScanService
 from pulseloop.errors import PulseloopError
 from pulseloop.server import api as api_routes
-from pulseloop.server import dashboard, metrics
+from pulseloop.server import dashboard, metrics, schedules_api
 from pulseloop.server.auth import SessionStore
 from pulseloop.server.errors import (
     http_error_handler,
@@ -112,6 +112,7 @@ def create_app(
     api.include_router(build_router(service, max_trace_bytes=limit))
     if isinstance(service, ScanService):
         api.include_router(api_routes.build_router(max_video_bytes))
+        api.include_router(schedules_api.build_router())
     api.include_router(metrics.build_router(app))
     api.include_router(dashboard.build_router(api.state.sessions))
 

@@ -34,6 +34,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "not_serializable": 422,
     "video_unreadable": 422,
     "run_not_found": 404,
+    "schedule_not_found": 404,
+    "invalid_schedule": 422,
     "loop_not_found": 404,
     "not_found": 404,
     "method_not_allowed": 405,
