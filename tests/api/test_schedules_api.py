@@ -89,3 +89,10 @@ async def test_another_organizations_schedules_are_not_found(api: Api) -> None:
     assert mine.json()["cron"] == "0 8 * * *"
     anonymous = await api.client.get("/v1/schedules")
     assert anonymous.status_code == 401
+
+
+async def test_a_wrong_method_names_every_method_of_the_path(api: Api) -> None:
+    # GET and POST /v1/schedules are two routes; the 405 must list both
+    answer = await api.client.request("PUT", "/v1/schedules", headers=api.a)
+    assert answer.status_code == 405
+    assert answer.headers["Allow"] == "GET, POST"
