@@ -24,6 +24,7 @@ from pulseloop.durations import Duration, duration_seconds
 from pulseloop.engine.clock import Clock, SystemClock
 from pulseloop.engine.codec import encode
 from pulseloop.engine.context import ConnectorFactory
+from pulseloop.engine.deadlines import run_timeout_s
 from pulseloop.engine.loop import Loop, loop_name
 from pulseloop.engine.worker import Worker, wait_event
 from pulseloop.errors import InvalidRunId, LoopNotFound, PulseloopError, RunNotFound
@@ -192,18 +193,33 @@ class App:
         return self._store
 
     # runs ------------------------------------------------------------------------------
-    async def trigger(self, loop: str, body: Any = None, *, id: str | None = None) -> Run:
-        """Start a run of ``loop`` with ``body``; an existing ``id`` returns that run."""
+    async def trigger(
+        self,
+        loop: str,
+        body: Any = None,
+        *,
+        id: str | None = None,
+        run_timeout: Duration | None = None,
+    ) -> Run:
+        """Start a run of ``loop`` with ``body``; an existing ``id`` returns that run.
+
+        ``run_timeout`` (else the loop's ``run_timeout``): fail the run with ``RunTimeout``
+        if it has not finished that long after now, even while it is parked."""
         if loop not in self.loops and (self.loops or self._run_worker):
             known = ", ".join(sorted(self.loops)) or "none"
             raise LoopNotFound(f"no loop named {loop!r} in this app; known loops: {known}")
         if id is not None:
             check_run_id(id)
         text = encode(body, "the event body")
+        now = self.clock.now()
+        timeout_s = run_timeout_s(self.loops.get(loop), run_timeout)
+        deadline_at = None if timeout_s is None else now + timeout_s
         record, _ = await self.store.create_run(
-            self.org, id or new_run_id(), loop, text, self.clock.now()
+            self.org, id or new_run_id(), loop, text, now, deadline_at
         )
         self.notify_work()
+        if deadline_at is not None:
+            self.notify_timers()
         return build_run(record)
 
     async def get_run(self, run_id: str) -> Run:

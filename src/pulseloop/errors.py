@@ -12,6 +12,7 @@ what was wrong and what to do::
     ├── LimitExceeded            too many steps, payload too large, wait too long
     ├── StepFailed               a step that failed for good (re-raised on replay)
     ├── StepTimeout              one attempt ran longer than its timeout
+    ├── RunTimeout               a whole run passed its deadline (stored as its error)
     ├── WaitTimeout              a durable wait whose deadline passed
     │   └── ScanTimeout          ... waiting for a facial scan
     ├── NoScanProvisioned        wait_for_scan with no scan made earlier in the run
@@ -108,6 +109,14 @@ class StepTimeout(PulseloopError, TimeoutError):
     """One attempt of a step ran past its ``timeout``; it counts as a failed attempt."""
 
     code = "step_timeout"
+
+
+class RunTimeout(PulseloopError, TimeoutError):
+    """A run did not finish before its deadline (``Loop.run_timeout`` or the trigger's
+    ``run_timeout``) and was failed, even if it was parked or paused at that moment.
+    It is the run's stored error, never raised inside the run's code."""
+
+    code = "run_timeout"
 
 
 class WaitTimeout(PulseloopError, TimeoutError):

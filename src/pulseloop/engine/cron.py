@@ -163,9 +163,10 @@ def upcoming(record: ScheduleRecord, count: int) -> list[float]:
     return times
 
 
-def plan(record: ScheduleRecord, now: float) -> Firing:
+def plan(record: ScheduleRecord, now: float, run_timeout_s: float | None = None) -> Firing:
     """What the due schedule ``record`` does at ``now``: fire its latest due tick (or
-    drop it, see the module doc) and move on to the first tick after ``now``."""
+    drop it, see the module doc) and move on to the first tick after ``now``. The tick's
+    run gets a deadline ``run_timeout_s`` after the tick, if given."""
     due = record.next_fire_at
     assert due is not None and due <= now
     limit = now if record.end_at is None else min(now, record.end_at)
@@ -179,7 +180,8 @@ def plan(record: ScheduleRecord, now: float) -> Firing:
     fire = record.missed == "catch_up_last" or now - latest <= MISFIRE_GRACE_S
     if not fire:
         return Firing(None, None, following)
-    return Firing(latest, tick_run_id(record.id, latest), following)
+    deadline = None if run_timeout_s is None else latest + run_timeout_s
+    return Firing(latest, tick_run_id(record.id, latest), following, deadline)
 
 
 @dataclass(frozen=True, slots=True)

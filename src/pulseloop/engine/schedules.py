@@ -68,6 +68,13 @@ async def sync_declared(
         await store.delete_code_schedules(org, name, [item.id for item in crons])
 
 
-async def fire_due(store: Store, org: str, now: float) -> tuple[int, float | None]:
-    """Fire what is due at ``now``: (runs started, next fire time of the org)."""
-    return await store.fire_schedules(org, now, lambda record: plan(record, now), FIRE_BATCH)
+async def fire_due(
+    store: Store, org: str, now: float, run_timeouts: Mapping[str, float] | None = None
+) -> tuple[int, float | None]:
+    """Fire what is due at ``now``: (runs started, next fire time of the org).
+
+    ``run_timeouts`` (loop name -> seconds) gives the tick runs of those loops a deadline."""
+    limits = run_timeouts or {}
+    return await store.fire_schedules(
+        org, now, lambda record: plan(record, now, limits.get(record.loop)), FIRE_BATCH
+    )

@@ -67,6 +67,8 @@ class RunRecord:
     It equals ``id`` unless another organization already used that id."""
     summary: str | None = None
     """The loop's line for run lists (see ``Loop.summary``), or None."""
+    deadline_at: float | None = None
+    """When the run, if still unfinished, fails with ``RunTimeout`` (None: no deadline)."""
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -304,6 +306,8 @@ class Firing:
     tick_at: float | None
     run_id: str | None
     next_fire_at: float | None
+    deadline_at: float | None = None
+    """The tick's run's deadline (its loop's ``run_timeout`` after the tick), if any."""
 
 
 class ScheduleStore(Protocol):
@@ -349,6 +353,17 @@ class ScheduleStore(Protocol):
         its next fire time. Return (runs inserted, the org's next fire time)."""
 
 
+class RunDeadlines(Protocol):
+    """Failing runs whose whole-run deadline passed (see ``engine/deadlines.py``)."""
+
+    async def expire_deadlines(
+        self, org: str, now: float, error: dict[str, Any]
+    ) -> tuple[list[str], float | None]:
+        """Fail every unfinished run of ``org`` whose ``deadline_at`` has passed with
+        ``error``, as a cancel would (its worker loses the lease, its waits go); return
+        (their run keys, the org's next deadline)."""
+
+
 class WorkerLiveness(Protocol):
     """Proving a worker process dead, so its runs move at once instead of when its lease
     expires (see ``store/sqlite/liveness.py`` and ``store/postgres/liveness.py``). Only a
@@ -373,7 +388,7 @@ class InlineCommits(Protocol):
         one run) and the database is idle."""
 
 
-class Store(WorkerLiveness, ScheduleStore, Protocol):
+class Store(WorkerLiveness, ScheduleStore, RunDeadlines, Protocol):
     """What a storage backend provides. All methods are coroutines; see module doc."""
 
     async def open(self) -> None:
@@ -384,9 +399,17 @@ class Store(WorkerLiveness, ScheduleStore, Protocol):
 
     # runs -------------------------------------------------------------------------
     async def create_run(
-        self, org: str, run_id: str, loop: str, input_json: str, now: float
+        self,
+        org: str,
+        run_id: str,
+        loop: str,
+        input_json: str,
+        now: float,
+        deadline_at: float | None = None,
     ) -> tuple[RunRecord, bool]:
-        """Insert a queued run; if ``run_id`` exists return it instead (created=False)."""
+        """Insert a queued run; if ``run_id`` exists return it instead (created=False).
+
+        ``deadline_at``: when the run fails with ``RunTimeout`` if still unfinished."""
 
     async def get_run(self, org: str, run_id: str) -> RunRecord | None:
         """The run, or None if it does not exist in ``org``."""

@@ -23,3 +23,10 @@ CREATE TABLE schedules (
     PRIMARY KEY (org, id)
 );
 CREATE INDEX schedules_due ON schedules (org, next_fire_at);
+
+-- Run deadlines (Loop.run_timeout, trigger(run_timeout=...)): the instant a run still
+-- unfinished is failed with RunTimeout, even while parked. The timer pass reads only due
+-- entries of this index and clears each one it reads (the run failed, or had finished),
+-- so it never rereads history.
+ALTER TABLE runs ADD COLUMN deadline_at double precision;
+CREATE INDEX runs_deadline ON runs (org, deadline_at) WHERE deadline_at IS NOT NULL;

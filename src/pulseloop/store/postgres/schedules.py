@@ -23,8 +23,8 @@ Conn = psycopg.AsyncConnection[Any]
 T = TypeVar("T")
 _SELECT = f"SELECT {SCHEDULE_COLUMNS} FROM schedules"
 _INSERT_RUN = (
-    "INSERT INTO runs (org, id, loop, status, input, created_at, updated_at, run_key) "
-    "VALUES (%s, %s, %s, 'queued', %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+    "INSERT INTO runs (org, id, loop, status, input, created_at, updated_at, deadline_at, "
+    "run_key) VALUES (%s, %s, %s, 'queued', %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
 )
 
 
@@ -35,10 +35,16 @@ async def _one(conn: Conn, org: str, schedule_id: str) -> ScheduleRecord | None:
 
 
 async def insert_tick_run(
-    conn: Conn, org: str, run_id: str, loop: str, input_json: str, now: float
+    conn: Conn,
+    org: str,
+    run_id: str,
+    loop: str,
+    input_json: str,
+    now: float,
+    deadline_at: float | None,
 ) -> bool:
     """Insert the queued run of a tick unless ``run_id`` exists in ``org``; True if new."""
-    values = (org, run_id, loop, input_json, now, now)
+    values = (org, run_id, loop, input_json, now, now, deadline_at)
     if (await conn.execute(_INSERT_RUN, (*values, run_id))).rowcount > 0:
         return True
     cur = await conn.execute("SELECT 1 FROM runs WHERE org = %s AND id = %s", (org, run_id))
@@ -157,8 +163,9 @@ class PostgresSchedules:
                 fired = firing.tick_at is not None and firing.run_id is not None
                 if firing.run_id is not None and fired:
                     started += await insert_tick_run(
-                        conn, org, firing.run_id, schedule.loop, schedule.body, now
-                    )
+                        conn, org, firing.run_id, schedule.loop, schedule.body, now,
+                        firing.deadline_at,
+                    )  # fmt: skip
                 await conn.execute(
                     "UPDATE schedules SET next_fire_at = %s, updated_at = %s, "
                     "last_fire_at = CASE WHEN %s THEN %s ELSE last_fire_at END, "

@@ -30,7 +30,13 @@ def schedule_from_row(row: tuple[Any, ...]) -> ScheduleRecord:
 
 
 def insert_tick_run(
-    conn: sqlite3.Connection, org: str, run_id: str, loop: str, input_json: str, now: float
+    conn: sqlite3.Connection,
+    org: str,
+    run_id: str,
+    loop: str,
+    input_json: str,
+    now: float,
+    deadline_at: float | None,
 ) -> bool:
     """Insert the queued run of a tick unless ``run_id`` exists in ``org``; True if new."""
     if conn.execute("SELECT 1 FROM runs WHERE org = ? AND id = ?", (org, run_id)).fetchone():
@@ -38,9 +44,9 @@ def insert_tick_run(
     taken = conn.execute("SELECT 1 FROM runs WHERE run_key = ?", (run_id,)).fetchone()
     key = run_id if taken is None else fallback_run_key(org, run_id)
     conn.execute(
-        "INSERT INTO runs (org, id, loop, status, input, created_at, updated_at, run_key) "
-        "VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)",
-        (org, run_id, loop, input_json, now, now, key),
+        "INSERT INTO runs (org, id, loop, status, input, created_at, updated_at, run_key, "
+        "deadline_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+        (org, run_id, loop, input_json, now, now, key, deadline_at),
     )
     return True
 
@@ -154,8 +160,9 @@ class SqliteSchedules:
                 fired = firing.tick_at is not None and firing.run_id is not None
                 if firing.run_id is not None and fired:
                     started += insert_tick_run(
-                        conn, org, firing.run_id, schedule.loop, schedule.body, now
-                    )
+                        conn, org, firing.run_id, schedule.loop, schedule.body, now,
+                        firing.deadline_at,
+                    )  # fmt: skip
                 conn.execute(
                     "UPDATE schedules SET next_fire_at = ?, updated_at = ?, "
                     "last_fire_at = CASE WHEN ? THEN ? ELSE last_fire_at END, "
