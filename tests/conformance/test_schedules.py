@@ -105,3 +105,14 @@ async def test_the_due_check_seeks_the_index(store: Store) -> None:
     finally:
         conn.close()
     assert any("USING INDEX schedules_due" in str(row) for row in plan_rows), plan_rows
+
+
+async def test_a_tick_whose_run_id_another_org_used_still_starts(store: Store) -> None:
+    await store.create_run("other", "s001:20270115T080000Z", "loop", "null", 1.0)
+    for i in range(3):
+        await store.put_schedule(_record(i))
+    assert (await store.fire_schedules("org", T0, lambda r: plan(r, T0), 10))[0] == 3
+    mine = await store.get_run("org", "s001:20270115T080000Z")
+    assert mine is not None and mine.key != mine.id and mine.input == '{"n": 1}'
+    theirs = await store.get_run("other", "s001:20270115T080000Z")
+    assert theirs is not None and theirs.input == "null"

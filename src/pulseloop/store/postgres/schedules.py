@@ -55,6 +55,38 @@ async def insert_tick_run(
     return (await conn.execute(_INSERT_RUN, (*values, key))).rowcount > 0
 
 
+async def _start_ticks(
+    conn: Conn, org: str, now: float, firings: list[tuple[ScheduleRecord, Firing]]
+) -> int:
+    """Insert the runs of the ticks that fire, in one statement; return how many are new.
+
+    A run id that exists in ``org`` is a tick fired already (left alone); one that
+    collides only with another organization's run key goes through :func:`insert_tick_run`.
+    """
+    ticks = [(s, f) for s, f in firings if f.tick_at is not None and f.run_id is not None]
+    if not ticks:
+        return 0
+    ids = [f.run_id for _, f in ticks]
+    cur = await conn.execute(
+        "INSERT INTO runs (org, id, loop, status, input, created_at, updated_at, deadline_at, "
+        "run_key) SELECT %s, t.id, t.loop, 'queued', t.input, %s, %s, t.deadline, t.id "
+        "FROM unnest(%s::text[], %s::text[], %s::text[], %s::float8[]) "
+        "AS t(id, loop, input, deadline) ON CONFLICT DO NOTHING RETURNING id",
+        (org, now, now, ids, [s.loop for s, _ in ticks], [s.body for s, _ in ticks],
+         [f.deadline_at for _, f in ticks]),
+    )  # fmt: skip
+    inserted = {row[0] for row in await cur.fetchall()}
+    if len(inserted) == len(ticks):
+        return len(inserted)
+    started = len(inserted)
+    for schedule, firing in ticks:
+        if firing.run_id not in inserted and firing.run_id is not None:
+            started += await insert_tick_run(
+                conn, org, firing.run_id, schedule.loop, schedule.body, now, firing.deadline_at
+            )
+    return started
+
+
 class PostgresSchedules:
     """The schedule half of :class:`~pulseloop.store.postgres.store.PostgresStore`."""
 
@@ -156,23 +188,20 @@ class PostgresSchedules:
                 "LIMIT %s FOR UPDATE SKIP LOCKED",
                 (org, now, limit),
             )
-            started = 0
-            for row in await cur.fetchall():
-                schedule = ScheduleRecord(*row)
-                firing = plan(schedule)
-                fired = firing.tick_at is not None and firing.run_id is not None
-                if firing.run_id is not None and fired:
-                    started += await insert_tick_run(
-                        conn, org, firing.run_id, schedule.loop, schedule.body, now,
-                        firing.deadline_at,
-                    )  # fmt: skip
+            firings = [(s, plan(s)) for s in (ScheduleRecord(*r) for r in await cur.fetchall())]
+            started = await _start_ticks(conn, org, now, firings)
+            if firings:  # one statement for the batch: round trips, not rows, cost here
+                fired = [f.run_id is not None and f.tick_at is not None for _, f in firings]
                 await conn.execute(
-                    "UPDATE schedules SET next_fire_at = %s, updated_at = %s, "
-                    "last_fire_at = CASE WHEN %s THEN %s ELSE last_fire_at END, "
-                    "last_run_id = CASE WHEN %s THEN %s ELSE last_run_id END "
-                    "WHERE org = %s AND id = %s",
-                    (firing.next_fire_at, now, fired, firing.tick_at, fired, firing.run_id,
-                     org, schedule.id),
+                    "UPDATE schedules s SET next_fire_at = t.next, updated_at = %s, "
+                    "last_fire_at = CASE WHEN t.fired THEN t.tick ELSE s.last_fire_at END, "
+                    "last_run_id = CASE WHEN t.fired THEN t.run ELSE s.last_run_id END "
+                    "FROM unnest(%s::text[], %s::float8[], %s::bool[], %s::float8[], "
+                    "%s::text[]) AS t(id, next, fired, tick, run) "
+                    "WHERE s.org = %s AND s.id = t.id",
+                    (now, [s.id for s, _ in firings], [f.next_fire_at for _, f in firings],
+                     fired, [f.tick_at for _, f in firings], [f.run_id for _, f in firings],
+                     org),
                 )  # fmt: skip
             cur = await conn.execute(
                 "SELECT min(next_fire_at) FROM schedules "
