@@ -70,6 +70,9 @@ def test_fall_back_a_fixed_hour_fires_once_a_wildcard_hour_twice() -> None:
 def test_next_tick_honours_start_and_end() -> None:
     start = _ny(2026, 12, 10, 8)  # a tick itself: included
     assert next_tick("0 8 * * *", "America/New_York", _ny(2026, 12, 1), start) == start
+    # a start half a second after a tick excludes that tick
+    later = next_tick("0 8 * * *", "America/New_York", _ny(2026, 12, 1), start + 0.5)
+    assert later == start + 86400
     end = _ny(2026, 12, 2, 7, 59)
     assert next_tick("0 8 * * *", "America/New_York", _ny(2026, 12, 1, 9), None, end) is None
 

@@ -137,7 +137,10 @@ def next_tick(
     """The first tick strictly after ``after`` and at or after ``start_at``; None if it
     would fall after ``end_at``."""
     base = after if start_at is None else max(after, start_at - 1.0)
-    tick = next(CronSim(cron, datetime.fromtimestamp(base, zone(tz)))).timestamp()
+    ticks = CronSim(cron, datetime.fromtimestamp(base, zone(tz)))
+    tick = next(ticks).timestamp()
+    while start_at is not None and tick < start_at:  # a start within a minute's second
+        tick = next(ticks).timestamp()
     return None if end_at is not None and tick > end_at else tick
 
 
