@@ -116,3 +116,22 @@ async def test_a_tick_whose_run_id_another_org_used_still_starts(store: Store) -
     assert mine is not None and mine.key != mine.id and mine.input == '{"n": 1}'
     theirs = await store.get_run("other", "s001:20270115T080000Z")
     assert theirs is not None and theirs.input == "null"
+
+
+async def test_a_plan_may_give_the_tick_run_its_own_input(store: Store) -> None:
+    # what an encrypting layer needs: the body sealed for the schedule's row is resealed
+    # for the run's row by a wrapped plan, not copied as it is
+    await store.put_schedule(_record(1))
+    await store.put_schedule(_record(2))
+
+    def resealing(record: ScheduleRecord) -> Firing:
+        firing = plan(record, T0)
+        if record.id == "s001":
+            return dataclasses.replace(firing, run_input='{"n": "resealed"}')
+        return firing
+
+    assert (await store.fire_schedules("org", T0, resealing, 10))[0] == 2
+    own = await store.get_run("org", "s001:20270115T080000Z")
+    assert own is not None and own.input == '{"n": "resealed"}'
+    copied = await store.get_run("org", "s002:20270115T080000Z")
+    assert copied is not None and copied.input == '{"n": 2}'

@@ -308,6 +308,10 @@ class Firing:
     next_fire_at: float | None
     deadline_at: float | None = None
     """The tick's run's deadline (its loop's ``run_timeout`` after the tick), if any."""
+    run_input: str | None = None
+    """The tick's run's input as the store should write it; None: the schedule's ``body``
+    as stored. A layer that seals payloads per row (an encrypting store) wraps ``plan``
+    to set it, since the body sealed for the schedule's row cannot be copied as is."""
 
 
 class ScheduleStore(Protocol):

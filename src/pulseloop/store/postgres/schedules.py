@@ -72,7 +72,7 @@ async def _start_ticks(
         "run_key) SELECT %s, t.id, t.loop, 'queued', t.input, %s, %s, t.deadline, t.id "
         "FROM unnest(%s::text[], %s::text[], %s::text[], %s::float8[]) "
         "AS t(id, loop, input, deadline) ON CONFLICT DO NOTHING RETURNING id",
-        (org, now, now, ids, [s.loop for s, _ in ticks], [s.body for s, _ in ticks],
+        (org, now, now, ids, [s.loop for s, _ in ticks], [_input(s, f) for s, f in ticks],
          [f.deadline_at for _, f in ticks]),
     )  # fmt: skip
     inserted = {row[0] for row in await cur.fetchall()}
@@ -82,9 +82,20 @@ async def _start_ticks(
     for schedule, firing in ticks:
         if firing.run_id not in inserted and firing.run_id is not None:
             started += await insert_tick_run(
-                conn, org, firing.run_id, schedule.loop, schedule.body, now, firing.deadline_at
+                conn,
+                org,
+                firing.run_id,
+                schedule.loop,
+                _input(schedule, firing),
+                now,
+                firing.deadline_at,
             )
     return started
+
+
+def _input(schedule: ScheduleRecord, firing: Firing) -> str:
+    """The input of the tick's run: the plan's, else the schedule's body as stored."""
+    return schedule.body if firing.run_input is None else firing.run_input
 
 
 class PostgresSchedules:

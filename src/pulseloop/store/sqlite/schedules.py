@@ -51,6 +51,11 @@ def insert_tick_run(
     return True
 
 
+def _input(schedule: ScheduleRecord, firing: Firing) -> str:
+    """The input of the tick's run: the plan's, else the schedule's body as stored."""
+    return schedule.body if firing.run_input is None else firing.run_input
+
+
 class SqliteSchedules:
     """The schedule half of :class:`~pulseloop.store.sqlite.store.SqliteStore`."""
 
@@ -160,7 +165,7 @@ class SqliteSchedules:
                 fired = firing.tick_at is not None and firing.run_id is not None
                 if firing.run_id is not None and fired:
                     started += insert_tick_run(
-                        conn, org, firing.run_id, schedule.loop, schedule.body, now,
+                        conn, org, firing.run_id, schedule.loop, _input(schedule, firing), now,
                         firing.deadline_at,
                     )  # fmt: skip
                 conn.execute(
