@@ -41,6 +41,7 @@ def test_list_pause_resume_delete(db: Path) -> None:
     assert [s["paused"] for s in after] == [False, True] and after[1]["next_fire"] is None
     resumed = invoke_json("schedules", "resume", "p1-morning", "--db", str(db))
     assert resumed["paused"] is False and resumed["next_fire"] is not None
+    assert resumed["upcoming"][0] == resumed["next_fire"] and len(resumed["upcoming"]) == 3
 
     deleted = invoke("schedules", "delete", "half-hourly", "--db", str(db))
     assert deleted.exit_code == 0 and "deleted" in deleted.stdout

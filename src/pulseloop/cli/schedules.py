@@ -91,7 +91,9 @@ def list_schedules(
 def _act(verb: str, schedule_id: str, db: str | None, as_json: bool) -> None:
     async def action(pulse: App) -> Schedule | None:
         method: Callable[[str], Awaitable[Schedule | None]] = getattr(pulse.schedules, verb)
-        return await method(schedule_id)
+        if await method(schedule_id) is None:
+            return None  # deleted
+        return await pulse.schedules.get(schedule_id, upcoming=UPCOMING)
 
     result = run_async(_with_app(db, action))
     if as_json:
