@@ -14,7 +14,7 @@ async def test_schedules_page_shows_next_fire_times(api: Api) -> None:
     await api.app.schedules.create(
         "waits", cron="0 8 * * *", tz="America/New_York", id="p1-morning"
     )
-    other = api.app.for_org("clinic-b")
+    other = api.app.client("clinic-b")
     await other.schedules.create("waits", cron="0 9 * * *", id="b-secret")
     await signed_in(api.client, api.key_a)
 
