@@ -9,7 +9,7 @@ import pytest
 from pulseloop import App, Event, Loop, PulseloopError, Step
 from pulseloop.connectors.analysis import AnalysisServices
 from pulseloop.connectors.facial_scan import ScanServices
-from pulseloop.errors import RunNotFound
+from pulseloop.errors import RunNotFound, ScheduleNotFound
 from pulseloop.runtime import Runtime
 from tests.conftest import AppFactory
 
@@ -38,6 +38,21 @@ async def test_a_client_acts_for_its_organization_only(make_app: AppFactory) -> 
         assert await other.latest_scan(run.id) is None
     with pytest.raises(PulseloopError, match="not open"):
         await other.get_run(run.id)  # the App closed the store the client shared
+
+
+async def test_a_clients_schedules_and_run_deadlines_are_its_organizations(
+    make_app: AppFactory,
+) -> None:
+    async with make_app([Echo], org="clinic-a") as app:
+        other = app.client("clinic-b")
+        await other.schedules.create("echo", cron="0 8 * * *", id="b-daily", body={"n": 3})
+        assert [s.id for s in await other.schedules.list()] == ["b-daily"]
+        assert await app.schedules.list() == []
+        with pytest.raises(ScheduleNotFound):
+            await app.schedules.get("b-daily")
+        run = await other.trigger("echo", id="timed", run_timeout="1 hour")
+        record = await other.run_record(run.id)
+        assert record is not None and record.deadline_at == app.clock.now() + 3600
 
 
 async def test_for_org_is_a_deprecated_alias_of_client(make_app: AppFactory) -> None:

@@ -5,8 +5,9 @@ import pulseloop
 
 def test_public_names_are_pinned() -> None:
     assert sorted(pulseloop.__all__) == sorted([
-        "App", "Attempt", "Deploy", "Duration", "Event", "Loop", "NonRetryableError",
-        "PulseloopError", "Retries", "Run", "Step", "StepCtx", "StepInfo", "__version__",
+        "App", "Attempt", "Cron", "Deploy", "Duration", "Event", "Loop", "NonRetryableError",
+        "PulseloopError", "Retries", "Run", "Schedule", "Schedules", "Step", "StepCtx",
+        "StepInfo", "__version__",
         "parse_duration",
     ])  # fmt: skip
     for name in pulseloop.__all__:

@@ -15,17 +15,20 @@ if TYPE_CHECKING:  # the names and editors see them
     from pulseloop.app import App
     from pulseloop.durations import Duration, parse_duration
     from pulseloop.engine.context import StepCtx
+    from pulseloop.engine.cron import Cron
     from pulseloop.engine.loop import Event, Loop
     from pulseloop.engine.retries import Retries
     from pulseloop.engine.step import Step
     from pulseloop.errors import NonRetryableError, PulseloopError
     from pulseloop.runs import Attempt, Deploy, Run, StepInfo
+    from pulseloop.schedules import Schedule, Schedules
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
     "App": "pulseloop.app",
     "Attempt": "pulseloop.runs",
+    "Cron": "pulseloop.engine.cron",
     "Deploy": "pulseloop.runs",
     "Duration": "pulseloop.durations",
     "Event": "pulseloop.engine.loop",
@@ -34,6 +37,8 @@ _EXPORTS = {
     "PulseloopError": "pulseloop.errors",
     "Retries": "pulseloop.engine.retries",
     "Run": "pulseloop.runs",
+    "Schedule": "pulseloop.schedules",
+    "Schedules": "pulseloop.schedules",
     "Step": "pulseloop.engine.step",
     "StepCtx": "pulseloop.engine.context",
     "StepInfo": "pulseloop.runs",
@@ -41,8 +46,9 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "App", "Attempt", "Deploy", "Duration", "Event", "Loop", "NonRetryableError",
-    "PulseloopError", "Retries", "Run", "Step", "StepCtx", "StepInfo", "__version__",
+    "App", "Attempt", "Cron", "Deploy", "Duration", "Event", "Loop", "NonRetryableError",
+    "PulseloopError", "Retries", "Run", "Schedule", "Schedules", "Step", "StepCtx",
+    "StepInfo", "__version__",
     "parse_duration",
 ]  # fmt: skip
 

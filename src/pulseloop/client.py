@@ -1,4 +1,5 @@
-"""Acting for one organization: trigger, read, signal and operate its runs; read its scans.
+"""Acting for one organization: trigger, read, signal and operate its runs; read its scans;
+manage its schedules.
 
 An :class:`OrgClient` is what the HTTP layer gets per request for the organization of the
 caller's key (``server/auth.py``), and what :class:`pulseloop.App` is for its own
@@ -18,10 +19,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pulseloop.durations import Duration, duration_seconds
 from pulseloop.engine.clock import Clock
 from pulseloop.engine.codec import encode
+from pulseloop.engine.deadlines import run_timeout_s
 from pulseloop.engine.loop import Loop
 from pulseloop.engine.worker import wait_event
 from pulseloop.errors import InvalidRunId, LoopNotFound, RunNotFound
 from pulseloop.runs import Deploy, Run, build_deploy, build_run
+from pulseloop.schedules import Schedules
 from pulseloop.store.base import TERMINAL_STATUSES, RunRecord, ScanRecord
 from pulseloop.store.protocols import RunStore, ScanReads
 
@@ -64,12 +67,27 @@ class OrgClient:
         return self.runtime.clock
 
     @property
+    def schedules(self) -> Schedules:
+        """This organization's recurring triggers (see :class:`~pulseloop.schedules.Schedules`)."""
+        return Schedules(self)
+
+    @property
     def _store(self) -> ClientStore:
         return self.runtime.store
 
     # runs ------------------------------------------------------------------------------
-    async def trigger(self, loop: str, body: Any = None, *, id: str | None = None) -> Run:
-        """Start a run of ``loop`` with ``body``; an existing ``id`` returns that run."""
+    async def trigger(
+        self,
+        loop: str,
+        body: Any = None,
+        *,
+        id: str | None = None,
+        run_timeout: Duration | None = None,
+    ) -> Run:
+        """Start a run of ``loop`` with ``body``; an existing ``id`` returns that run.
+
+        ``run_timeout`` (else the loop's ``run_timeout``): fail the run with ``RunTimeout``
+        if it has not finished that long after now, even while it is parked."""
         loops = self.runtime.loops
         if loop not in loops and (loops or self.runtime.runs_worker):
             known = ", ".join(sorted(loops)) or "none"
@@ -77,10 +95,15 @@ class OrgClient:
         if id is not None:
             check_run_id(id)
         text = encode(body, "the event body")
+        now = self.clock.now()
+        timeout_s = run_timeout_s(loops.get(loop), run_timeout)
+        deadline_at = None if timeout_s is None else now + timeout_s
         record, _ = await self._store.create_run(
-            self._org, id or new_run_id(), loop, text, self.clock.now()
+            self._org, id or new_run_id(), loop, text, now, deadline_at
         )
         self.runtime.notify_work()
+        if deadline_at is not None:
+            self.runtime.timers_changed()
         return build_run(record)
 
     async def get_run(self, run_id: str) -> Run:

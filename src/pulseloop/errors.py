@@ -12,6 +12,7 @@ what was wrong and what to do::
     ├── LimitExceeded            too many steps, payload too large, wait too long
     ├── StepFailed               a step that failed for good (re-raised on replay)
     ├── StepTimeout              one attempt ran longer than its timeout
+    ├── RunTimeout               a whole run passed its deadline (stored as its error)
     ├── WaitTimeout              a durable wait whose deadline passed
     │   └── ScanTimeout          ... waiting for a facial scan
     ├── NoScanProvisioned        wait_for_scan with no scan made earlier in the run
@@ -22,10 +23,12 @@ what was wrong and what to do::
     ├── LoopNotFound             trigger of a loop no App serves
     ├── RunNotFound              no run with that id (in this organization)
     ├── InvalidRunState          an operator action that does not fit the run's status
+    ├── ScheduleNotFound         no schedule with that id (in this organization)
     ├── Unauthorized             no API key, an unknown key or a revoked one (HTTP 401)
     ├── RateLimited              too many requests from one client (HTTP 429)
     ├── InvalidRequest           a request the API cannot read (HTTP 422)
-    │   └── InvalidRunId         a run id outside 1-200 of ``A-Za-z0-9._~:-`` (HTTP 422)
+    │   ├── InvalidRunId         a run id outside 1-200 of ``A-Za-z0-9._~:-`` (HTTP 422)
+    │   └── InvalidSchedule      a bad cron expression, time zone, policy or date range
     ├── OrgNotFound / OrgExists  organizations (``pulseloop orgs``)
     ├── KeyNotFound              an API key id that does not exist
     └── StoreError               the database refused (newer schema, unreachable)
@@ -107,6 +110,14 @@ class StepTimeout(PulseloopError, TimeoutError):
     """One attempt of a step ran past its ``timeout``; it counts as a failed attempt."""
 
     code = "step_timeout"
+
+
+class RunTimeout(PulseloopError, TimeoutError):
+    """A run did not finish before its deadline (``Loop.run_timeout`` or the trigger's
+    ``run_timeout``) and was failed, even if it was parked or paused at that moment.
+    It is the run's stored error, never raised inside the run's code."""
+
+    code = "run_timeout"
 
 
 class WaitTimeout(PulseloopError, TimeoutError):
@@ -206,6 +217,20 @@ class InvalidRunId(InvalidRequest):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, field="id")
+
+
+class InvalidSchedule(InvalidRequest):
+    """A schedule that cannot be kept: a cron expression the cron library refuses, an
+    unknown IANA time zone, an unknown missed-tick policy, an end before the start, or an
+    id outside the allowed characters. ``field`` names the offending part."""
+
+    code = "invalid_schedule"
+
+
+class ScheduleNotFound(PulseloopError, LookupError):
+    """No schedule with that id in this organization."""
+
+    code = "schedule_not_found"
 
 
 class OrgNotFound(PulseloopError, LookupError):

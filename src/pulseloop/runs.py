@@ -81,6 +81,8 @@ class Run:
     steps: tuple[StepInfo, ...] = ()
     summary: str | None = None
     """The loop's line for run lists (``Loop.summary``)."""
+    deadline: datetime | None = None
+    """When the run fails with ``RunTimeout`` if still unfinished (None: no deadline)."""
 
     @property
     def done(self) -> bool:
@@ -160,6 +162,7 @@ def build_run(
         wake_at=_time(record.wake_at),
         steps=tuple(info for _, info in infos),
         summary=record.summary,
+        deadline=_time(record.deadline_at),
     )
 
 

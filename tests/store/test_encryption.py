@@ -15,9 +15,11 @@ import pytest
 
 from pulseloop import App, Event, Loop, NonRetryableError, Step
 from pulseloop.connectors.facial_scan import ScanService
+from pulseloop.engine.cron import plan
+from pulseloop.engine.schedules import new_record
 from pulseloop.errors import EncryptionKeyError
 from pulseloop.store import open_store, sqlite_path
-from pulseloop.store.base import SCAN_SIGNAL_PAYLOAD
+from pulseloop.store.base import SCAN_SIGNAL_PAYLOAD, ScheduleRecord
 from pulseloop.store.postgres.connection import parse_url
 from pulseloop.store.sealed import EncryptedStore, Resealer, reseal_all
 from pulseloop.store.sealed.columns import COLUMNS
@@ -32,6 +34,8 @@ PHONE = "+1-555-0142-9876"
 EVENT_TEXT = "chest pain since tuesday"
 METADATA_TEXT = "Margaret Oyelaran-Quist"
 SUMMARY_TEXT = "summary-of-patient-MOQ"
+SCHEDULE_TEXT = "ward 7 bed 12 Ilse Vandermeer-Okafor"
+T0 = 1_800_000_000.0  # 2027-01-15 08:00 UTC
 OTHER_KEY = "ab" * 32
 
 
@@ -51,6 +55,13 @@ class FollowUp(Loop):
         scan = await step.wait_for_scan(timeout="30 minutes")
         reply = await step.wait_for_event("reply", type="patient.reply", timeout="1 day")
         return {"scan": scan, "reply": reply, "phone": event.body["phone"]}
+
+
+class Rounds(Loop):
+    """A ward round a schedule starts: its output is the schedule's body."""
+
+    async def run(self, event: Event, step: Step) -> Any:
+        return await step.do("note", lambda: event.body)
 
 
 def raw_database(db_url: str) -> bytes:
@@ -112,16 +123,90 @@ async def finished_follow_up(app: App) -> tuple[str, dict[str, Any]]:
 
 
 async def test_a_leaked_database_shows_no_patient_data(db_url: str, clock: FakeClock) -> None:
-    async with App([FollowUp], db_url, clock=clock, poll_interval="50 milliseconds") as app:
+    loops = [FollowUp, Rounds]
+    async with App(loops, db_url, clock=clock, poll_interval="50 milliseconds") as app:
         run_id, created = await finished_follow_up(app)
         detail = await app.get_run(run_id)
         assert detail.summary == SUMMARY_TEXT
+        schedule = await app.schedules.create(
+            "rounds", cron="0 8 * * *", body={"note": SCHEDULE_TEXT}, id="rounds"
+        )
+        assert schedule.next_fire is not None
+        await clock.advance(schedule.next_fire.timestamp() - clock.now())
+        tick = f"rounds:{schedule.next_fire:%Y%m%dT%H%M%SZ}"
+
+        async def started() -> bool:
+            return await app.run_record(tick) is not None
+
+        await eventually(started, f"the tick's run {tick}")
+        rounds = await app.wait_for_run(tick, timeout="1 minute")
+        assert rounds.output == {"note": SCHEDULE_TEXT}
         raw = raw_database(db_url)  # while open: the WAL still holds the recent writes
     raw += raw_database(db_url)
     token = token_of(created["url"])
-    for secret in (PHONE, EVENT_TEXT, METADATA_TEXT, SUMMARY_TEXT, token, "heart_rate_bpm"):
+    secrets = (PHONE, EVENT_TEXT, METADATA_TEXT, SUMMARY_TEXT, token, "heart_rate_bpm")
+    for secret in (*secrets, SCHEDULE_TEXT):
         assert secret.encode() not in raw, secret
     assert run_id.encode() in raw  # ids stay plaintext: the check itself reads the file
+    assert tick.encode() in raw
+
+
+def _schedule(body: object, org: str = "a", schedule_id: str = "rounds") -> ScheduleRecord:
+    return new_record(
+        org, schedule_id, "rounds", cron="0 8 * * *", tz="UTC", body_json=json.dumps(body),
+        missed="skip", start_at=None, end_at=None, source="api", now=T0 - 60,
+    )  # fmt: skip
+
+
+async def raw_column(store: EncryptedStore, sql: str, *args: Any) -> str:
+    (rows,) = await store.payload_sql([(sql, args)])
+    return str(rows[0][0])
+
+
+async def test_a_schedule_body_is_sealed_and_each_tick_run_gets_it_as_input(db_url: str) -> None:
+    body = {"patientId": "p1", "note": SCHEDULE_TEXT}
+    async with opened(db_url) as store:
+        stored = await store.put_schedule(_schedule(body))
+        assert json.loads(stored.body) == body
+        assert json.loads((await store.get_schedule("a", "rounds")).body) == body
+        assert [json.loads(s.body) for s in await store.list_schedules("a")] == [body]
+        paused = await store.pause_schedule("a", "rounds", True, None, T0 - 30)
+        assert json.loads(paused.body) == body
+        await store.pause_schedule("a", "rounds", False, T0, T0 - 30)
+        raw_body = await raw_column(store, "SELECT body FROM schedules WHERE id = ?", "rounds")
+        assert sealed_token(raw_body, False) is not None
+
+        assert (await store.fire_schedules("a", T0, lambda r: plan(r, T0), 10))[0] == 1
+        tick = "rounds:20270115T080000Z"
+        run = await store.get_run("a", tick)
+        assert run is not None and json.loads(run.input) == body
+        raw_input = await raw_column(store, "SELECT input FROM runs WHERE id = ?", tick)
+        # sealed again for the run's own row, not the schedule's ciphertext copied
+        assert sealed_token(raw_input, False) is not None and raw_input != raw_body
+        assert SCHEDULE_TEXT.encode() not in raw_database(db_url)
+
+
+async def test_a_body_sealed_under_a_key_another_process_made_still_fires(db_url: str) -> None:
+    async with opened(db_url) as store, opened(db_url) as other:
+        await store.create_run("a", "first", "loop", "{}", 1.0)  # "a" has a key here
+        new = await other.rotate_data_key("a")
+        await other.put_schedule(_schedule({"note": SCHEDULE_TEXT}))
+        assert store.keyring.known(new.id) is None  # this process has not seen it yet
+        assert (await store.fire_schedules("a", T0, lambda r: plan(r, T0), 10))[0] == 1
+        run = await store.get_run("a", "rounds:20270115T080000Z")
+        assert run is not None and json.loads(run.input) == {"note": SCHEDULE_TEXT}
+
+
+async def test_the_pass_reencrypts_schedule_bodies_after_a_rotation(db_url: str) -> None:
+    async with opened(db_url) as store:
+        await store.put_schedule(_schedule({"note": SCHEDULE_TEXT}))
+        old = await store.keyring.current("a")
+        new = await store.rotate_data_key("a")
+        assert await payload_key_ids(store) == {old.id}
+        assert await reseal_all(store) == 1
+        assert await payload_key_ids(store) == {new.id}
+        schedule = await store.get_schedule("a", "rounds")
+        assert schedule is not None and json.loads(schedule.body) == {"note": SCHEDULE_TEXT}
 
 
 async def test_a_rotation_leaves_old_rows_readable_and_the_pass_reencrypts_them(

@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "trigger": ("pulseloop.cli.trigger:trigger", "Start a run of a loop."),
     "runs": ("pulseloop.cli.runs:app", "List, show and operate on runs."),
     "deploys": ("pulseloop.cli.runs:deploys", "List the deploys each loop has run under."),
+    "schedules": (
+        "pulseloop.cli.schedules:app",
+        "List, pause, resume and delete schedules (recurring triggers).",
+    ),
     "demo": ("pulseloop.cli.demo:demo", "Run the spec's examples end to end on SQLite."),
     "orgs": ("pulseloop.cli.orgs:orgs_app", "Manage organizations."),
     "keys": ("pulseloop.cli.orgs:keys_app", "Issue, list and revoke API keys."),

@@ -42,7 +42,7 @@ from pulseloop.store.base import (
     WaitRecord,
     scan_signal_key,
 )
-from pulseloop.store.protocols import ScanReads, WorkerStore
+from pulseloop.store.protocols import RunDeadlines, ScanReads, ScheduleStore, WorkerStore
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +84,10 @@ def wants_ctx(fn: Callable[..., Any]) -> bool:
     return answer
 
 
-class EngineStore(WorkerStore, ScanReads, Protocol):
-    """All the engine asks of storage: the worker's side, and reading a run's latest
-    scan (what ``wait_for_scan`` listens for). No operator action, no organization."""
+class EngineStore(WorkerStore, ScanReads, ScheduleStore, RunDeadlines, Protocol):
+    """All the engine asks of storage: the worker's side, reading a run's latest scan
+    (what ``wait_for_scan`` listens for), and the timer pass's schedules and run
+    deadlines. No operator action, no organization."""
 
 
 class Services:

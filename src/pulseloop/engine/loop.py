@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import inspect
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from pulseloop.durations import Duration
+    from pulseloop.engine.cron import Cron
     from pulseloop.engine.step import Step
 
 
@@ -34,6 +37,12 @@ class Loop:
     """
 
     name: ClassVar[str] = ""
+    run_timeout: ClassVar[Duration | None] = None
+    """A whole-run deadline counted from the trigger (or the schedule's tick): a run not
+    finished by then fails with ``RunTimeout``, even while parked. None: no deadline."""
+    schedules: ClassVar[Sequence[Cron]] = ()
+    """Recurring triggers of this loop (see docs/schedules.md): ``[Cron("0 8 * * *",
+    id="morning", tz="Europe/Paris")]``. Workers serving the loop keep them in the store."""
 
     async def run(self, event: Event, step: Step) -> Any:
         """The workflow. Side effects belong in ``step.do``; code between steps re-runs."""

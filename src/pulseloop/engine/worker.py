@@ -6,8 +6,10 @@ Design record. Three small loops on one event loop:
   their worker died) and start an :class:`Execution` task for each. Woken at once by
   in-process events (trigger, timer fired, signal, a run finished), and by polling for
   work other processes queued.
-* **timers**: sleeps, retry delays and wait deadlines are ``wake_at`` on parked rows; this
-  loop sleeps (on the workflow clock) until the earliest one and re-queues what is due.
+* **timers**: sleeps, retry delays and wait deadlines are ``wake_at`` on parked rows, and
+  schedules have a ``next_fire_at``; this loop sleeps (on the workflow clock) until the
+  earliest one, re-queues what is due, starts the runs of due schedule ticks and fails
+  runs past their whole-run deadline.
 * **heartbeat**: renews this worker's leases every third of the lease; runs it no longer
   holds (an operator cancelled or restarted them) are stopped without further writes.
 
@@ -29,8 +31,10 @@ from typing import Any
 
 from pulseloop.engine.clock import Clock
 from pulseloop.engine.context import ConnectorFactory
+from pulseloop.engine.deadlines import expire, timeouts
 from pulseloop.engine.execution import EngineStore, Execution, Services
 from pulseloop.engine.loop import Loop, loop_version
+from pulseloop.engine.schedules import fire_due, sync_declared
 from pulseloop.store.base import (
     History,
     InlineCommits,
@@ -81,6 +85,7 @@ class Worker:
         self.store = store
         self.loops = dict(loops)
         self.versions = {name: loop_version(cls) for name, cls in self.loops.items()}
+        self._timeouts = timeouts(self.loops)
         self.org = org
         self.clock = clock
         self.concurrency = concurrency
@@ -105,6 +110,7 @@ class Worker:
         start claiming."""
         for name, version in self.versions.items():
             await self.store.record_deploy(self.org, name, version, self.clock.now())
+        await sync_declared(self.store, self.org, self.loops, self.clock.now())
         await self.store.register_worker(self.id)
         await self.store.reclaim_dead_workers(self.clock.now())
         if isinstance(self.store, InlineCommits):
@@ -233,7 +239,15 @@ class Worker:
             self._timer_kick.clear()
             self._passes["timers"].begun += 1
             try:
-                fired, next_at = await self.store.fire_timers(self.org, self.clock.now())
+                now = self.clock.now()
+                fired, next_wake = await self.store.fire_timers(self.org, now)
+                started, next_tick = await fire_due(self.store, self.org, now, self._timeouts)
+                timed_out, next_deadline = await expire(self.store, self.org, now)
+                for run_key in timed_out:  # executing here: stop it now, not at a heartbeat
+                    self.abort(run_key)
+                fired += started + len(timed_out)
+                upcoming = (next_wake, next_tick, next_deadline)
+                next_at = min((t for t in upcoming if t is not None), default=None)
             except Exception:  # the database is away: try again next pass
                 log.exception("firing timers failed; will retry")
                 fired, next_at = 0, None

@@ -8,6 +8,8 @@
     GET  /v1/scans/{id}                 a scan's state and result                -> 200 scan
     POST /v1/scans/{id}/video           a face video as the scan's upload        -> 202 scan
 
+Schedules (``/v1/schedules``) are in ``schedules_api.py``.
+
 Isolation: every handler acts through ``caller`` (the
 :class:`~pulseloop.client.OrgClient` of the key's organization), and every store read is
 scoped by that organization, so another organization's run or scan is "not found" (404),
@@ -46,7 +48,7 @@ Caller = Annotated[OrgClient, Depends(caller)]
 RunId = Annotated[str, Path(min_length=1, max_length=200, description="The run's id.")]
 ScanId = Annotated[str, Path(min_length=1, max_length=200, description="The scan's id.")]
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut, "description": text}
     for status, text in {
         401: "no valid API key",
@@ -88,7 +90,7 @@ _MAX_EPOCH_S = 253402300800.0  # 10000-01-01: no run was created later
 def build_router(max_video_bytes: int, upload_dir: pathlib.Path | None = None) -> APIRouter:
     """The ``/v1`` routes; ``max_video_bytes`` caps the video upload, which is written to
     ``upload_dir`` (None: the system's temporary folder)."""
-    router = APIRouter(prefix="/v1", responses=_ERRORS, tags=["v1"])
+    router = APIRouter(prefix="/v1", responses=ERRORS, tags=["v1"])
 
     @router.post("/loops/{loop}/runs", status_code=202, response_model=RunOut)
     async def trigger(

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from pulseloop.runs import Attempt, Run, StepInfo
+from pulseloop.schedules import Schedule
 from pulseloop.store.base import ScanRecord
 
 RunStatus = Literal["queued", "running", "waiting", "paused", "completed", "failed", "cancelled"]
@@ -148,6 +149,58 @@ class ScanOut(BaseModel):
             created_at=p["created_at"], expires_at=p["expires_at"],
             completed_at=p["completed_at"],
         )  # fmt: skip
+
+
+class ScheduleIn(BaseModel):
+    """Create (or replace, with an existing ``id``) a recurring trigger of ``loop``."""
+
+    model_config = ConfigDict(extra="forbid")
+    loop: str = Field(min_length=1, max_length=200)
+    # cron, tz, missed, id, start and end are checked by app.schedules.create (one rule,
+    # one message: InvalidSchedule, 422 invalid_schedule naming the field)
+    cron: str = Field(max_length=200, description="5 fields, e.g. '0 8 * * *'")
+    tz: str = Field(default="UTC", max_length=100, description="an IANA time zone")
+    body: Any = None
+    id: str | None = Field(default=None, description="1-150 characters of A-Za-z0-9._~-")
+    missed: str = Field(default="skip", max_length=40, description="skip | catch_up_last")
+    start: str | None = Field(default=None, max_length=64, description="ISO 8601")
+    end: str | None = Field(default=None, max_length=64, description="ISO 8601")
+
+
+class ScheduleOut(BaseModel):
+    """A schedule, with its next fire times."""
+
+    id: str
+    loop: str
+    cron: str
+    tz: str
+    body: Any
+    missed: str
+    start: datetime | None
+    end: datetime | None
+    paused: bool
+    next_fire: datetime | None
+    upcoming: list[datetime]
+    last_fire: datetime | None
+    last_run_id: str | None
+    source: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, s: Schedule) -> ScheduleOut:
+        """From the public record."""
+        return cls(
+            id=s.id, loop=s.loop, cron=s.cron, tz=s.tz, body=s.body, missed=s.missed,
+            start=s.start, end=s.end, paused=s.paused, next_fire=s.next_fire,
+            upcoming=list(s.upcoming), last_fire=s.last_fire, last_run_id=s.last_run_id,
+            source=s.source, created_at=s.created_at,
+        )  # fmt: skip
+
+
+class SchedulePage(BaseModel):
+    """The organization's schedules, by id."""
+
+    schedules: list[ScheduleOut]
 
 
 class HealthOut(BaseModel):

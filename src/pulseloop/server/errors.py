@@ -17,6 +17,7 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 
 from pulseloop.errors import InvalidRequest, PulseloopError, RateLimited, Unauthorized
 from pulseloop.server.pages import render_page
@@ -34,6 +35,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "not_serializable": 422,
     "video_unreadable": 422,
     "run_not_found": 404,
+    "schedule_not_found": 404,
+    "invalid_schedule": 422,
     "loop_not_found": 404,
     "not_found": 404,
     "method_not_allowed": 405,
@@ -143,7 +146,23 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     message = messages.get(code) or str(exc.detail)
     response = JSONResponse({"code": code, "message": message}, status_code=exc.status_code)
     response.headers.update(exc.headers or {})
+    if exc.status_code == 405:
+        response.headers["Allow"] = ", ".join(_allowed_methods(request)) or response.headers.get(
+            "Allow", ""
+        )
     return response
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method the API documents at this path. Starlette's 405 names only the first
+    route whose path matched, and ``/v1/schedules`` has a GET route and a POST route.
+    (Read from the cached OpenAPI document: FastAPI's router internals are private.)"""
+    allowed: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        pattern, _, _ = compile_path(template)
+        if pattern.match(request.url.path):
+            allowed |= {method.upper() for method in operations}
+    return sorted(allowed)
 
 
 async def validation_error_handler(request: Request, exc: Exception) -> Response:

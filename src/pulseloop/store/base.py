@@ -3,9 +3,9 @@
 Two backends implement :class:`Store` (SQLite, PostgreSQL); the engine never sees SQL.
 ``Store`` is the composite of the per-concern protocols in
 :mod:`pulseloop.store.protocols` (runs, the worker's side, scans, analysis jobs,
-organizations, stats), each with its atomicity and fencing rules written on it; code that
-needs only one concern asks for that protocol. The records they exchange live in
-:mod:`pulseloop.store.records` and are re-exported here.
+organizations, stats, schedules, run deadlines), each with its atomicity and fencing
+rules written on it; code that needs only one concern asks for that protocol. The records
+they exchange live in :mod:`pulseloop.store.records` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ from pulseloop.store.protocols import (
     AnalysisQueue,
     InlineCommits,
     OrgStore,
+    RunDeadlines,
     RunStore,
     ScanReads,
     ScanStore,
+    ScheduleStore,
     SessionStore,
     StatsStore,
     WorkerLiveness,
@@ -34,6 +36,7 @@ from pulseloop.store.records import (
     AnalysisJob,
     AttemptRecord,
     DeployRecord,
+    Firing,
     History,
     KeyRecord,
     Lease,
@@ -42,6 +45,7 @@ from pulseloop.store.records import (
     RunDetail,
     RunRecord,
     ScanRecord,
+    ScheduleRecord,
     SessionRecord,
     Signal,
     StepRecord,
@@ -62,6 +66,7 @@ __all__ = [
     "AnalysisQueue",
     "AttemptRecord",
     "DeployRecord",
+    "Firing",
     "History",
     "InlineCommits",
     "KeyRecord",
@@ -69,12 +74,15 @@ __all__ = [
     "LeaseLost",
     "OrgRecord",
     "OrgStore",
+    "RunDeadlines",
     "RunDetail",
     "RunRecord",
     "RunStore",
     "ScanReads",
     "ScanRecord",
     "ScanStore",
+    "ScheduleRecord",
+    "ScheduleStore",
     "SessionRecord",
     "SessionStore",
     "Signal",
@@ -90,7 +98,16 @@ __all__ = [
 ]
 
 
-class Store(RunStore, WorkerStore, AnalysisQueue, OrgStore, StatsStore, Protocol):
+class Store(
+    RunStore,
+    WorkerStore,
+    AnalysisQueue,
+    OrgStore,
+    StatsStore,
+    ScheduleStore,
+    RunDeadlines,
+    Protocol,
+):
     """What a storage backend provides: every concern, plus opening and closing."""
 
     async def open(self) -> None:

@@ -14,6 +14,8 @@ protocol               what it holds                               who depends o
 :class:`OrgStore`      organizations and API keys                  CLI, HTTP auth
 :class:`StatsStore`    totals for ``/metrics``                     ``server.metrics``
 :class:`SessionStore`  dashboard sessions, failed sign-ins         ``server.sessions``
+:class:`ScheduleStore` recurring triggers, firing the due ticks    worker, ``OrgClient``
+:class:`RunDeadlines`  failing runs past their whole-run deadline  ``engine.Worker``
 =====================  ==========================================  ==========================
 
 Rules every protocol keeps: each method that writes does so in one transaction (all of
@@ -39,6 +41,7 @@ from pulseloop.store.records import (
     AnalysisJob,
     AttemptRecord,
     DeployRecord,
+    Firing,
     History,
     KeyRecord,
     Lease,
@@ -46,6 +49,7 @@ from pulseloop.store.records import (
     RunDetail,
     RunRecord,
     ScanRecord,
+    ScheduleRecord,
     SessionRecord,
     Signal,
     StepRecord,
@@ -68,9 +72,17 @@ class RunStore(Protocol):
     """
 
     async def create_run(
-        self, org: str, run_id: str, loop: str, input_json: str, now: float
+        self,
+        org: str,
+        run_id: str,
+        loop: str,
+        input_json: str,
+        now: float,
+        deadline_at: float | None = None,
     ) -> tuple[RunRecord, bool]:
-        """Insert a queued run; if ``run_id`` exists return it instead (created=False)."""
+        """Insert a queued run; if ``run_id`` exists return it instead (created=False).
+
+        ``deadline_at``: when the run fails with ``RunTimeout`` if still unfinished."""
 
     async def get_run(self, org: str, run_id: str) -> RunRecord | None:
         """The run, or None if it does not exist in ``org``."""
@@ -394,6 +406,66 @@ class SessionStore(Protocol):
 
     async def forget_sign_in(self, attempt: str) -> None:
         """The attempt succeeded: it is no failure."""
+
+
+class ScheduleStore(Protocol):
+    """Recurring triggers: their rows, and firing the due ones (see ``engine/schedules.py``).
+
+    The store knows no cron: the engine passes ``plan``, which turns a due schedule into a
+    :class:`~pulseloop.store.records.Firing`, and the store applies it in the same
+    transaction that claimed the row (racing stores each plan a due row once: ``FOR UPDATE
+    SKIP LOCKED`` on PostgreSQL, the single writer on SQLite).
+    """
+
+    async def put_schedule(self, record: ScheduleRecord) -> ScheduleRecord:
+        """Insert the schedule, or replace the definition of the one with its id.
+
+        A replaced schedule keeps its pause state, creation time and last fire; it keeps
+        its next fire time too unless its cron, zone, start or end changed (so restarting a
+        worker that declares it never skips a due tick)."""
+
+    async def get_schedule(self, org: str, schedule_id: str) -> ScheduleRecord | None:
+        """The schedule, or None if it is not in ``org``."""
+
+    async def list_schedules(
+        self, org: str, *, loop: str | None = None, limit: int = 200
+    ) -> list[ScheduleRecord]:
+        """The organization's schedules by id."""
+
+    async def pause_schedule(
+        self, org: str, schedule_id: str, paused: bool, next_fire_at: float | None, now: float
+    ) -> ScheduleRecord | None:
+        """Pause (``next_fire_at`` is ignored and cleared) or resume (it is set); None if
+        there is no such schedule."""
+
+    async def delete_schedule(self, org: str, schedule_id: str) -> bool:
+        """Delete it (runs it started stay); False if there was none."""
+
+    async def delete_code_schedules(self, org: str, loop: str, keep: list[str]) -> int:
+        """Delete ``loop``'s schedules declared in code whose id is not in ``keep`` (the
+        code no longer declares them); return how many."""
+
+    async def fire_schedules(
+        self, org: str, now: float, plan: Callable[[ScheduleRecord], Firing], limit: int
+    ) -> tuple[int, float | None]:
+        """Claim up to ``limit`` schedules due at ``now`` and, for each in one transaction,
+        insert its tick's run (idempotently: an existing run id is left alone) and advance
+        its next fire time. Return (runs inserted, the org's next fire time)."""
+
+
+class RunDeadlines(Protocol):
+    """Failing runs whose whole-run deadline passed (see ``engine/deadlines.py``).
+
+    Atomicity: each expired run is failed in one transaction with its lease cleared and
+    its waits dropped, as a cancel would, so its worker's next fenced write raises
+    ``LeaseLost``."""
+
+    async def expire_deadlines(
+        self, org: str, now: float, error: dict[str, Any]
+    ) -> tuple[list[str], float | None]:
+        """Fail every unfinished run of ``org`` whose ``deadline_at`` has passed with
+        ``error``, as a cancel would (its worker loses the lease, its waits go); return
+        (their run keys, the org's next deadline)."""
 
 
 @runtime_checkable

@@ -63,6 +63,8 @@ class RunRecord:
     It equals ``id`` unless another organization already used that id."""
     summary: str | None = None
     """The loop's line for run lists (see ``Loop.summary``), or None."""
+    deadline_at: float | None = None
+    """When the run, if still unfinished, fails with ``RunTimeout`` (None: no deadline)."""
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -284,3 +286,46 @@ class SessionRecord:
     """The absolute end, however active the session is."""
     idle_s: float
     """The session ends this long after ``last_seen_at`` (the idle timeout)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRecord:
+    """A recurring trigger as stored (see ``pulseloop.schedules``).
+
+    ``next_fire_at`` is None while the schedule is paused or once it has passed its end:
+    only schedules with a next fire time are ever read by the due-check.
+    """
+
+    org: str
+    id: str
+    loop: str
+    cron: str
+    tz: str
+    body: str
+    missed: str  # "skip" | "catch_up_last"
+    start_at: float | None
+    end_at: float | None
+    paused: bool
+    next_fire_at: float | None
+    last_fire_at: float | None
+    last_run_id: str | None
+    source: str  # "code" (declared on a Loop) | "api" (created at run time)
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Firing:
+    """What a due schedule does now: start the run ``run_id`` for the tick ``tick_at``
+    (None: a missed tick the policy skips), then wait until ``next_fire_at`` (None: never
+    again)."""
+
+    tick_at: float | None
+    run_id: str | None
+    next_fire_at: float | None
+    deadline_at: float | None = None
+    """The tick's run's deadline (its loop's ``run_timeout`` after the tick), if any."""
+    run_input: str | None = None
+    """The tick's run's input as the store should write it; None: the schedule's ``body``
+    as stored. A layer that seals payloads per row (an encrypting store) wraps ``plan``
+    to set it, since the body sealed for the schedule's row cannot be copied as is."""

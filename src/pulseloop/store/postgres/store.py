@@ -42,7 +42,9 @@ from pulseloop.store.base import (
 )
 from pulseloop.store.postgres import analysis, errors, operators, orgs, runs, scans, wakeups
 from pulseloop.store.postgres.connection import connect, make_pool, parse_url
+from pulseloop.store.postgres.deadlines import PostgresDeadlines
 from pulseloop.store.postgres.liveness import AdvisoryLocks
+from pulseloop.store.postgres.schedules import PostgresSchedules
 from pulseloop.store.postgres.schema import migrate
 from pulseloop.store.postgres.sessions import PostgresSessions
 from pulseloop.store.postgres.writer import OUTAGE_S, Writer
@@ -75,7 +77,7 @@ def _reraise_swallowed_cancel() -> None:
         raise asyncio.CancelledError()
 
 
-class PostgresStore:
+class PostgresStore(PostgresSchedules, PostgresDeadlines):
     """:class:`~pulseloop.store.base.Store` on a PostgreSQL database."""
 
     def __init__(self, url: str) -> None:
@@ -191,14 +193,21 @@ class PostgresStore:
 
     # runs -----------------------------------------------------------------------------
     async def create_run(
-        self, org: str, run_id: str, loop: str, input_json: str, now: float
+        self,
+        org: str,
+        run_id: str,
+        loop: str,
+        input_json: str,
+        now: float,
+        deadline_at: float | None = None,
     ) -> tuple[RunRecord, bool]:
         async def op(conn: Conn) -> tuple[RunRecord, bool]:
             insert = (
                 "INSERT INTO runs (org, id, loop, status, input, created_at, updated_at, "
-                "run_key) VALUES (%s, %s, %s, 'queued', %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+                "deadline_at, run_key) VALUES (%s, %s, %s, 'queued', %s, %s, %s, %s, %s) "
+                "ON CONFLICT DO NOTHING"
             )
-            values = (org, run_id, loop, input_json, now, now)
+            values = (org, run_id, loop, input_json, now, now, deadline_at)
             select = f"SELECT {RUN_COLUMNS} FROM runs WHERE org = %s AND id = %s"
             inserted = (await conn.execute(insert, (*values, run_id))).rowcount > 0
             if not inserted:

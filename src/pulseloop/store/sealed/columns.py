@@ -5,7 +5,8 @@ A ciphertext's associated data names its column and its row (``aad``), so a ciph
 copied into another row or column fails to open. The row is named by what both its writer
 and its readers know: ``(org, id)`` for a run's input (its key is chosen by the insert),
 the run key for the run's other columns and its steps (run keys are unique across
-organizations), ``(org, scan id)`` for scans and analysis jobs. Two exceptions, both
+organizations), ``(org, scan id)`` for scans and analysis jobs, ``(org, schedule id)``
+for a schedule's body. Two exceptions, both
 within one run: a step's error and its attempts' errors share their binding (a retry
 copies the step row into the attempts table inside the store), and a signal is bound to
 its key and creation time (its row id does not exist yet when it is sealed).
@@ -114,6 +115,14 @@ COLUMNS: tuple[PayloadColumn, ...] = (
         "UPDATE analysis_jobs SET payload = ? WHERE scan_id = ? AND payload = ?",
         ("",),
         lambda r: (r[1],),
+    ),
+    PayloadColumn(
+        "schedules.body",
+        "SELECT org, org, id, body FROM schedules WHERE (org, id) > (?, ?) "
+        "ORDER BY org, id LIMIT ?",
+        "UPDATE schedules SET body = ? WHERE org = ? AND id = ? AND body = ?",
+        ("", ""),
+        lambda r: (r[2],),  # the schedule's id
     ),
 )
 """Every column of patient data. Ids, statuses, times, wait keys and failure reasons (a

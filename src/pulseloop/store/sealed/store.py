@@ -55,14 +55,17 @@ from pulseloop.store.sealed.keyring import (
     unseal,
 )
 from pulseloop.store.sealed.master import MasterKey
+from pulseloop.store.sealed.schedules import SealedSchedules
 
 
 class SealedBackend(Store, PayloadSql, Protocol):
     """A backend this layer wraps: a Store that also runs the layer's own SQL."""
 
 
-class EncryptedStore:
+class EncryptedStore(SealedSchedules):
     """:class:`~pulseloop.store.base.Store` sealing payloads with per-organization keys."""
+
+    inner: SealedBackend
 
     def __init__(self, inner: SealedBackend, master: MasterKey | Callable[[], MasterKey]) -> None:
         """``master``: the key, or how to load it when the store opens (so a missing key
@@ -195,7 +198,7 @@ class EncryptedStore:
             self._opened_error(r.error, "runs.error", r.key, org=r.org),
             r.generation, r.history_len, r.created_at, r.updated_at, r.started_at,
             r.finished_at, r.wake_at, r.key,
-            self._opened(r.summary, "runs.summary", r.key, org=r.org),
+            self._opened(r.summary, "runs.summary", r.key, org=r.org), r.deadline_at,
         )  # fmt: skip
 
     async def _runs(self, records: list[RunRecord]) -> list[RunRecord]:
@@ -239,10 +242,16 @@ class EncryptedStore:
 
     # runs -------------------------------------------------------------------------
     async def create_run(
-        self, org: str, run_id: str, loop: str, input_json: str, now: float
+        self,
+        org: str,
+        run_id: str,
+        loop: str,
+        input_json: str,
+        now: float,
+        deadline_at: float | None = None,
     ) -> tuple[RunRecord, bool]:
         sealed = await self._seal(org, input_json, "runs.input", run_id)
-        record, created = await self.inner.create_run(org, run_id, loop, sealed, now)
+        record, created = await self.inner.create_run(org, run_id, loop, sealed, now, deadline_at)
         return await self._run(record), created
 
     async def get_run(self, org: str, run_id: str) -> RunRecord | None:
@@ -372,6 +381,14 @@ class EncryptedStore:
     ) -> bool:
         sealed = await self._seal(org, payload_json, "signals.payload", key, repr(now))
         return await self.inner.send_signal(org, run_id, key, sealed, now)
+
+    async def expire_deadlines(
+        self, org: str, now: float, error: dict[str, Any]
+    ) -> tuple[list[str], float | None]:
+        # ``error`` is the engine's fixed RunTimeout text, the same for every run failed,
+        # nothing of a patient's; it cannot be sealed once for many rows (each run's error
+        # is bound to its run key), so it is stored as given and the resealer seals it
+        return await self.inner.expire_deadlines(org, now, error)
 
     async def register_worker(self, worker: str) -> None:
         await self.inner.register_worker(worker)

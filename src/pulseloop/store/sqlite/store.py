@@ -33,6 +33,7 @@ from pulseloop.store.base import (
 from pulseloop.store.sql import LIST_DEPLOYS, lite
 from pulseloop.store.sqlite import operators, orgs, scans
 from pulseloop.store.sqlite.database import Database
+from pulseloop.store.sqlite.deadlines import SqliteDeadlines
 from pulseloop.store.sqlite.liveness import WorkerLocks
 from pulseloop.store.sqlite.rows import (
     ATTEMPT_COLUMNS,
@@ -48,6 +49,7 @@ from pulseloop.store.sqlite.rows import (
     wait_from_row,
     wait_to_row,
 )
+from pulseloop.store.sqlite.schedules import SqliteSchedules
 from pulseloop.store.sqlite.schema import check_version, migrate, prepare_path
 from pulseloop.store.sqlite.sessions import SqliteSessions
 
@@ -77,7 +79,7 @@ def _fence(conn: sqlite3.Connection, lease: Lease, now: float, grow: int = 0) ->
     return str(row[0])
 
 
-class SqliteStore:
+class SqliteStore(SqliteSchedules, SqliteDeadlines):
     """:class:`~pulseloop.store.base.Store` on one SQLite file."""
 
     def __init__(self, path: str, *, reserve_wal: bool = False) -> None:
@@ -115,7 +117,13 @@ class SqliteStore:
 
     # runs -------------------------------------------------------------------------
     async def create_run(
-        self, org: str, run_id: str, loop: str, input_json: str, now: float
+        self,
+        org: str,
+        run_id: str,
+        loop: str,
+        input_json: str,
+        now: float,
+        deadline_at: float | None = None,
     ) -> tuple[RunRecord, bool]:
         def op(conn: sqlite3.Connection) -> tuple[RunRecord, bool]:
             select = f"SELECT {RUN_COLUMNS} FROM runs WHERE org = ? AND id = ?"
@@ -126,8 +134,8 @@ class SqliteStore:
             key = run_id if taken is None else fallback_run_key(org, run_id)
             conn.execute(
                 "INSERT INTO runs (org, id, loop, status, input, created_at, updated_at, "
-                "run_key) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)",
-                (org, run_id, loop, input_json, now, now, key),
+                "run_key, deadline_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+                (org, run_id, loop, input_json, now, now, key, deadline_at),
             )
             return run_from_row(conn.execute(select, (org, run_id)).fetchone()), True
 
