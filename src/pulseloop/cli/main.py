@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "orgs": ("pulseloop.cli.orgs:orgs_app", "Manage organizations."),
     "keys": ("pulseloop.cli.orgs:keys_app", "Issue, list and revoke API keys."),
     "scans": ("pulseloop.cli.scans:app", "Facial vitals scans: analyse, list, show."),
+    "audit": ("pulseloop.cli.audit:app", "Verify the tamper-evident audit trail."),
 }
 
 

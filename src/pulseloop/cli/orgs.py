@@ -12,12 +12,13 @@ from typing import Annotated, TypeVar
 
 import typer
 
+from pulseloop.audited import CLI_ACTOR, LOCAL_ADDRESS, Actor, record_key_event
 from pulseloop.cli.common import CliError, DbOption, JsonOption, database_url, run_async
 from pulseloop.cli.render import print_json
 from pulseloop.errors import OrgNotFound
 from pulseloop.keys import KEY_PREFIX, hash_api_key, new_api_key
 from pulseloop.store import open_store
-from pulseloop.store.base import KeyRecord, OrgRecord, OrgStore
+from pulseloop.store.base import KeyRecord, OrgRecord, OrgStore, Store
 from pulseloop.store.sealed import EncryptedStore
 
 T = TypeVar("T")
@@ -31,7 +32,7 @@ OrgOption = Annotated[
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
-async def with_store(db: str | None, action: Callable[[OrgStore], Awaitable[T]]) -> T:
+async def with_store(db: str | None, action: Callable[[Store], Awaitable[T]]) -> T:
     """Open the database (creating it if needed), run ``action`` on its organizations and
     keys, close it."""
     store = open_store(database_url(db))
@@ -127,8 +128,16 @@ def revoke_key(
     """Revoke a key: requests with it get 401 from now on. Its record stays."""
     if key_id.startswith(KEY_PREFIX):  # pl_<id>_<secret>: never echo the secret back
         key_id = key_id[len(KEY_PREFIX) :].split("_", 1)[0]
-    record = run_async(with_store(db, lambda store: store.revoke_key(key_id, time.time())))
+    record = run_async(with_store(db, lambda store: revoke_audited(store, key_id, time.time())))
     typer.echo(f"key {record.id} of {record.org} revoked")
+
+
+async def revoke_audited(store: Store, key_id: str, now: float) -> KeyRecord:
+    """Revoke ``key_id`` and record it in its organization's audit trail."""
+    record = await store.revoke_key(key_id, now)
+    actor = Actor(CLI_ACTOR, LOCAL_ADDRESS)
+    await record_key_event(store.audit, record.org, now, "revoke_key", record.id, actor)
+    return record
 
 
 @keys_app.command("rotate-data-key")

@@ -28,7 +28,14 @@ from pulseloop.app import App
 from pulseloop.connectors.facial_scan import MAX_TRACE_BYTES, ScanService
 from pulseloop.errors import PulseloopError
 from pulseloop.server import api as api_routes
-from pulseloop.server import dashboard, metrics, schedule_pages, schedules_api
+from pulseloop.server import (
+    audit_api,
+    audit_pages,
+    dashboard,
+    metrics,
+    schedule_pages,
+    schedules_api,
+)
 from pulseloop.server.errors import (
     http_error_handler,
     pulseloop_error_handler,
@@ -114,9 +121,11 @@ def create_app(
     if isinstance(service, ScanService):
         api.include_router(api_routes.build_router(max_video_bytes, upload_folder(app)))
         api.include_router(schedules_api.build_router())
+        api.include_router(audit_api.build_router())
     api.include_router(metrics.build_router(app))
     api.include_router(dashboard.build_router(api.state.sessions))
     api.include_router(schedule_pages.build_router())
+    api.include_router(audit_pages.build_router())
 
     @api.get("/docs", response_class=HTMLResponse, include_in_schema=False)
     async def docs_page(request: Request) -> HTMLResponse:

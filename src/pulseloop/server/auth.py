@@ -22,17 +22,20 @@ from collections.abc import Awaitable, Callable
 from fastapi import Request
 
 from pulseloop.app import App
+from pulseloop.audited import Actor, AuditedClient, record_key_event
 from pulseloop.client import OrgClient
 from pulseloop.errors import Unauthorized
 from pulseloop.keys import hash_api_key
 from pulseloop.server.sessions import Session, Sessions
 from pulseloop.store.base import KeyRecord
 
-CredentialSource = Callable[[Request, App], Awaitable[str | None]]
+Credential = tuple[str, str]
+"""(organization, API key id) of a valid credential."""
+CredentialSource = Callable[[Request, App], Awaitable[Credential | None]]
 
 
-async def bearer_key(request: Request, app: App) -> str | None:
-    """The org of a valid ``Authorization: Bearer`` key; None when there is no header."""
+async def bearer_key(request: Request, app: App) -> Credential | None:
+    """The org and key id of a valid ``Authorization: Bearer`` key; None when there is no header."""
     header = request.headers.get("authorization")
     if header is None:
         return None
@@ -43,7 +46,7 @@ async def bearer_key(request: Request, app: App) -> str | None:
     record = await valid_key(app, key)
     if record is None:
         raise _invalid()
-    return record.org
+    return record.org, record.id
 
 
 async def valid_key(app: App, key: str) -> KeyRecord | None:
@@ -72,8 +75,8 @@ async def current_session(request: Request, app: App) -> Session | None:
     return await sessions.get(request.cookies.get(SESSION_COOKIE))
 
 
-async def session_cookie(request: Request, app: App) -> str | None:
-    """The org of a valid dashboard session cookie; only under ``/dashboard``.
+async def session_cookie(request: Request, app: App) -> Credential | None:
+    """The org and key id of a valid dashboard session cookie; only under ``/dashboard``.
 
     The cookie is scoped to ``Path=/dashboard`` so browsers never send it elsewhere; this
     check makes sure a cookie can never authorise a ``/v1`` call (whose POSTs have no
@@ -83,23 +86,42 @@ async def session_cookie(request: Request, app: App) -> str | None:
     if path != SESSION_PATH and not path.startswith(SESSION_PATH + "/"):
         return None
     session = await current_session(request, app)
-    return None if session is None else session.org
+    return None if session is None else (session.org, session.key_id)
 
 
 CREDENTIAL_SOURCES: list[CredentialSource] = [bearer_key, session_cookie]
 
 
 async def caller(request: Request) -> OrgClient:
-    """The client of the caller's organization (Unauthorized without a valid key)."""
+    """The client of the caller's organization, recording what it reads and does in the
+    audit trail (Unauthorized without a valid key)."""
     app: App = request.app.state.pulseloop
     for source in CREDENTIAL_SOURCES:
-        org = await source(request, app)
-        if org is not None:
-            return app.client(org)
+        found = await source(request, app)
+        if found is not None:
+            return audited_client(request, *found)
     raise Unauthorized(
         "this endpoint needs an API key: send `Authorization: Bearer <key>` (create one with "
         "`pulseloop keys create --org NAME`)"
     )
+
+
+def actor_of(request: Request, key_id: str) -> Actor:
+    """Who is calling (the key's id) and from where (the peer's address)."""
+    return Actor(key_id, request.client.host if request.client else "unknown")
+
+
+def audited_client(request: Request, org: str, key_id: str) -> AuditedClient:
+    """The client of ``org`` for this request, auditing as ``key_id`` from its address."""
+    app: App = request.app.state.pulseloop
+    return AuditedClient(app.runtime, org, actor_of(request, key_id))
+
+
+async def record_sign_in(request: Request, key: KeyRecord) -> None:
+    """The audit row of a dashboard sign-in with ``key``."""
+    app: App = request.app.state.pulseloop
+    actor = actor_of(request, key.id)
+    await record_key_event(app.store.audit, key.org, app.clock.now(), "sign_in", key.id, actor)
 
 
 def _invalid() -> Unauthorized:

@@ -39,7 +39,14 @@ from pulseloop.client import OrgClient
 from pulseloop.durations import format_duration
 from pulseloop.errors import PulseloopError, RateLimited, RunNotFound
 from pulseloop.runs import Run
-from pulseloop.server.auth import SESSION_COOKIE, SESSION_PATH, current_session, valid_key
+from pulseloop.server.auth import (
+    SESSION_COOKIE,
+    SESSION_PATH,
+    audited_client,
+    current_session,
+    record_sign_in,
+    valid_key,
+)
 from pulseloop.server.errors import status_for
 from pulseloop.server.limits import MAX_FORM_BYTES
 from pulseloop.server.pages import render_page
@@ -92,6 +99,7 @@ def build_router(sessions: Sessions) -> APIRouter:
         if record is None:  # the attempt stays counted as a failure
             return _sign_in(request, "That API key is not valid (unknown or revoked).", 401)
         await throttle.succeeded(attempt)
+        await record_sign_in(request, record)
         # a fresh token on every sign-in; the browser's old one ends (no fixation)
         token, _ = await sessions.create(record, replaces=request.cookies.get(SESSION_COOKIE))
         response = _redirect(f"{SESSION_PATH}/runs")
@@ -357,7 +365,7 @@ async def _signed_in(request: Request) -> tuple[Session, OrgClient] | None:
     session = await current_session(request, pulse)
     if session is None:
         return None
-    return session, pulse.client(session.org)
+    return session, audited_client(request, session.org, session.key_id)
 
 
 async def _form(request: Request) -> dict[str, str]:

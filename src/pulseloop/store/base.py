@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from pulseloop.store.audit import AuditStore
 from pulseloop.store.protocols import (
     AnalysisQueue,
     InlineCommits,
@@ -119,3 +120,7 @@ class Store(
     @property
     def sessions(self) -> SessionStore:
         """Dashboard sessions and the sign-in throttle (see :class:`SessionStore`)."""
+
+    @property
+    def audit(self) -> AuditStore:
+        """The append-only audit trail (see :class:`~pulseloop.store.audit.AuditStore`)."""

@@ -41,6 +41,7 @@ from pulseloop.store.base import (
     fallback_run_key,
 )
 from pulseloop.store.postgres import analysis, errors, operators, orgs, runs, scans, wakeups
+from pulseloop.store.postgres.audit import PostgresAudit
 from pulseloop.store.postgres.connection import connect, make_pool, parse_url
 from pulseloop.store.postgres.deadlines import PostgresDeadlines
 from pulseloop.store.postgres.liveness import AdvisoryLocks
@@ -88,6 +89,7 @@ class PostgresStore(PostgresSchedules, PostgresDeadlines):
         self._listener = wakeups.Listener(lambda: connect(self.settings))
         self._liveness = AdvisoryLocks(lambda: connect(self.settings))
         self.sessions = PostgresSessions(self._tx)
+        self.audit = PostgresAudit(self._tx)
         self._open = False
 
     @property

@@ -32,6 +32,7 @@ from pulseloop.store.base import (
 )
 from pulseloop.store.sql import LIST_DEPLOYS, lite
 from pulseloop.store.sqlite import operators, orgs, scans
+from pulseloop.store.sqlite.audit import SqliteAudit
 from pulseloop.store.sqlite.database import Database
 from pulseloop.store.sqlite.deadlines import SqliteDeadlines
 from pulseloop.store.sqlite.liveness import WorkerLocks
@@ -88,6 +89,7 @@ class SqliteStore(SqliteSchedules, SqliteDeadlines):
         self._db = Database(path, reserve_wal=reserve_wal)
         self._locks = WorkerLocks(path)
         self.sessions = SqliteSessions(self._db.run)
+        self.audit = SqliteAudit(self._db.run)
 
     def commit_inline_when(self, solo: Callable[[], bool]) -> None:
         self._db.inline_when = solo
