@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pulseloop.client import OrgClient
 from pulseloop.durations import Duration
-from pulseloop.store.audit import AuditEntry, AuditStore
+from pulseloop.store.audit import AuditAction, AuditEntry, AuditStore
 from pulseloop.store.base import RunRecord, ScanRecord
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ class AuditedClient(OrgClient):
     def _audit(self) -> AuditStore:
         return self.runtime.store.audit
 
-    async def _record(self, action: str, kind: str, object_id: str) -> None:
+    async def _record(self, action: AuditAction, kind: str, object_id: str) -> None:
         await self._audit.append(
             AuditEntry(
                 self.org, self.clock.now(), self.actor.key_id, action, kind, object_id,
@@ -132,7 +132,7 @@ class AuditedClient(OrgClient):
 
 
 async def record_key_event(
-    audit: AuditStore, org: str, at: float, action: str, key_id: str, actor: Actor
+    audit: AuditStore, org: str, at: float, action: AuditAction, key_id: str, actor: Actor
 ) -> None:
     """One row for an action on an API key (``sign_in`` with it, ``revoke_key``)."""
     await audit.append(AuditEntry(org, at, actor.key_id, action, "key", key_id, actor.address))

@@ -181,3 +181,17 @@ async def test_concurrent_appends_keep_one_valid_chain(api: Api) -> None:
     for org in ("clinic-a", "clinic-b"):
         assert sorted(r.seq for r in written if r.org == org) == list(range(1, 41))
         assert await verify(audit, org, page=7) == (40, None)
+
+
+async def test_the_dashboard_page_filters_by_object_and_time(api: Api) -> None:
+    first, second = await _waiting(api), await _waiting(api)
+    assert (await sign_in(api.client, api.key_a)).status_code == 303
+    everything = (await api.client.get("/dashboard/audit")).text
+    assert first in everything and second in everything and "sign_in" in everything
+    one = (await api.client.get(f"/dashboard/audit?object_kind=run&object_id={first}")).text
+    assert first in one and second not in one and "sign_in" not in one
+    later = datetime.fromtimestamp(api.clock.now() + 1, UTC).isoformat()
+    none = await api.client.get("/dashboard/audit", params={"since": later})
+    assert "No audit rows match." in none.text
+    bad = await api.client.get("/dashboard/audit?before=yesterday")
+    assert bad.status_code == 200 and "before &#39;yesterday&#39; is not a time" in bad.text

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from pulseloop.store import open_store, sqlite_path
-from pulseloop.store.audit import AuditEntry
+from pulseloop.store.audit import AuditEntry, AuditRecord
 from tests.cli.helpers import invoke
 
 DROP_GUARDS = {
@@ -104,4 +104,24 @@ def test_the_table_refuses_edits_and_deletes(db_url: str, statement: str) -> Non
     seed(db_url)
     with pytest.raises((sqlite3.IntegrityError, psycopg.Error), match="append-only"):
         raw(db_url, statement)
+    assert invoke("audit", "verify", "--db", db_url).exit_code == 0
+
+
+def test_revoking_a_key_writes_one_row(db_url: str) -> None:
+    assert invoke("orgs", "create", "clinic-a", "--db", db_url).exit_code == 0
+    key = invoke("keys", "create", "--org", "clinic-a", "--db", db_url).output.strip()
+    kid = key.split("_")[1]
+    assert invoke("keys", "revoke", kid, "--db", db_url).exit_code == 0
+
+    async def read() -> list[AuditRecord]:
+        store = open_store(db_url)
+        await store.open()
+        try:
+            return await store.audit.chain("clinic-a", 0, 100)
+        finally:
+            await store.close()
+
+    [row] = asyncio.run(read())
+    assert (row.action, row.object_kind, row.object_id) == ("revoke_key", "key", kid)
+    assert (row.actor, row.address) == ("cli", "local")
     assert invoke("audit", "verify", "--db", db_url).exit_code == 0

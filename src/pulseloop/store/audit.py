@@ -24,7 +24,6 @@ AuditAction = Literal[
     "read_run",
     "list_runs",
     "read_scan",
-    "list_scans",
     "trigger",
     "cancel",
     "pause",
@@ -34,11 +33,8 @@ AuditAction = Literal[
     "revoke_key",
     "sign_in",
     "purge",
-    "read_audit",
 ]
-"""What was done. ``purge`` is reserved for the retention purge."""
-
-ACTIONS: tuple[str, ...] = AuditAction.__args__  # type: ignore[attr-defined]
+"""What was done (``AuditEntry.action``). ``purge`` is reserved for the retention purge."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +45,7 @@ class AuditEntry:
     at: float
     actor: str
     """The API key id (a dashboard session's key id too), or ``cli`` for a local operator."""
-    action: str
+    action: AuditAction
     object_kind: str
     """``run``, ``scan``, ``key``, ``org`` (a list's object is its organization)."""
     object_id: str
@@ -73,8 +69,9 @@ class AuditRecord:
     hash: str
 
 
-def row_hash(entry: AuditEntry, seq: int, prev_hash: str) -> str:
-    """SHA-256 (hex) of a row's content and its predecessor's hash."""
+def row_hash(entry: AuditEntry | AuditRecord, seq: int, prev_hash: str) -> str:
+    """SHA-256 (hex) of a row's content and its predecessor's hash (the seq and prev_hash
+    given, not any ``entry`` holds)."""
     content = [
         entry.org, seq, entry.at, entry.actor, entry.action, entry.object_kind,
         entry.object_id, entry.address, prev_hash,
@@ -132,10 +129,7 @@ class ChainCheck:
             return f"{where}: rows {seq + 1}..{row.seq - 1} before it were deleted"
         if row.prev_hash != prev:
             return f"{where}: its prev_hash is not row {seq}'s hash (row {seq} was edited)"
-        entry = AuditEntry(
-            row.org, row.at, row.actor, row.action, row.object_kind, row.object_id, row.address
-        )
-        if row_hash(entry, row.seq, row.prev_hash) != row.hash:
+        if row_hash(row, row.seq, row.prev_hash) != row.hash:
             return f"{where}: was edited (its content does not match its hash)"
         self.last = (row.seq, row.hash)
         return None
