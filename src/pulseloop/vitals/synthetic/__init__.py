@@ -28,6 +28,7 @@ from pulseloop.vitals.synthetic.browser import BrowserBoxes
 from pulseloop.vitals.synthetic.pulse import BeatTrain, PulseSpec, beat_train
 from pulseloop.vitals.synthetic.scene import Frame, SceneSpec, render
 from pulseloop.vitals.synthetic.skin import FITZPATRICK_TONES
+from pulseloop.vitals.synthetic.stamp import stamp_index
 from pulseloop.vitals.synthetic.writers import Codec, write_encoded, write_y4m
 from pulseloop.vitals.trace import REGION_NAMES, Trace
 
@@ -135,20 +136,25 @@ def write_video(
     bitrate_kbps: int = 2_000,
     trace_path: Path | None = None,
     browser: bool = False,
+    stamp_frames: bool = False,
 ) -> GroundTruth:
     """Render the scan to a video file (format from the suffix) and its truth file.
 
     ``codec`` defaults to raw for ``.y4m``, VP8 for ``.webm`` and H.264 for ``.mp4``;
     ``trace_path`` also writes the browser-side trace of the same frames in the same pass
-    (with the page's lagging boxes when ``browser``).
+    (with the page's lagging boxes when ``browser``). ``stamp_frames`` draws each frame's
+    index into its top-left corner (:mod:`pulseloop.vitals.synthetic.stamp`), after the
+    trace has read the frame, so a test can see which frame a camera delivered when.
     """
     train = beat_train(pulse, scene.duration_s)
     collector = _TraceCollector(scene, browser) if trace_path is not None else None
 
     def frames() -> Iterator[Frame]:
-        for frame in render(scene, train):
+        for index, frame in enumerate(render(scene, train)):
             if collector is not None:
                 collector.add(frame)
+            if stamp_frames:
+                stamp_index(frame.rgb, index)
             yield frame
 
     suffix = path.suffix.lower()
