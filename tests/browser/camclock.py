@@ -3,8 +3,9 @@
 Chromium's file-backed fake camera (``--use-file-for-fake-video-capture``) delivers every
 frame of the file in order, but under CPU starvation it delivers them late and stamps each
 with the wall clock at delivery: the file's content then plays slower than the page's
-clock says, and the pulse in it looks slower (at load ~10 the dark-tone case read 67.6 bpm
-for a true 72, a content rate of ~0.94 x nominal). A real camera cannot do that: its frames
+clock says, and the pulse in it looks slower (measured at load 5-21: 0.991-0.998 x
+nominal; a 67.6 bpm reading for a true 72, seen once at load ~10, would need ~0.94). A real
+camera cannot do that: its frames
 are the present. So a browser test must compare the reading with the heart rate the page
 was actually shown, ``true_bpm x content_fps / nominal_fps``, or it tests the machine's
 load instead of the scan.

@@ -14,7 +14,11 @@ Under CPU load Chromium's fake camera plays the file slower than the page's cloc
 (``tests/browser/camclock.py``), so the pulse the page was shown is slower than the file's:
 the browser reading is held to ``TRUE_BPM x content rate`` (measured from a frame counter
 stamped in the video), and compared with the server's reading scaled the same way. At low
-load the rate is ~1.0 and nothing changes; at load ~10 it was ~0.94 (67.6 bpm read for 72).
+load the rate is ~1.0 and nothing changes. Measured at load 5-21 (busy loops beside the
+test, Chromium at nice 0-5): 0.991-0.998; one clean run read 70.7 bpm against the server's
+72.0 at a rate of 0.991 (the unscaled 1 bpm agreement rule would have failed: 1.3 bpm;
+scaled, 0.65).
+A 67.6 bpm reading at load ~10 would need a rate of ~0.94, never reproduced here.
 """
 
 from __future__ import annotations
