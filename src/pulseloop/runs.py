@@ -83,6 +83,9 @@ class Run:
     """The loop's line for run lists (``Loop.summary``)."""
     deadline: datetime | None = None
     """When the run fails with ``RunTimeout`` if still unfinished (None: no deadline)."""
+    purged_at: datetime | None = None
+    """When retention purged the run's patient data (None: not purged). A purged run's
+    body, output, error, summary and step outputs read as None; its timeline remains."""
 
     @property
     def done(self) -> bool:
@@ -163,6 +166,7 @@ def build_run(
         steps=tuple(info for _, info in infos),
         summary=record.summary,
         deadline=_time(record.deadline_at),
+        purged_at=_time(record.purged_at),
     )
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from pulseloop.config import Settings
 from pulseloop.connectors.tokens import load_secret
@@ -27,7 +27,9 @@ from pulseloop.engine.worker import Worker
 from pulseloop.errors import PulseloopError
 from pulseloop.store import open_store, sqlite_path
 from pulseloop.store.base import Store
+from pulseloop.store.purger import Purger
 from pulseloop.store.sealed import EncryptedStore, Resealer
+from pulseloop.store.sealed.keyring import PayloadSql
 
 if TYPE_CHECKING:
     from pulseloop.client import OrgClient
@@ -58,6 +60,8 @@ class Runtime:
         self._store: Store | None = None
         self._settled: dict[str, asyncio.Event] = {}
         self._closers: list[Callable[[], Awaitable[None]]] = []
+        self.purger: Purger | None = None
+        """The background retention purge (with the worker)."""
 
     async def open(
         self,
@@ -88,6 +92,9 @@ class Runtime:
                 resealer = Resealer(store)
                 resealer.start()
                 self._closers.append(resealer.stop)
+            self.purger = Purger(cast(PayloadSql, store), worker_org, self.clock)
+            self.purger.start()  # retention: payloads past the organization's policy
+            self._closers.append(self.purger.stop)
 
     async def close(self) -> None:
         """Stop background services, the worker (handing back runs in flight), and close

@@ -32,6 +32,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("pulseloop.cli.demo:demo", "Run the spec's examples end to end on SQLite."),
     "orgs": ("pulseloop.cli.orgs:orgs_app", "Manage organizations."),
     "keys": ("pulseloop.cli.orgs:keys_app", "Issue, list and revoke API keys."),
+    "purge": (
+        "pulseloop.cli.purge:purge",
+        "Purge patient payloads past retention (runs and scans keep their skeleton).",
+    ),
     "scans": ("pulseloop.cli.scans:app", "Facial vitals scans: analyse, list, show."),
     "audit": ("pulseloop.cli.audit:app", "Verify the tamper-evident audit trail."),
 }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import Annotated, TypeVar, cast
 
 import typer
 
@@ -19,7 +19,14 @@ from pulseloop.errors import OrgNotFound
 from pulseloop.keys import KEY_PREFIX, hash_api_key, new_api_key
 from pulseloop.store import open_store
 from pulseloop.store.base import KeyRecord, OrgRecord, OrgStore, Store
+from pulseloop.store.retention import (
+    DEFAULT_DAYS,
+    MAX_DAYS,
+    retention_days,
+    set_retention_days,
+)
 from pulseloop.store.sealed import EncryptedStore
+from pulseloop.store.sealed.keyring import PayloadSql
 
 T = TypeVar("T")
 
@@ -96,6 +103,45 @@ def list_orgs(db: DbOption = None, as_json: JsonOption = False) -> None:
     else:
         for org in found:
             typer.echo(org.name)
+
+
+@orgs_app.command("retention")
+def org_retention(
+    org: OrgOption,
+    days: Annotated[
+        int | None,
+        typer.Option(
+            "--days",
+            help=f"Keep payloads of finished runs and terminal scans this many days "
+            f"(1-{MAX_DAYS}). Without it (or --default), show the policy.",
+            metavar="N",
+            show_default=False,
+        ),
+    ] = None,
+    default: Annotated[
+        bool, typer.Option("--default", help=f"Back to the default ({DEFAULT_DAYS} days).")
+    ] = False,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show or set how long an organization keeps patient payloads (see docs/security.md,
+    "Retention"); workers and `pulseloop purge` remove them after that."""
+    if days is not None and default:
+        raise CliError("give --days N or --default, not both")
+
+    async def action(store: OrgStore) -> int:
+        sql = cast(PayloadSql, store)  # both backends (and EncryptedStore) run it
+        if days is not None or default:
+            return await set_retention_days(sql, org, days)
+        if await store.get_org(org) is None:
+            raise OrgNotFound(f"no organization named {org!r}; see `pulseloop orgs list`")
+        return await retention_days(sql, org)
+
+    kept = run_async(with_store(db, action))
+    if as_json:
+        print_json({"org": org, "retention_days": kept})
+    else:
+        typer.echo(f"{org} keeps payloads of finished runs and scans for {kept} days")
 
 
 @keys_app.command("create")

@@ -81,7 +81,7 @@ def run_from_json(data: dict[str, Any]) -> Run:
         output=data["output"], error=data["error"], created_at=_dt(data["created_at"]),
         updated_at=_dt(data["updated_at"]), started_at=_time(data["started_at"]),
         finished_at=_time(data["finished_at"]), wake_at=_time(data["wake_at"]), steps=steps,
-        summary=data.get("summary"),
+        summary=data.get("summary"), purged_at=_time(data.get("purged_at")),
     )  # fmt: skip
 
 

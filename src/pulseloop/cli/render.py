@@ -86,6 +86,7 @@ def run_json(run: Run, *, steps: bool = True) -> dict[str, Any]:
         "finished_at": _iso(run.finished_at),
         "wake_at": _iso(run.wake_at),
         "summary": run.summary,
+        "purged_at": _iso(run.purged_at),
     }
     if steps:
         data["steps"] = [step_json(s) for s in run.steps]
@@ -178,11 +179,14 @@ def run_view(run: Run) -> RenderableType:
         header.add_row("took", format_duration(_run_duration(run)))
     elif run.wake_at is not None:
         header.add_row("wakes", format_time(run.wake_at) + " UTC")
-    header.add_row("body", _value(run.body))
-    if run.error is not None:
+    if run.purged_at is not None:  # retention removed its patient data
+        header.add_row("purged", format_time(run.purged_at) + " UTC (patient data removed)")
+    else:
+        header.add_row("body", _value(run.body))
+    if run.purged_at is None and run.error is not None:
         message = f"{run.error.get('type', 'Error')}: {run.error.get('message', '')}"
         header.add_row("error", Text(message, style="red"))
-    elif run.status == "completed":
+    elif run.purged_at is None and run.status == "completed":
         header.add_row("output", _value(run.output))
     parts: list[RenderableType] = [header]
     if run.steps:

@@ -104,6 +104,9 @@ class RunOut(BaseModel):
     wake_at: datetime | None
     summary: str | None = None
     """The loop's line for run lists (``Loop.summary``), or null."""
+    purged_at: datetime | None = None
+    """When retention purged the run's patient data (null: not purged). A purged run's
+    body, output, error, summary and step outputs are null; ids, statuses and times stay."""
     steps: list[StepOut] | None = None
 
     @classmethod
@@ -113,7 +116,7 @@ class RunOut(BaseModel):
             id=run.id, loop=run.loop, status=run.status, body=run.body, output=run.output,
             error=run.error, created_at=run.created_at, updated_at=run.updated_at,
             started_at=run.started_at, finished_at=run.finished_at, wake_at=run.wake_at,
-            summary=run.summary,
+            summary=run.summary, purged_at=run.purged_at,
             steps=[StepOut.of(s) for s in run.steps] if steps else None,
         )  # fmt: skip
 

@@ -65,6 +65,9 @@ class RunRecord:
     """The loop's line for run lists (see ``Loop.summary``), or None."""
     deadline_at: float | None = None
     """When the run, if still unfinished, fails with ``RunTimeout`` (None: no deadline)."""
+    purged_at: float | None = None
+    """When retention purged the run's payloads (None: not purged). A purged run keeps its
+    ids, statuses, step names and times; its input, output, error and summary are gone."""
 
     def __post_init__(self) -> None:
         if not self.key:

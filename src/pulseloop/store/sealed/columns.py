@@ -53,7 +53,7 @@ def _runs(column: str, by_id: bool = False) -> PayloadColumn:
     return PayloadColumn(
         f"runs.{column}",
         f"SELECT org, org, id, run_key, {column} FROM runs WHERE (org, id) > (?, ?) "
-        f"AND {column} IS NOT NULL ORDER BY org, id LIMIT ?",
+        f"AND {column} IS NOT NULL AND purged_at IS NULL ORDER BY org, id LIMIT ?",
         f"UPDATE runs SET {column} = ? WHERE org = ? AND id = ? AND {column} = ?",
         ("", ""),
         (lambda r: (r[2],)) if by_id else (lambda r: (r[3],)),
@@ -68,7 +68,8 @@ def _steps(table: str, column: str, cursor: tuple[str, ...]) -> PayloadColumn:
     return PayloadColumn(
         f"{table}.{column}",
         f"SELECT r.org, {order}, t.{column} FROM {table} t JOIN runs r ON r.run_key = t.run_id "
-        f"WHERE ({order}) > ({marks}) AND t.{column} IS NOT NULL ORDER BY {order} LIMIT ?",
+        f"WHERE ({order}) > ({marks}) AND t.{column} IS NOT NULL AND r.purged_at IS NULL "
+        f"ORDER BY {order} LIMIT ?",
         f"UPDATE {table} SET {column} = ? WHERE {match} AND {column} = ?",
         ("", "", -1, -1)[: len(cursor)],
         lambda r: (r[1], r[2]),  # run key, step name
@@ -89,21 +90,24 @@ COLUMNS: tuple[PayloadColumn, ...] = (
     PayloadColumn(
         "signals.payload",
         "SELECT r.org, t.id, t.key, t.created_at, t.payload FROM signals t "
-        "JOIN runs r ON r.run_key = t.run_id WHERE t.id > ? ORDER BY t.id LIMIT ?",
+        "JOIN runs r ON r.run_key = t.run_id WHERE t.id > ? AND r.purged_at IS NULL "
+        "ORDER BY t.id LIMIT ?",
         "UPDATE signals SET payload = ? WHERE id = ? AND payload = ?",
         (0,),
         lambda r: (r[2], repr(r[3])),  # signal key, created_at
     ),
     PayloadColumn(
         "scans.metadata",
-        "SELECT org, id, metadata FROM scans WHERE id > ? ORDER BY id LIMIT ?",
+        "SELECT org, id, metadata FROM scans WHERE id > ? AND purged_at IS NULL "
+        "ORDER BY id LIMIT ?",
         "UPDATE scans SET metadata = ? WHERE id = ? AND metadata = ?",
         ("",),
         lambda r: (r[1],),
     ),
     PayloadColumn(
         "scans.result",
-        "SELECT org, id, result FROM scans WHERE id > ? AND result IS NOT NULL ORDER BY id LIMIT ?",
+        "SELECT org, id, result FROM scans WHERE id > ? AND result IS NOT NULL "
+        "AND purged_at IS NULL ORDER BY id LIMIT ?",
         "UPDATE scans SET result = ? WHERE id = ? AND result = ?",
         ("",),
         lambda r: (r[1],),
@@ -126,7 +130,8 @@ COLUMNS: tuple[PayloadColumn, ...] = (
     ),
 )
 """Every column of patient data. Ids, statuses, times, wait keys and failure reasons (a
-fixed vocabulary) stay plaintext so claims, queries and indexes work."""
+fixed vocabulary) stay plaintext so claims, queries and indexes work. Rows retention has
+purged (``purged_at``) hold nothing to seal: the re-encryption pass skips them."""
 
 ADD_DATA_KEY = (
     "INSERT INTO data_keys (id, org, wrapped, created_at) VALUES (?, ?, ?, ?) "

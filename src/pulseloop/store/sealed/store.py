@@ -199,6 +199,7 @@ class EncryptedStore(SealedSchedules):
             r.generation, r.history_len, r.created_at, r.updated_at, r.started_at,
             r.finished_at, r.wake_at, r.key,
             self._opened(r.summary, "runs.summary", r.key, org=r.org), r.deadline_at,
+            r.purged_at,
         )  # fmt: skip
 
     async def _runs(self, records: list[RunRecord]) -> list[RunRecord]:

@@ -1,0 +1,206 @@
+"""Retention: how long an organization keeps patient payloads, and purging them.
+
+A purge clears a finished run's payloads (input, output, error, summary; its steps'
+outputs and errors, its attempts' errors, its signals' payloads) and its terminal scans'
+metadata and results, and records ``purged_at``. It keeps the skeleton operators and audits
+need: ids, statuses, step names, attempts and every time. Columns declared NOT NULL (a run's
+input, a scan's metadata, a signal's payload) hold the JSON text ``null``; the others NULL.
+Nothing purged is sealed, so the encryption layer has nothing to open or re-encrypt.
+
+Design record. A purge could (a) delete finished runs, (b) rewrite their payloads in place,
+or (c) move them to an archive table. (a) loses the timings and statuses compliance reports
+and ``/metrics`` read; (c) doubles every read path. (b) it is: each batch is one transaction
+of O(batch) statements that read the due rows oldest first through partial indexes a purged
+row leaves (migration 0012), so the cost per batch stays flat however much history there is.
+
+The SQL is written once with ``?`` placeholders and run through the backend's
+:class:`~pulseloop.store.sealed.keyring.PayloadSql` (both backends implement it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pulseloop.errors import OrgNotFound, PulseloopError
+from pulseloop.store.sealed.keyring import PayloadSql, Statement
+
+DEFAULT_DAYS = 90
+"""How long payloads of finished runs and terminal scans are kept unless an organization
+sets its own policy."""
+MAX_DAYS = 36500
+BATCH = 200
+DAY_S = 86400.0
+
+GET_POLICY = "SELECT retention_days FROM orgs WHERE name = ?"
+SET_POLICY = "UPDATE orgs SET retention_days = ? WHERE name = ? RETURNING name"
+
+_DUE_RUN = "org = ? AND finished_at IS NOT NULL AND purged_at IS NULL AND finished_at < ?"
+DUE_RUNS = f"SELECT run_key FROM runs WHERE {_DUE_RUN} ORDER BY finished_at LIMIT ?"
+COUNT_DUE_RUNS = f"SELECT count(*) FROM runs WHERE {_DUE_RUN}"
+_DUE_SCAN = (
+    "org = ? AND completed_at IS NOT NULL AND purged_at IS NULL AND completed_at < ? "
+    "AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.org = scans.org AND r.id = scans.run_id "
+    "AND r.finished_at IS NULL)"
+)
+"""A terminal scan whose run is unfinished stays: the run may still read it."""
+DUE_SCANS = f"SELECT id FROM scans WHERE {_DUE_SCAN} ORDER BY completed_at LIMIT ?"
+COUNT_DUE_SCANS = f"SELECT count(*) FROM scans WHERE {_DUE_SCAN}"
+
+
+class InvalidRetention(PulseloopError):
+    """A retention period out of range."""
+
+
+def check_days(days: int) -> int:
+    """1 to 36500 whole days."""
+    if not 1 <= days <= MAX_DAYS:
+        raise InvalidRetention(
+            f"retention of {days} days is out of range; give 1 to {MAX_DAYS} days"
+        )
+    return days
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeBatch:
+    """What one batch purged (or, in a dry run, would purge)."""
+
+    org: str
+    runs: tuple[str, ...] = ()
+    """Run ids purged."""
+    scans: tuple[str, ...] = ()
+    """Scan ids purged."""
+
+
+@dataclass(slots=True)
+class PurgeReport:
+    """A whole purge of one organization: its batches, or a dry run's counts."""
+
+    org: str
+    cutoff: float
+    """Payloads of rows finished before this instant (epoch seconds) were purged."""
+    dry_run: bool = False
+    runs: int = 0
+    scans: int = 0
+    batches: list[PurgeBatch] = field(default_factory=list)
+
+
+async def retention_days(sql: PayloadSql, org: str) -> int:
+    """The organization's retention period in days (the default if it set none)."""
+    (rows,) = await sql.payload_sql([(GET_POLICY, (org,))])
+    return int(rows[0][0]) if rows and rows[0][0] is not None else DEFAULT_DAYS
+
+
+async def set_retention_days(sql: PayloadSql, org: str, days: int | None) -> int:
+    """Set ``org``'s retention period (None: back to the default); the period now in force."""
+    (rows,) = await sql.payload_sql(
+        [(SET_POLICY, (None if days is None else check_days(days), org))]
+    )
+    if not rows:
+        raise OrgNotFound(f"no organization named {org!r}; see `pulseloop orgs list`")
+    return DEFAULT_DAYS if days is None else days
+
+
+def _marks(n: int) -> str:
+    return ", ".join("?" for _ in range(n))
+
+
+def _purge_runs(org: str, keys: Sequence[str], cutoff: float, now: float) -> list[Statement]:
+    """One transaction purging the runs ``keys`` still due, their history and terminal
+    scans. The runs' UPDATE re-checks that each is still due (an operator may have retried
+    it meanwhile); the rest touch only runs it marked, found by key (a unique index) and
+    ``purged_at``. The runs' ids come back from the first statement, the scans' from the
+    last."""
+    marks = _marks(len(keys))
+    mine = f"SELECT run_key FROM runs WHERE run_key IN ({marks}) AND purged_at = ?"
+    ids = f"SELECT id FROM runs WHERE run_key IN ({marks}) AND purged_at = ?"
+    scans = f"org = ? AND run_id IN ({ids}) AND completed_at IS NOT NULL AND purged_at IS NULL"
+    return [
+        (
+            "UPDATE runs SET input = 'null', output = NULL, error = NULL, summary = NULL, "
+            f"purged_at = ? WHERE run_key IN ({marks}) AND finished_at IS NOT NULL "
+            "AND finished_at < ? AND purged_at IS NULL RETURNING id",
+            (now, *keys, cutoff),
+        ),
+        (f"UPDATE steps SET output = NULL, error = NULL WHERE run_id IN ({mine})", (*keys, now)),
+        (f"UPDATE attempts SET error = NULL WHERE run_id IN ({mine})", (*keys, now)),
+        (f"UPDATE signals SET payload = 'null' WHERE run_id IN ({mine})", (*keys, now)),
+        (f"DELETE FROM waits WHERE run_id IN ({mine})", (*keys, now)),
+        *_purge_scans(scans, (org, *keys, now), now),
+    ]
+
+
+def _purge_scans(where: str, params: tuple[Any, ...], now: float) -> list[Statement]:
+    """Purge the scans ``where`` selects (and drop any analysis job left of them); the
+    last statement returns their ids."""
+    return [
+        (
+            f"DELETE FROM analysis_jobs WHERE scan_id IN (SELECT id FROM scans WHERE {where})",
+            params,
+        ),
+        (
+            "UPDATE scans SET metadata = 'null', result = NULL, purged_at = ? "
+            f"WHERE {where} RETURNING id",
+            (now, *params),
+        ),
+    ]
+
+
+async def purge_batch(
+    sql: PayloadSql, org: str, cutoff: float, now: float, limit: int = BATCH
+) -> PurgeBatch:
+    """Purge up to ``limit`` due runs of ``org`` (with their terminal scans), else up to
+    ``limit`` due scans; what was purged (empty: nothing was due)."""
+    (keys,) = await sql.payload_sql([(DUE_RUNS, (org, cutoff, limit))])
+    if keys:
+        results = await sql.payload_sql(_purge_runs(org, [str(k[0]) for k in keys], cutoff, now))
+        return PurgeBatch(
+            org, tuple(str(r[0]) for r in results[0]), tuple(str(r[0]) for r in results[-1])
+        )
+    (due,) = await sql.payload_sql([(DUE_SCANS, (org, cutoff, limit))])
+    if not due:
+        return PurgeBatch(org)
+    scan_ids = [str(r[0]) for r in due]
+    where = f"id IN ({_marks(len(scan_ids))}) AND purged_at IS NULL"
+    results = await sql.payload_sql(_purge_scans(where, tuple(scan_ids), now))
+    return PurgeBatch(org, (), tuple(str(r[0]) for r in results[-1]))
+
+
+async def audit_purge(sql: PayloadSql, batch: PurgeBatch, actor: str) -> None:
+    """The audit trail's hook: called once for every batch that purged something, with who
+    purged (``"retention"`` for the workers' background pass, ``"cli"`` for ``pulseloop
+    purge``). Records nothing yet; the audit trail (migration 0011) writes its row here."""
+
+
+async def purge_org(
+    sql: PayloadSql,
+    org: str,
+    now: float,
+    *,
+    older_than_days: int | None = None,
+    dry_run: bool = False,
+    batch: int = BATCH,
+    actor: str = "retention",
+) -> PurgeReport:
+    """Purge every due payload of ``org``, one batch per transaction, oldest first.
+
+    ``older_than_days`` overrides the organization's policy (None: its policy). A dry run
+    counts what is due and changes nothing."""
+    days = older_than_days if older_than_days is not None else await retention_days(sql, org)
+    cutoff = now - check_days(days) * DAY_S
+    report = PurgeReport(org, cutoff, dry_run)
+    if dry_run:
+        runs, scans = await sql.payload_sql(
+            [(COUNT_DUE_RUNS, (org, cutoff)), (COUNT_DUE_SCANS, (org, cutoff))]
+        )
+        report.runs, report.scans = int(runs[0][0]), int(scans[0][0])
+        return report
+    while True:
+        done = await purge_batch(sql, org, cutoff, now, batch)
+        if not done.runs and not done.scans:
+            return report
+        await audit_purge(sql, done, actor)
+        report.batches.append(done)
+        report.runs += len(done.runs)
+        report.scans += len(done.scans)
