@@ -11,7 +11,7 @@ from tests.cli.helpers import invoke, invoke_json
 
 RUN_KEYS = {
     "id", "loop", "status", "body", "output", "error",
-    "created_at", "updated_at", "started_at", "finished_at", "wake_at", "summary",
+    "created_at", "updated_at", "started_at", "finished_at", "wake_at", "summary", "purged_at",
 }  # fmt: skip
 STEP_KEYS = {
     "name", "kind", "status", "started_at", "finished_at", "duration_s", "deadline",

@@ -15,6 +15,7 @@ import typer
 from pulseloop.audited import CLI_ACTOR, LOCAL_ADDRESS, Actor, record_key_event
 from pulseloop.cli.common import CliError, DbOption, JsonOption, database_url, run_async
 from pulseloop.cli.render import print_json
+from pulseloop.config import Settings
 from pulseloop.errors import OrgNotFound
 from pulseloop.keys import KEY_PREFIX, hash_api_key, new_api_key
 from pulseloop.store import open_store
@@ -48,6 +49,17 @@ async def with_store(db: str | None, action: Callable[[Store], Awaitable[T]]) ->
         return await action(store)
     finally:
         await store.close()
+
+
+async def known_org(store: OrgStore, name: str) -> None:
+    """OrgNotFound unless ``name`` is an organization. The one workers serve by default
+    (``PULSELOOP_ORG``, else ``default``) is created on first use: it has runs without
+    anyone having run ``orgs create``."""
+    if await store.get_org(name) is not None:
+        return
+    if name != Settings.load().org:
+        raise OrgNotFound(f"no organization named {name!r}; see `pulseloop orgs list`")
+    await store.ensure_org(name, time.time())
 
 
 def check_org_name(name: str) -> str:
@@ -131,10 +143,9 @@ def org_retention(
 
     async def action(store: OrgStore) -> int:
         sql = cast(PayloadSql, store)  # both backends (and EncryptedStore) run it
+        await known_org(store, org)
         if days is not None or default:
             return await set_retention_days(sql, org, days)
-        if await store.get_org(org) is None:
-            raise OrgNotFound(f"no organization named {org!r}; see `pulseloop orgs list`")
         return await retention_days(sql, org)
 
     kept = run_async(with_store(db, action))

@@ -12,9 +12,9 @@ from typing import Annotated, cast
 import typer
 
 from pulseloop.cli.common import DbOption, JsonOption, run_async
-from pulseloop.cli.orgs import with_store
+from pulseloop.cli.orgs import known_org, with_store
 from pulseloop.cli.render import print_json
-from pulseloop.errors import OrgNotFound
+from pulseloop.config import Settings
 from pulseloop.store.base import OrgStore
 from pulseloop.store.retention import PurgeReport, purge_org
 from pulseloop.store.sealed.keyring import PayloadSql
@@ -62,8 +62,7 @@ def purge(
 
     async def action(store: OrgStore) -> list[PurgeReport]:
         sql = cast(PayloadSql, store)  # both backends (and EncryptedStore) run it
-        if org and await store.get_org(org) is None:
-            raise OrgNotFound(f"no organization named {org!r}; see `pulseloop orgs list`")
+        await known_org(store, org or Settings.load().org)
         names = [org] if org else [o.name for o in await store.list_orgs()]
         now = time.time()
         return [
