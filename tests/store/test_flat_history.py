@@ -19,6 +19,7 @@ import pytest
 
 from pulseloop.store.base import Lease, StepRecord, WaitRecord
 from pulseloop.store.migrations import migrations_for
+from pulseloop.store.retention import purge_batch
 from pulseloop.store.sqlite.store import SqliteStore
 
 ORG = "acme"
@@ -131,6 +132,10 @@ async def _session(store: SqliteStore) -> dict[str, int]:
     await measure("detail", lambda: store.get_run_detail(ORG, "old-000005"))
     await measure("latest scan", lambda: store.latest_scan(ORG, "old-000003"))
     await measure("scan by link", lambda: store.scan_by_token("h-3"))
+    # retention: a batch purges the oldest due runs (and their scans) or finds none due
+    await measure("purge (none due)", lambda: purge_batch(store, ORG, -1.0, now, 10))
+    await measure("purge (one batch)", lambda: purge_batch(store, ORG, now, now, 10))
+    await measure("purge (next batch)", lambda: purge_batch(store, ORG, now, now + 1, 10))
     return work
 
 

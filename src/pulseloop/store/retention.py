@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pulseloop.errors import OrgNotFound, PulseloopError
+from pulseloop.store.records import SCAN_TERMINAL_STATUSES
 from pulseloop.store.sealed.keyring import PayloadSql, Statement
 
 DEFAULT_DAYS = 90
@@ -102,6 +103,9 @@ async def set_retention_days(sql: PayloadSql, org: str, days: int | None) -> int
     return DEFAULT_DAYS if days is None else days
 
 
+_TERMINAL = "(" + ", ".join(f"'{s}'" for s in sorted(SCAN_TERMINAL_STATUSES)) + ")"
+
+
 def _marks(n: int) -> str:
     return ", ".join("?" for _ in range(n))
 
@@ -115,7 +119,9 @@ def _purge_runs(org: str, keys: Sequence[str], cutoff: float, now: float) -> lis
     marks = _marks(len(keys))
     mine = f"SELECT run_key FROM runs WHERE run_key IN ({marks}) AND purged_at = ?"
     ids = f"SELECT id FROM runs WHERE run_key IN ({marks}) AND purged_at = ?"
-    scans = f"org = ? AND run_id IN ({ids}) AND completed_at IS NOT NULL AND purged_at IS NULL"
+    # terminal by status, not by completed_at: that would steer the planner to the
+    # scans_purgeable index (every due scan) instead of the run's own scans
+    scans = f"org = ? AND run_id IN ({ids}) AND status IN {_TERMINAL} AND purged_at IS NULL"
     return [
         (
             "UPDATE runs SET input = 'null', output = NULL, error = NULL, summary = NULL, "
