@@ -36,3 +36,13 @@ async def test_a_purged_run_says_so(api: Api) -> None:
     listed = (await api.client.get("/v1/runs", headers=api.a)).json()["runs"]
     assert [r["purged_at"] is not None for r in listed if r["id"] == run_id] == [True]
     assert (await api.client.get(f"/v1/runs/{run_id}", headers=api.b)).status_code == 404
+
+    # replaying a purged run would hand its steps nothing: retry and restart refuse
+    retried = await api.client.post(f"/v1/runs/{run_id}/retry", headers=api.a)
+    restarted = await api.client.post(
+        f"/v1/runs/{run_id}/restart", json={"from_step": "first"}, headers=api.a
+    )
+    for refused in (retried, restarted):
+        assert refused.status_code == 409, refused.text
+        assert "purged" in refused.text
+    assert (await api.app.get_run(run_id)).status == "failed"

@@ -15,11 +15,22 @@ PAUSABLE = ("queued", "running", "waiting")
 
 
 def check_status(run: RunRecord, action: str, allowed: tuple[str, ...]) -> None:
-    """InvalidRunState unless ``run`` is in one of the ``allowed`` statuses for ``action``."""
+    """InvalidRunState unless ``run`` is in one of the ``allowed`` statuses for ``action``
+    (and not purged)."""
+    check_not_purged(run, action)
     if run.status not in allowed:
         raise InvalidRunState(
             f"cannot {action} run {run.id!r}: it is {run.status}; {action} works on "
             f"{'/'.join(allowed)} runs"
+        )
+
+
+def check_not_purged(run: RunRecord, action: str) -> None:
+    """InvalidRunState if retention purged ``run``: replaying it would hand its steps
+    nothing for the outputs they recorded."""
+    if run.purged_at is not None:
+        raise InvalidRunState(
+            f"cannot {action} run {run.id!r}: retention purged its data; trigger a new run"
         )
 
 

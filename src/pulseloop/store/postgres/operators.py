@@ -17,6 +17,7 @@ from pulseloop.store.base import RunRecord
 from pulseloop.store.refusals import (
     PAUSABLE,
     UNFINISHED,
+    check_not_purged,
     check_status,
     no_such_step,
     run_not_found,
@@ -100,6 +101,7 @@ async def retry(conn: Conn, org: str, run_id: str, now: float) -> RunRecord:
 async def restart(conn: Conn, org: str, run_id: str, from_step: str, now: float) -> RunRecord:
     """Forget ``from_step`` and everything recorded after it; run again from there."""
     run = await load(conn, org, run_id, lock=True)
+    check_not_purged(run, "restart")
     cur = await conn.execute(
         "SELECT seq FROM steps WHERE run_id = %s AND name = %s "
         "UNION ALL SELECT seq FROM waits WHERE run_id = %s AND name = %s LIMIT 1",

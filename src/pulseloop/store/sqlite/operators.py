@@ -15,6 +15,7 @@ from pulseloop.store.base import RunRecord
 from pulseloop.store.refusals import (
     PAUSABLE,
     UNFINISHED,
+    check_not_purged,
     check_status,
     no_such_step,
     run_not_found,
@@ -99,6 +100,7 @@ def restart(
 ) -> RunRecord:
     """Forget ``from_step`` and everything recorded after it; run again from there."""
     run = _load(conn, org, run_id)
+    check_not_purged(run, "restart")
     row = conn.execute(
         "SELECT seq FROM steps WHERE run_id = ? AND name = ? "
         "UNION ALL SELECT seq FROM waits WHERE run_id = ? AND name = ?",
