@@ -269,7 +269,9 @@ async def _run_page(
 
 
 def available_actions(run: Run) -> list[str]:
-    """The operator buttons that fit the run's status."""
+    """The operator buttons that fit the run's status (none once retention purged it)."""
+    if run.purged_at is not None:
+        return []
     if run.status in TERMINAL_STATUSES:
         found = ["retry"] if run.status == "failed" else []
         return [*found, "restart"] if run.steps else found
