@@ -164,3 +164,16 @@ async def test_the_background_purge_works_in_batches(db_url: str, clock: FakeClo
         assert sorted(r for b in purger.last.batches for r in b.runs) == sorted(ids)
         for run_id in ids:
             assert (await app.get_run(run_id)).purged_at is not None
+
+
+async def test_a_purged_scans_link_ends(db_url: str, clock: FakeClock) -> None:
+    async with App([Quick], db_url, clock=clock) as app:
+        now = clock.now()
+        month = now + 30 * DAY
+        await app.store.create_scan(app.org, "gone", "scan", "sc-1", "h-1", '{"n": 1}', now, month)
+        await app.store.finish_scan("sc-1", "failed", None, "no_face", now)
+        await clock.advance(2 * DAY)
+        report = await purge_org(sql(app), app.org, clock.now(), older_than_days=1)
+        assert report.batches[0].scans == ("sc-1",)
+        (raw,) = await rows(app, "SELECT metadata, expires_at, purged_at FROM scans")
+        assert raw == ("null", clock.now(), clock.now())  # the 30-day link ended at the purge

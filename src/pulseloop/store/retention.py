@@ -2,9 +2,10 @@
 
 A purge clears a finished run's payloads (input, output, error, summary; its steps'
 outputs and errors, its attempts' errors, its signals' payloads) and its terminal scans'
-metadata and results, and records ``purged_at``. It keeps the skeleton operators and audits
-need: ids, statuses, step names, attempts and every time. Columns declared NOT NULL (a run's
-input, a scan's metadata, a signal's payload) hold the JSON text ``null``; the others NULL.
+metadata and results, and records ``purged_at``; a scan link still live ends then. It
+keeps the skeleton operators and audits need: ids, statuses, step names, attempts and
+every other time. Columns declared NOT NULL (a run's input, a scan's metadata, a
+signal's payload) hold the JSON text ``null``; the others NULL.
 Nothing purged is sealed, so the encryption layer has nothing to open or re-encrypt.
 
 Design record. A purge could (a) delete finished runs, (b) rewrite their payloads in place,
@@ -145,10 +146,11 @@ def _purge_scans(where: str, params: tuple[Any, ...], now: float) -> list[Statem
             f"DELETE FROM analysis_jobs WHERE scan_id IN (SELECT id FROM scans WHERE {where})",
             params,
         ),
-        (
-            "UPDATE scans SET metadata = 'null', result = NULL, purged_at = ? "
+        (  # a link still live ends now: its page shows "ended", not an empty result
+            "UPDATE scans SET metadata = 'null', result = NULL, purged_at = ?, "
+            f"expires_at = CASE WHEN expires_at > ? THEN ? ELSE expires_at END "
             f"WHERE {where} RETURNING id",
-            (now, *params),
+            (now, now, now, *params),
         ),
     ]
 
