@@ -148,7 +148,7 @@ def _purge_scans(where: str, params: tuple[Any, ...], now: float) -> list[Statem
         ),
         (  # a link still live ends now: its page shows "ended", not an empty result
             "UPDATE scans SET metadata = 'null', result = NULL, purged_at = ?, "
-            f"expires_at = CASE WHEN expires_at > ? THEN ? ELSE expires_at END "
+            "expires_at = CASE WHEN expires_at > ? THEN ? ELSE expires_at END "
             f"WHERE {where} RETURNING id",
             (now, now, now, *params),
         ),
