@@ -4,6 +4,7 @@ background pass works in batches; a dry run changes nothing."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -177,3 +178,29 @@ async def test_a_purged_scans_link_ends(db_url: str, clock: FakeClock) -> None:
         assert report.batches[0].scans == ("sc-1",)
         (raw,) = await rows(app, "SELECT metadata, expires_at, purged_at FROM scans")
         assert raw == ("null", clock.now(), clock.now())  # the 30-day link ended at the purge
+
+
+async def test_a_video_left_by_a_crash_is_deleted_with_its_scan(
+    db_url: str, clock: FakeClock, tmp_path: Path
+) -> None:
+    video = tmp_path / "upload.webm"
+    video.write_bytes(b"a face, frame by frame")
+    async with App([Quick], db_url, clock=clock) as app:
+        now = clock.now()
+        await app.store.create_scan(app.org, "gone", "scan", "sc-v", "h-v", "{}", now, now + 60)
+        await app.store.accept_upload("h-v", ("pending",), "video", str(video), now)
+        assert await rows(app, "SELECT kind FROM analysis_jobs") == [("video",)]
+        # the outcome was recorded but the job row stayed (as a crash mid-cleanup would)
+        (job,) = await rows(
+            app, "SELECT scan_id, org, kind, payload, created_at FROM analysis_jobs"
+        )
+        await app.store.finish_scan("sc-v", "failed", None, "video_unreadable", now)
+        await sql(app).payload_sql([(
+            "INSERT INTO analysis_jobs (scan_id, org, kind, payload, created_at) "
+            "VALUES (?, ?, ?, ?, ?)", job,
+        )])  # fmt: skip
+        await clock.advance(2 * DAY)
+        report = await purge_org(sql(app), app.org, clock.now(), older_than_days=1)
+        assert report.scans == 1
+        assert await rows(app, "SELECT kind FROM analysis_jobs") == []
+    assert not video.exists()

@@ -20,8 +20,10 @@ The SQL is written once with ``?`` placeholders and run through the backend's
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pulseloop.errors import OrgNotFound, PulseloopError
@@ -140,10 +142,11 @@ def _purge_runs(org: str, keys: Sequence[str], cutoff: float, now: float) -> lis
 
 def _purge_scans(where: str, params: tuple[Any, ...], now: float) -> list[Statement]:
     """Purge the scans ``where`` selects (and drop any analysis job left of them); the
-    last statement returns their ids."""
+    second-last statement returns the jobs dropped, the last the scans' ids."""
     return [
         (
-            f"DELETE FROM analysis_jobs WHERE scan_id IN (SELECT id FROM scans WHERE {where})",
+            f"DELETE FROM analysis_jobs WHERE scan_id IN (SELECT id FROM scans WHERE {where}) "
+            "RETURNING scan_id, kind, payload",
             params,
         ),
         (  # a link still live ends now: its page shows "ended", not an empty result
@@ -163,6 +166,7 @@ async def purge_batch(
     (keys,) = await sql.payload_sql([(DUE_RUNS, (org, cutoff, limit))])
     if keys:
         results = await sql.payload_sql(_purge_runs(org, [str(k[0]) for k in keys], cutoff, now))
+        await _remove_videos(sql, results[-2])
         return PurgeBatch(
             org, tuple(str(r[0]) for r in results[0]), tuple(str(r[0]) for r in results[-1])
         )
@@ -172,7 +176,22 @@ async def purge_batch(
     scan_ids = [str(r[0]) for r in due]
     where = f"id IN ({_marks(len(scan_ids))}) AND purged_at IS NULL"
     results = await sql.payload_sql(_purge_scans(where, tuple(scan_ids), now))
+    await _remove_videos(sql, results[-2])
     return PurgeBatch(org, (), tuple(str(r[0]) for r in results[-1]))
+
+
+async def _remove_videos(sql: PayloadSql, jobs: list[tuple[Any, ...]]) -> None:
+    """Delete the uploaded video files named by analysis jobs a purge dropped. A terminal
+    scan has none (its outcome deletes its job); this is for one a crash left behind. The
+    path is sealed like any payload: opened through the encryption layer when there is one."""
+    opener = getattr(sql, "open_stored", None)
+    for scan_id, kind, payload in jobs:
+        if kind != "video":
+            continue
+        path = await opener(payload, "analysis_jobs.payload", scan_id) if opener else payload
+        if path:
+            with contextlib.suppress(OSError):  # gone already; a purge must not stop here
+                Path(str(path)).unlink(missing_ok=True)
 
 
 async def audit_purge(sql: PayloadSql, batch: PurgeBatch, actor: str) -> None:
