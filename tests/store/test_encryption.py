@@ -332,8 +332,10 @@ async def test_a_worker_encrypts_rows_from_before_encryption_when_it_starts(
     db_url: str, clock: FakeClock
 ) -> None:
     async with opened(db_url, encrypt=False) as plain:
-        await plain.create_run("default", "old", "follow-up", json.dumps({"x": PHONE}), 1.0)
-        await plain.cancel_run("default", "old", 2.0)
+        # finished recently: a run past retention would be purged by the same worker
+        at = clock.now() - 60
+        await plain.create_run("default", "old", "follow-up", json.dumps({"x": PHONE}), at)
+        await plain.cancel_run("default", "old", at + 1)
     async with App([FollowUp], db_url, clock=clock, poll_interval="50 milliseconds") as app:
         store = app.store
         assert isinstance(store, EncryptedStore)
