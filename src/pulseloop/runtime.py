@@ -92,9 +92,11 @@ class Runtime:
                 resealer = Resealer(store)
                 resealer.start()
                 self._closers.append(resealer.stop)
-            self.purger = Purger(cast(PayloadSql, store), worker_org, self.clock)
-            self.purger.start()  # retention: payloads past the organization's policy
-            self._closers.append(self.purger.stop)
+            if only_run is None:  # a long-lived worker, not `trigger --wait`'s
+                # retention: payloads past the organization's policy
+                self.purger = Purger(cast(PayloadSql, store), worker_org, self.clock)
+                self.purger.start()
+                self._closers.append(self.purger.stop)
 
     async def close(self) -> None:
         """Stop background services, the worker (handing back runs in flight), and close

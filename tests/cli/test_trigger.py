@@ -103,7 +103,7 @@ def test_trigger_with_an_id_is_idempotent(loop_file: Path, db: Path) -> None:
     assert again["body"] == {"name": "a"}
     assert set(first) == {
         "id", "loop", "status", "body", "output", "error",
-        "created_at", "updated_at", "started_at", "finished_at", "wake_at", "summary",
+        "created_at", "updated_at", "started_at", "finished_at", "wake_at", "summary", "purged_at",
     }  # fmt: skip
 
 
