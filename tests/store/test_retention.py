@@ -109,6 +109,11 @@ async def test_purge_removes_payloads_and_keeps_the_skeleton(db_url: str, clock:
         # purged rows hold no plaintext for the re-encryption pass to seal
         assert isinstance(app.store, EncryptedStore)
         assert None not in await payload_key_ids(app.store)
+        audited = await app.store.audit.rows(app.org, since=clock.now())
+        assert {(r.action, r.object_kind, r.object_id, r.actor) for r in audited} == {
+            ("purge", "run", old, "retention"),
+            ("purge", "scan", created["id"], "retention"),
+        }
         again = await purge_org(sql(app), app.org, clock.now())
         assert (again.runs, again.scans) == (0, 0)
 

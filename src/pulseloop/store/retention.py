@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pulseloop.errors import OrgNotFound, PulseloopError
+from pulseloop.store.audit import AuditEntry, AuditStore
 from pulseloop.store.records import SCAN_TERMINAL_STATUSES
 from pulseloop.store.sealed.keyring import PayloadSql, Statement
 
@@ -194,10 +195,16 @@ async def _remove_videos(sql: PayloadSql, jobs: list[tuple[Any, ...]]) -> None:
                 Path(str(path)).unlink(missing_ok=True)
 
 
-async def audit_purge(sql: PayloadSql, batch: PurgeBatch, actor: str) -> None:
-    """The audit trail's hook: called once for every batch that purged something, with who
-    purged (``"retention"`` for the workers' background pass, ``"cli"`` for ``pulseloop
-    purge``). Records nothing yet; the audit trail (migration 0011) writes its row here."""
+async def audit_purge(sql: PayloadSql, batch: PurgeBatch, actor: str, at: float) -> None:
+    """One audit row (action ``purge``) per run and per scan ``batch`` purged, by ``actor``
+    (``retention`` for the workers' background pass, ``cli`` for ``pulseloop purge``).
+    Called once per batch that purged something; ids only, like every audit row."""
+    audit: AuditStore | None = getattr(sql, "audit", None)
+    if audit is None:  # a store without the audit trail (tools, older tests)
+        return
+    for kind, ids in (("run", batch.runs), ("scan", batch.scans)):
+        for object_id in ids:
+            await audit.append(AuditEntry(batch.org, at, actor, "purge", kind, object_id, "local"))
 
 
 async def purge_org(
@@ -227,7 +234,7 @@ async def purge_org(
         done = await purge_batch(sql, org, cutoff, now, batch)
         if not done.runs and not done.scans:
             return report
-        await audit_purge(sql, done, actor)
+        await audit_purge(sql, done, actor, now)
         report.batches.append(done)
         report.runs += len(done.runs)
         report.scans += len(done.scans)
