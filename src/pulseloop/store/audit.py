@@ -90,6 +90,23 @@ def chained(entry: AuditEntry, head: tuple[int, str] | None) -> AuditRecord:
 
 
 COLUMNS = "org, seq, at, actor, action, object_kind, object_id, address, prev_hash, hash"
+# the statements both backends run, with ``%s`` placeholders (SQLite: ``store.sql.lite``)
+INSERT = f"INSERT INTO audit ({COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+CHAIN_PAGE = f"SELECT {COLUMNS} FROM audit WHERE org = %s AND seq > %s ORDER BY seq LIMIT %s"
+ORGS = "SELECT org FROM audit_heads UNION SELECT DISTINCT org FROM audit ORDER BY 1"
+
+
+def newest_first(where: str) -> str:
+    """A page of rows matching ``where`` (from :func:`filtered`), newest first."""
+    return f"SELECT {COLUMNS} FROM audit WHERE {where} ORDER BY seq DESC LIMIT %s"
+
+
+def row_values(record: AuditRecord) -> tuple[Any, ...]:
+    """``record`` in :data:`COLUMNS` order, for :data:`INSERT`."""
+    return (
+        record.org, record.seq, record.at, record.actor, record.action, record.object_kind,
+        record.object_id, record.address, record.prev_hash, record.hash,
+    )  # fmt: skip
 
 
 def filtered(

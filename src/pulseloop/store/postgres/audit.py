@@ -13,7 +13,17 @@ from typing import Any
 
 import psycopg
 
-from pulseloop.store.audit import COLUMNS, AuditEntry, AuditRecord, chained, filtered
+from pulseloop.store.audit import (
+    CHAIN_PAGE,
+    INSERT,
+    ORGS,
+    AuditEntry,
+    AuditRecord,
+    chained,
+    filtered,
+    newest_first,
+    row_values,
+)
 
 Conn = psycopg.AsyncConnection[Any]
 Transact = Callable[..., Awaitable[Any]]
@@ -32,13 +42,7 @@ async def append(conn: Conn, entry: AuditEntry) -> AuditRecord:
     assert found is not None  # inserted above
     head = None if int(found[0]) == 0 else (int(found[0]), str(found[1]))
     record = chained(entry, head)
-    await conn.execute(
-        f"INSERT INTO audit ({COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (
-            record.org, record.seq, record.at, record.actor, record.action, record.object_kind,
-            record.object_id, record.address, record.prev_hash, record.hash,
-        ),
-    )  # fmt: skip
+    await conn.execute(INSERT, row_values(record))
     await conn.execute(
         "UPDATE audit_heads SET seq = %s, hash = %s WHERE org = %s",
         (record.seq, record.hash, record.org),
@@ -69,14 +73,10 @@ class PostgresAudit:
         limit: int = 50,
     ) -> list[AuditRecord]:
         where, values = filtered(org, object_kind, object_id, since, before, before_seq)
-        sql = f"SELECT {COLUMNS} FROM audit WHERE {where} ORDER BY seq DESC LIMIT %s"
-        return await self._select(sql, (*values, limit))
+        return await self._select(newest_first(where), (*values, limit))
 
     async def chain(self, org: str, after_seq: int, limit: int) -> list[AuditRecord]:
-        return await self._select(
-            f"SELECT {COLUMNS} FROM audit WHERE org = %s AND seq > %s ORDER BY seq LIMIT %s",
-            (org, after_seq, limit),
-        )
+        return await self._select(CHAIN_PAGE, (org, after_seq, limit))
 
     async def head(self, org: str) -> tuple[int, str] | None:
         async def read(conn: Conn) -> Any:
@@ -90,9 +90,7 @@ class PostgresAudit:
 
     async def orgs(self) -> list[str]:
         async def read(conn: Conn) -> Any:
-            cur = await conn.execute(
-                "SELECT org FROM audit_heads UNION SELECT DISTINCT org FROM audit ORDER BY 1"
-            )
+            cur = await conn.execute(ORGS)
             return await cur.fetchall()
 
         return [str(row[0]) for row in await self._tx(read)]

@@ -11,7 +11,18 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pulseloop.store.audit import COLUMNS, AuditEntry, AuditRecord, chained, filtered
+from pulseloop.store.audit import (
+    CHAIN_PAGE,
+    INSERT,
+    ORGS,
+    AuditEntry,
+    AuditRecord,
+    chained,
+    filtered,
+    newest_first,
+    row_values,
+)
+from pulseloop.store.sql import lite
 
 Runner = Callable[[Callable[[sqlite3.Connection], Any]], Awaitable[Any]]
 
@@ -20,10 +31,7 @@ def append(conn: sqlite3.Connection, entry: AuditEntry) -> AuditRecord:
     """Insert ``entry`` after its chain's head and move the head."""
     found = conn.execute("SELECT seq, hash FROM audit_heads WHERE org = ?", (entry.org,)).fetchone()
     record = chained(entry, None if found is None else (int(found[0]), str(found[1])))
-    conn.execute(f"INSERT INTO audit ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (
-        record.org, record.seq, record.at, record.actor, record.action, record.object_kind,
-        record.object_id, record.address, record.prev_hash, record.hash,
-    ))  # fmt: skip
+    conn.execute(lite(INSERT), row_values(record))
     conn.execute(
         "INSERT INTO audit_heads (org, seq, hash) VALUES (?, ?, ?) "
         "ON CONFLICT (org) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
@@ -54,14 +62,10 @@ class SqliteAudit:
         limit: int = 50,
     ) -> list[AuditRecord]:
         where, values = filtered(org, object_kind, object_id, since, before, before_seq)
-        sql = f"SELECT {COLUMNS} FROM audit WHERE {where} ORDER BY seq DESC LIMIT ?"
-        return await self._select(sql.replace("%s", "?"), (*values, limit))
+        return await self._select(lite(newest_first(where)), (*values, limit))
 
     async def chain(self, org: str, after_seq: int, limit: int) -> list[AuditRecord]:
-        return await self._select(
-            f"SELECT {COLUMNS} FROM audit WHERE org = ? AND seq > ? ORDER BY seq LIMIT ?",
-            (org, after_seq, limit),
-        )
+        return await self._select(lite(CHAIN_PAGE), (org, after_seq, limit))
 
     async def head(self, org: str) -> tuple[int, str] | None:
         sql = "SELECT seq, hash FROM audit_heads WHERE org = ?"
@@ -69,11 +73,7 @@ class SqliteAudit:
         return None if found is None else (int(found[0]), str(found[1]))
 
     async def orgs(self) -> list[str]:
-        found = await self._run(
-            lambda c: c.execute(
-                "SELECT org FROM audit_heads UNION SELECT DISTINCT org FROM audit ORDER BY 1"
-            ).fetchall()
-        )
+        found = await self._run(lambda c: c.execute(ORGS).fetchall())
         return [str(row[0]) for row in found]
 
     async def _select(self, sql: str, values: tuple[Any, ...]) -> list[AuditRecord]:
