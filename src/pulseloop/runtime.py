@@ -62,6 +62,8 @@ class Runtime:
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self.purger: Purger | None = None
         """The background retention purge (with the worker)."""
+        self.resealer: Resealer | None = None
+        """The background re-encryption pass (with the worker, when encrypting)."""
 
     async def open(
         self,
@@ -89,9 +91,9 @@ class Runtime:
             )  # fmt: skip
             await self.worker.start()
             if isinstance(store, EncryptedStore):  # re-encrypt older rows in the background
-                resealer = Resealer(store)
-                resealer.start()
-                self._closers.append(resealer.stop)
+                self.resealer = Resealer(store)
+                self.resealer.start()
+                self._closers.append(self.resealer.stop)
             if only_run is None:  # a long-lived worker, not `trigger --wait`'s
                 # retention: payloads past the organization's policy
                 self.purger = Purger(cast(PayloadSql, store), worker_org, self.clock)

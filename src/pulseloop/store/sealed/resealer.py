@@ -4,9 +4,20 @@ rows sealed under a data key that is no longer its organization's current one.
 A pass walks every payload column once in primary-key order, ``batch`` rows per
 transaction, and rewrites a row only if it still holds what was read (compare-and-set):
 a writer that changed it meanwhile wins, and two workers passing at once do no harm.
-Workers run a pass when they start and again whenever a data key rotation shows up; they
-keep passing until a pass finds nothing to do at least ``2 * REFRESH_S`` after the
-rotation was seen, since other processes may seal with the old key until they refresh.
+
+A pass is O(history), so a worker runs one only when one is due (:func:`due_orgs`,
+migration 0013): an organization whose current key is newer than its first and not yet
+marked ``resealed_at`` (a rotation), or any database whose ``reseal_due`` row says it may
+hold rows no pass has looked at (an upgrade). A completed pass marks each current key it
+covered, but only a key current for ``settle_s`` (``2 * REFRESH_S``) before the pass
+began, since other processes may seal with the older key until they refresh; until then
+the worker passes again. A worker start on a fully sealed database reads the keys and
+``reseal_due`` and walks no row.
+
+Design record. Considered: a pass per start that stops at the first column holding only
+current keys (still O(column) on a sealed database); a per-row "sealed under" column
+(a write per row, and an index, on the hot path). Marking keys costs one row per
+rotation and makes the start check O(keys).
 """
 
 from __future__ import annotations
@@ -26,6 +37,15 @@ log = logging.getLogger(__name__)
 
 BATCH = 200
 CHECK_S = 60.0
+SETTLE_S = 2 * REFRESH_S
+MARKED_KEYS = "SELECT id FROM data_keys WHERE resealed_at IS NOT NULL"
+DUE_REASONS = "SELECT reason FROM reseal_due"
+MARK_KEY = "UPDATE data_keys SET resealed_at = ? WHERE id = ? AND resealed_at IS NULL"
+CLEAR_DUE = "DELETE FROM reseal_due"
+EXPIRED_ERRORS = (
+    "SELECT org, org, id, run_key, error FROM runs WHERE run_key = ? AND error IS NOT NULL "
+    "AND purged_at IS NULL"
+)
 
 
 async def reseal_column(
@@ -35,6 +55,19 @@ async def reseal_column(
     (None when the column is done) and how many rows changed."""
     width = len(column.start)
     (rows,) = await store.payload_sql([(column.select, (*after, batch))])
+    updates = await _resealed(store, column, rows)
+    if updates:
+        await store.payload_sql(updates)
+    done = len(rows) < batch
+    return (None if done else tuple(rows[-1][1 : 1 + width])), len(updates)
+
+
+async def _resealed(
+    store: EncryptedStore, column: PayloadColumn, rows: list[tuple[Any, ...]]
+) -> list[Statement]:
+    """The compare-and-set updates sealing ``rows`` (as ``column.select`` returns them)
+    under their organization's current key; rows already under it need none."""
+    width = len(column.start)
     updates: list[Statement] = []
     for row in rows:
         org, value, cursor = str(row[0]), row[-1], tuple(row[1 : 1 + width])
@@ -53,10 +86,7 @@ async def reseal_column(
         sealed = seal(current, plain, column.name, *ident)
         new = stored_error(sealed) if column.is_error else sealed
         updates.append((column.update, (new, *cursor, value)))
-    if updates:
-        await store.payload_sql(updates)
-    done = len(rows) < batch
-    return (None if done else tuple(rows[-1][1 : 1 + width])), len(updates)
+    return updates
 
 
 async def reseal_all(store: EncryptedStore, batch: int = BATCH) -> int:
@@ -71,26 +101,80 @@ async def reseal_all(store: EncryptedStore, batch: int = BATCH) -> int:
     return changed
 
 
+async def seal_expired(store: EncryptedStore, run_keys: list[str]) -> int:
+    """Seal the errors :meth:`~pulseloop.store.base.Store.expire_deadlines` wrote as plain
+    text (one statement fails many runs with the engine's fixed timeout text) right away,
+    so no pass is needed for them; how many rows were sealed."""
+    if not run_keys:
+        return 0
+    column = next(c for c in COLUMNS if c.name == "runs.error")
+    found = await store.payload_sql([(EXPIRED_ERRORS, (key,)) for key in run_keys])
+    updates = await _resealed(store, column, [row for rows in found for row in rows])
+    if updates:
+        await store.payload_sql(updates)
+    return len(updates)
+
+
+async def due_orgs(store: EncryptedStore) -> set[str] | None:
+    """The organizations whose rows a pass must look at; None: every row (an upgrade)."""
+    keyring = store.keyring
+    await keyring.load()
+    marked, reasons = await store.payload_sql([(MARKED_KEYS, ()), (DUE_REASONS, ())])
+    if reasons:
+        return None
+    done = {str(row[0]) for row in marked}
+    firsts: dict[str, str] = {}
+    for key in keyring.keys():  # noqa: SIM118 (a list of keys, oldest first)
+        firsts.setdefault(key.org, key.id)
+    return {
+        org
+        for org, key_id in keyring.current_ids().items()
+        if key_id != firsts[org] and key_id not in done
+    }
+
+
+async def mark_resealed(store: EncryptedStore, started: float, settle_s: float) -> None:
+    """After a pass that began at ``started`` (wall time) completed: mark each current key
+    made at least ``settle_s`` before it, and clear ``reseal_due``."""
+    keyring = store.keyring
+    await keyring.load()
+    current = set(keyring.current_ids().values())
+    marks: list[Statement] = [
+        (MARK_KEY, (started, key.id))
+        for key in keyring.keys()  # noqa: SIM118 (a list, not a dict)
+        if key.id in current and key.created_at + settle_s <= started
+    ]
+    await store.payload_sql([*marks, (CLEAR_DUE, ())])
+
+
 class Resealer:
     """The background task a worker process runs (see the module doc)."""
 
-    def __init__(self, store: EncryptedStore, *, batch: int = BATCH, check_s: float = CHECK_S):
+    def __init__(
+        self,
+        store: EncryptedStore,
+        *,
+        batch: int = BATCH,
+        check_s: float = CHECK_S,
+        settle_s: float = SETTLE_S,
+    ):
         self.store = store
         self.batch = batch
         self.check_s = check_s
+        self.settle_s = settle_s
         self.passes = 0
         """Passes finished (tests wait on :attr:`idle`, not on time)."""
         self.idle = asyncio.Event()
-        """Set whenever a pass finds nothing left to do."""
+        """Set whenever nothing is due, or a pass found nothing to do."""
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
     def start(self) -> None:
-        """Start passing in the background."""
+        """Start checking (and passing when due) in the background."""
         self._task = asyncio.create_task(self._loop(), name="pulseloop-resealer")
 
     def kick(self) -> None:
-        """Pass again now (after a rotation in this process)."""
+        """Check again now (after a rotation in this process)."""
         self.idle.clear()
         self._wake.set()
 
@@ -103,36 +187,33 @@ class Resealer:
             self._task = None
 
     async def _loop(self) -> None:
-        seen = self.store.keyring.current_ids()
-        busy_until = time.monotonic() + 2 * REFRESH_S
         while True:
+            busy = True
             try:
-                changed = await reseal_all(self.store, self.batch)
-            except Exception:  # keep serving; the next pass retries
+                busy = await self._step()
+            except Exception:  # keep serving; the next check retries
                 log.exception("re-encrypting older rows failed; retrying")
-                changed = -1
-            self.passes += 1
-            if changed > 0:
-                log.info("re-encrypted %d rows under the current data keys", changed)
-            if changed == 0:
-                self.idle.set()
-            while True:  # until there may be something to do
-                busy = changed != 0 or time.monotonic() < busy_until
-                kicked = await self._pause(min(self.check_s, REFRESH_S) if busy else self.check_s)
-                await self.store.keyring.load()
-                ids = self.store.keyring.current_ids()
-                if kicked or ids != seen:
-                    seen = ids
-                    busy_until = time.monotonic() + 2 * REFRESH_S
-                    break
-                if busy:
-                    break
+            await self._pause(min(self.check_s, REFRESH_S) if busy else self.check_s)
 
-    async def _pause(self, seconds: float) -> bool:
-        """Wait ``seconds`` or until kicked; True if kicked."""
+    async def _step(self) -> bool:
+        """Pass if one is due; True while more passes may be needed."""
+        if await due_orgs(self.store) == set():
+            self.idle.set()
+            return False
+        started = time.time()
+        changed = await reseal_all(self.store, self.batch)
+        self.passes += 1
+        if changed:
+            log.info("re-encrypted %d rows under the current data keys", changed)
+        await mark_resealed(self.store, started, self.settle_s)
+        more = await due_orgs(self.store) != set()
+        if changed == 0 or not more:
+            self.idle.set()
+        return more
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait ``seconds`` or until kicked."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
                 await self._wake.wait()
-        kicked = self._wake.is_set()
         self._wake.clear()
-        return kicked

@@ -388,8 +388,12 @@ class EncryptedStore(SealedSchedules):
     ) -> tuple[list[str], float | None]:
         # ``error`` is the engine's fixed RunTimeout text, the same for every run failed,
         # nothing of a patient's; it cannot be sealed once for many rows (each run's error
-        # is bound to its run key), so it is stored as given and the resealer seals it
-        return await self.inner.expire_deadlines(org, now, error)
+        # is bound to its run key), so it is stored as given and sealed right after
+        expired = await self.inner.expire_deadlines(org, now, error)
+        from pulseloop.store.sealed.resealer import seal_expired  # it imports this module
+
+        await seal_expired(self, expired[0])
+        return expired
 
     async def register_worker(self, worker: str) -> None:
         await self.inner.register_worker(worker)
