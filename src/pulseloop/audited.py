@@ -8,17 +8,21 @@ route added later is audited without anyone remembering to.
 
 A row is written after the call succeeds (a refused or unknown object writes none: an id
 another organization probed is not theirs to log). Rows hold ids only (see
-``store/audit.py``). Reads of the audit trail itself are not audited.
+``store/audit.py``). Schedules (their bodies are patient data) are audited through
+:class:`AuditedSchedules`, which the client's ``schedules`` hands out; reads of the audit
+trail itself are audited too (``read_audit``: who looked at who looked).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pulseloop.client import OrgClient
 from pulseloop.durations import Duration
-from pulseloop.store.audit import AuditAction, AuditEntry, AuditStore
+from pulseloop.schedules import Schedule, Schedules
+from pulseloop.store.audit import AuditAction, AuditEntry, AuditRecord, AuditStore
 from pulseloop.store.base import RunRecord, ScanRecord
 
 if TYPE_CHECKING:
@@ -129,6 +133,80 @@ class AuditedClient(OrgClient):
         if scan is not None:
             await self._record("read_scan", "scan", scan_id)
         return scan
+
+    @property
+    def schedules(self) -> AuditedSchedules:
+        return AuditedSchedules(self)
+
+    async def audit_rows(
+        self,
+        *,
+        object_kind: str | None = None,
+        object_id: str | None = None,
+        since: float | None = None,
+        before: float | None = None,
+        before_seq: int | None = None,
+        limit: int = 50,
+    ) -> list[AuditRecord]:
+        rows = await super().audit_rows(
+            object_kind=object_kind, object_id=object_id, since=since, before=before,
+            before_seq=before_seq, limit=limit,
+        )  # fmt: skip
+        await self._record("read_audit", "org", self.org)
+        return rows
+
+
+class AuditedSchedules(Schedules):
+    """An organization's schedules, each read (a body is patient data) and each change
+    recorded like the runs' (one row per call; a list's object is the organization)."""
+
+    def __init__(self, client: AuditedClient) -> None:
+        super().__init__(client)
+        self._audited = client
+
+    async def create(
+        self,
+        loop: str,
+        *,
+        cron: str,
+        tz: str = "UTC",
+        body: Any = None,
+        id: str | None = None,
+        missed: str = "skip",
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        upcoming: int = 0,
+    ) -> Schedule:
+        schedule = await super().create(
+            loop, cron=cron, tz=tz, body=body, id=id, missed=missed, start=start, end=end,
+            upcoming=upcoming,
+        )  # fmt: skip
+        await self._audited._record("create_schedule", "schedule", schedule.id)
+        return schedule
+
+    async def get(self, schedule_id: str, *, upcoming: int = 0) -> Schedule:
+        schedule = await super().get(schedule_id, upcoming=upcoming)
+        await self._audited._record("read_schedule", "schedule", schedule_id)
+        return schedule
+
+    async def list(self, *, loop: str | None = None, upcoming: int = 0) -> list[Schedule]:
+        found = await super().list(loop=loop, upcoming=upcoming)
+        await self._audited._record("list_schedules", "org", self._audited.org)
+        return found
+
+    async def pause(self, schedule_id: str, *, upcoming: int = 0) -> Schedule:
+        schedule = await super().pause(schedule_id, upcoming=upcoming)
+        await self._audited._record("pause_schedule", "schedule", schedule_id)
+        return schedule
+
+    async def resume(self, schedule_id: str, *, upcoming: int = 0) -> Schedule:
+        schedule = await super().resume(schedule_id, upcoming=upcoming)
+        await self._audited._record("resume_schedule", "schedule", schedule_id)
+        return schedule
+
+    async def delete(self, schedule_id: str) -> None:
+        await super().delete(schedule_id)
+        await self._audited._record("delete_schedule", "schedule", schedule_id)
 
 
 async def record_key_event(

@@ -25,6 +25,7 @@ from pulseloop.engine.worker import wait_event
 from pulseloop.errors import InvalidRunId, LoopNotFound, RunNotFound
 from pulseloop.runs import Deploy, Run, build_deploy, build_run
 from pulseloop.schedules import Schedules
+from pulseloop.store.audit import AuditRecord
 from pulseloop.store.base import TERMINAL_STATUSES, RunRecord, ScanRecord
 from pulseloop.store.protocols import RunStore, ScanReads
 
@@ -219,6 +220,24 @@ class OrgClient:
     async def latest_scan(self, run_id: str) -> ScanRecord | None:
         """The run's most recently provisioned scan, or None."""
         return await self._store.latest_scan(self._org, run_id)
+
+    # the audit trail -------------------------------------------------------------------
+    async def audit_rows(
+        self,
+        *,
+        object_kind: str | None = None,
+        object_id: str | None = None,
+        since: float | None = None,
+        before: float | None = None,
+        before_seq: int | None = None,
+        limit: int = 50,
+    ) -> list[AuditRecord]:
+        """This organization's audit rows, newest first, filtered; ``before_seq``
+        continues a page (``/v1/audit``, the dashboard's audit page)."""
+        return await self.runtime.store.audit.rows(
+            self._org, object_kind=object_kind, object_id=object_id, since=since,
+            before=before, before_seq=before_seq, limit=limit,
+        )  # fmt: skip
 
 
 def _not_found(run_id: str) -> RunNotFound:

@@ -94,6 +94,7 @@ class Schedules:
         missed: str = "skip",
         start: datetime | str | None = None,
         end: datetime | str | None = None,
+        upcoming: int = 0,
     ) -> Schedule:
         """Start a run of ``loop`` with ``body`` at every tick of ``cron`` in ``tz``.
 
@@ -101,6 +102,7 @@ class Schedules:
         so creating a patient's schedule again is safe. ``missed``: ``"skip"`` or
         ``"catch_up_last"`` (ticks missed while no worker ran). ``start``/``end``: the
         first and last instants a tick may fall on (a time without zone is read in ``tz``).
+        ``upcoming``: how many next fire times the answer lists.
         """
         client = self._client
         if loop not in client.loops and client.loops:
@@ -118,7 +120,7 @@ class Schedules:
         )  # fmt: skip
         stored = await self._store.put_schedule(record)
         client.runtime.timers_changed()
-        return build_schedule(stored)
+        return build_schedule(stored, upcoming)
 
     async def get(self, schedule_id: str, *, upcoming: int = 0) -> Schedule:
         """The schedule, with its next ``upcoming`` fire times (ScheduleNotFound)."""
@@ -129,13 +131,13 @@ class Schedules:
         records = await self._store.list_schedules(self._client.org, loop=loop)
         return [build_schedule(r, upcoming) for r in records]
 
-    async def pause(self, schedule_id: str) -> Schedule:
+    async def pause(self, schedule_id: str, *, upcoming: int = 0) -> Schedule:
         """Stop firing until resumed (ticks while paused are not caught up)."""
-        return await self._set_paused(schedule_id, True)
+        return await self._set_paused(schedule_id, True, upcoming)
 
-    async def resume(self, schedule_id: str) -> Schedule:
-        """Fire again from the first tick after now."""
-        return await self._set_paused(schedule_id, False)
+    async def resume(self, schedule_id: str, *, upcoming: int = 0) -> Schedule:
+        """Fire again from the first tick after now (with the next ``upcoming`` ones)."""
+        return await self._set_paused(schedule_id, False, upcoming)
 
     async def delete(self, schedule_id: str) -> None:
         """Delete the schedule; runs it started are left alone. A schedule declared in
@@ -143,7 +145,7 @@ class Schedules:
         if not await self._store.delete_schedule(self._client.org, schedule_id):
             raise self._not_found(schedule_id)
 
-    async def _set_paused(self, schedule_id: str, paused: bool) -> Schedule:
+    async def _set_paused(self, schedule_id: str, paused: bool, upcoming: int) -> Schedule:
         client = self._client
         current = await self._record(schedule_id)
         now = client.clock.now()
@@ -152,7 +154,7 @@ class Schedules:
         if record is None:
             raise self._not_found(schedule_id)
         client.runtime.timers_changed()
-        return build_schedule(record)
+        return build_schedule(record, upcoming)
 
     async def _record(self, schedule_id: str) -> ScheduleRecord:
         record = await self._store.get_schedule(self._client.org, schedule_id)

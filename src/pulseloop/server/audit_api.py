@@ -4,7 +4,7 @@
 
 Org-scoped like every ``/v1`` route (another organization's rows are never listed), and
 paged like ``/v1/runs``: ``next_cursor`` continues with older rows. Reading the trail is
-not itself audited; its rows hold ids only.
+itself audited (``read_audit``, written after the page is read); its rows hold ids only.
 """
 
 from __future__ import annotations
@@ -94,8 +94,7 @@ def build_router() -> APIRouter:
         cursor: Annotated[str | None, Query(max_length=100)] = None,
     ) -> AuditPage:
         """Who read or did what in this organization, newest first, filtered."""
-        rows = await pulse.runtime.store.audit.rows(
-            pulse.org,
+        rows = await pulse.audit_rows(
             object_kind=object_kind,
             object_id=object_id,
             since=None if since is None else _epoch(since, "since"),

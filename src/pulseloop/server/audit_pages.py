@@ -18,7 +18,7 @@ from pulseloop.server.api import _epoch
 from pulseloop.server.dashboard import _page, _signed_in, _to_sign_in
 
 ROWS_PER_PAGE = 200
-KINDS = ("run", "scan", "key", "org")
+KINDS = ("run", "scan", "schedule", "key", "org")
 
 
 def build_router() -> APIRouter:
@@ -46,8 +46,8 @@ def build_router() -> APIRouter:
             except InvalidRequest as exc:
                 error = str(exc)
                 bounds.append(None)
-        rows = await pulse.runtime.store.audit.rows(
-            pulse.org, object_kind=kind, object_id=object_id or None, since=bounds[0],
+        rows = await pulse.audit_rows(
+            object_kind=kind, object_id=object_id or None, since=bounds[0],
             before=bounds[1], limit=ROWS_PER_PAGE,
         )  # fmt: skip
         return _page(request, "dashboard_audit.html", session, {

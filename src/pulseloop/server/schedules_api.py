@@ -44,9 +44,9 @@ def build_router() -> APIRouter:
             )
         created = await pulse.schedules.create(
             request.loop, cron=request.cron, tz=request.tz, body=request.body, id=request.id,
-            missed=request.missed, start=request.start, end=request.end,
+            missed=request.missed, start=request.start, end=request.end, upcoming=UPCOMING,
         )  # fmt: skip
-        return ScheduleOut.of(await pulse.schedules.get(created.id, upcoming=UPCOMING))
+        return ScheduleOut.of(created)  # one call: one audit row per request
 
     @router.get("/schedules", response_model=SchedulePage)
     async def list_schedules(
@@ -64,13 +64,12 @@ def build_router() -> APIRouter:
     @router.post("/schedules/{schedule_id}/pause", response_model=ScheduleOut)
     async def pause(pulse: Caller, schedule_id: ScheduleId) -> ScheduleOut:
         """Stop firing until resumed; ticks while paused are not caught up."""
-        return ScheduleOut.of(await pulse.schedules.pause(schedule_id))
+        return ScheduleOut.of(await pulse.schedules.pause(schedule_id, upcoming=UPCOMING))
 
     @router.post("/schedules/{schedule_id}/resume", response_model=ScheduleOut)
     async def resume(pulse: Caller, schedule_id: ScheduleId) -> ScheduleOut:
         """Fire again from the first tick after now."""
-        await pulse.schedules.resume(schedule_id)
-        return ScheduleOut.of(await pulse.schedules.get(schedule_id, upcoming=UPCOMING))
+        return ScheduleOut.of(await pulse.schedules.resume(schedule_id, upcoming=UPCOMING))
 
     @router.delete("/schedules/{schedule_id}", status_code=204, response_class=Response)
     async def delete(pulse: Caller, schedule_id: ScheduleId) -> Response:

@@ -33,6 +33,13 @@ AuditAction = Literal[
     "revoke_key",
     "sign_in",
     "purge",
+    "list_schedules",
+    "read_schedule",
+    "create_schedule",
+    "pause_schedule",
+    "resume_schedule",
+    "delete_schedule",
+    "read_audit",
 ]
 """What was done (``AuditEntry.action``). ``purge`` is reserved for the retention purge."""
 
