@@ -34,6 +34,7 @@ from pulseloop.engine.codec import encode
 from pulseloop.errors import PulseloopError
 from pulseloop.store.base import AnalysisJob
 from pulseloop.store.protocols import AnalysisQueue
+from pulseloop.store.sealed.files import opened_upload
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,7 @@ class AnalysisRunner:
                 )
                 return
             else:
-                result = await _run(job)
+                result = await _run(job, store)
                 reason = result.get("failure_reason")
                 await store.finish_scan(
                     job.scan_id, "failed" if reason else "completed",
@@ -196,14 +197,22 @@ class AnalysisRunner:
         self.app.notify_work()
 
 
-async def _run(job: AnalysisJob) -> dict[str, Any]:
-    """The job's vitals, computed in the vitals process pool (parsing included)."""
+async def _run(job: AnalysisJob, store: AnalysisQueue) -> dict[str, Any]:
+    """The job's vitals, computed in the vitals process pool (parsing included). A video
+    is sealed at rest: it is opened into a temporary file for the decoder, removed as
+    soon as the analysis ends (docs/security.md)."""
     from pulseloop.vitals.pool import analyze_trace_async, analyze_video_async
 
     if job.kind == "trace":
         result = await analyze_trace_async(job.payload)
     elif job.kind == "video":
-        result = await analyze_video_async(job.payload)
+        sealed = Path(job.payload)
+        path = await opened_upload(store, sealed, job.org, job.scan_id)
+        try:
+            result = await analyze_video_async(path)
+        finally:
+            if path != sealed:
+                path.unlink(missing_ok=True)
     else:
         raise ValueError(f"unknown analysis job kind {job.kind!r}")
     outcome: dict[str, Any] = result.to_json()

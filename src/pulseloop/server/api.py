@@ -23,6 +23,7 @@ import binascii
 import json
 import pathlib
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
@@ -43,6 +44,7 @@ from pulseloop.server.api_models import (
 )
 from pulseloop.server.auth import caller
 from pulseloop.server.limits import stream_to_file
+from pulseloop.store.sealed.files import SealedWriter, file_key
 
 Caller = Annotated[OrgClient, Depends(caller)]
 RunId = Annotated[str, Path(min_length=1, max_length=200, description="The run's id.")]
@@ -193,7 +195,10 @@ def build_router(max_video_bytes: int, upload_dir: pathlib.Path | None = None) -
         """
         service: ScanService = request.app.state.scan_service
         record = await service.open_for_upload(pulse, scan_id)  # refuse before reading a byte
-        path = await stream_to_file(request, max_video_bytes, upload_dir)
+        key = await file_key(pulse.runtime.store, record.org)  # sealed as it streams in
+        seal = None if key is None else partial(SealedWriter, key=key, org=record.org,
+                                                scan_id=record.id)  # fmt: skip
+        path = await stream_to_file(request, max_video_bytes, upload_dir, seal)
         return ScanOut.of(await service.accept_video(record, path))
 
     return router

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
 from fastapi import Request
 from starlette.exceptions import HTTPException
@@ -37,6 +38,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pulseloop.errors import InvalidRequest, LimitExceeded, PulseloopError, RateLimited
 from pulseloop.server import json_guard
 from pulseloop.server.errors import RequestTimeout, error_response
+
+if TYPE_CHECKING:
+    from pulseloop.store.sealed.files import SealedWriter
 
 MAX_JSON_BYTES = 2 * 1024 * 1024
 """Largest ``/v1`` JSON request (an event body may be 1 MiB once encoded)."""
@@ -298,8 +302,14 @@ class RateLimit:
         await self.app(scope, receive, send)
 
 
-async def stream_to_file(request: Request, limit_bytes: int, folder: Path | None = None) -> Path:
-    """Write the request body to a new temporary file, never holding it whole in memory.
+async def stream_to_file(
+    request: Request,
+    limit_bytes: int,
+    folder: Path | None = None,
+    seal: Callable[[IO[bytes]], SealedWriter] | None = None,
+) -> Path:
+    """Write the request body to a new temporary file (0600), never holding it whole in
+    memory; through ``seal`` (encrypted as it arrives) when given.
 
     Refuses (LimitExceeded, the file removed) a declared or streamed size over the limit.
     The caller owns the returned file and must delete it.
@@ -313,12 +323,16 @@ async def stream_to_file(request: Request, limit_bytes: int, folder: Path | None
     path = Path(handle.name)
     try:
         with handle:
+            sealer = None if seal is None else seal(handle)
+            write = handle.write if sealer is None else sealer.write
             size = 0
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > limit_bytes:
                     raise _too_large(limit_bytes)
-                handle.write(chunk)
+                write(chunk)
+            if sealer is not None:
+                sealer.finish()
         if size == 0:
             raise InvalidRequest("the request body is empty; send the video file", "body")
     except BaseException:
