@@ -6,6 +6,7 @@ SHA-256 is stored. ``keys revoke`` takes the key id shown by ``keys list`` (or t
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar, cast
@@ -13,7 +14,14 @@ from typing import Annotated, TypeVar, cast
 import typer
 
 from pulseloop.audited import CLI_ACTOR, LOCAL_ADDRESS, Actor, record_key_event
-from pulseloop.cli.common import CliError, DbOption, JsonOption, database_url, run_async
+from pulseloop.cli.common import (
+    CliError,
+    DbOption,
+    JsonOption,
+    database_url,
+    run_async,
+    user_errors,
+)
 from pulseloop.cli.render import print_json
 from pulseloop.config import Settings
 from pulseloop.errors import OrgNotFound
@@ -28,6 +36,15 @@ from pulseloop.store.retention import (
 )
 from pulseloop.store.sealed import EncryptedStore
 from pulseloop.store.sealed.keyring import PayloadSql
+from pulseloop.store.sealed.master import (
+    MASTER_KEY_ENV,
+    MASTER_KEY_FILE_ENV,
+    NEW_MASTER_KEY_ENV,
+    embedded_key_file,
+    new_master_key,
+    replace_key_file,
+)
+from pulseloop.store.sealed.rewrap import rewrap_data_keys
 
 T = TypeVar("T")
 
@@ -223,3 +240,49 @@ def rotate_data_key(
 
     for name, key_id in run_async(with_store(db, action)):
         typer.echo(f"data key {key_id} is now current for {name}")
+
+
+@keys_app.command("rotate-master-key")
+def rotate_master_key(
+    new_key_file: Annotated[
+        str | None,
+        typer.Option(
+            "--new-key-file",
+            help="A file holding the new master key (64 hex digits or base64).",
+            metavar="PATH",
+            show_default=False,
+        ),
+    ] = None,
+    new_key_env: Annotated[
+        str,
+        typer.Option(
+            "--new-key-env",
+            help="The environment variable holding the new master key (without --new-key-file).",
+            metavar="NAME",
+        ),
+    ] = NEW_MASTER_KEY_ENV,
+    db: DbOption = None,
+) -> None:
+    """Re-wrap every organization's data keys under a new master key (one transaction);
+    then restart every process with the new key: the old one opens nothing."""
+    with user_errors():
+        new = new_master_key(new_key_env, new_key_file)
+
+    async def action(store: Store) -> int:
+        if not isinstance(store, EncryptedStore):
+            raise CliError("this database is not opened with encryption; nothing to rotate")
+        return await rewrap_data_keys(store, new)
+
+    count = run_async(with_store(db, action))
+    typer.echo(f"{count} data keys re-wrapped under the new master key")
+    key_file = embedded_key_file(database_url(db))
+    if key_file is not None and not (
+        os.environ.get(MASTER_KEY_ENV) or os.environ.get(MASTER_KEY_FILE_ENV)
+    ):
+        replace_key_file(key_file, new)  # the key came from this file: it holds the new one
+        typer.echo(f"{key_file} now holds the new master key; back it up apart from the database")
+    else:
+        typer.echo(
+            f"set {MASTER_KEY_ENV} (or {MASTER_KEY_FILE_ENV}) of every process to the new key "
+            "and restart them; keep the old key until they are"
+        )

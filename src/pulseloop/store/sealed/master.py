@@ -32,6 +32,8 @@ from pulseloop.store import sqlite_path
 
 MASTER_KEY_ENV = "PULSELOOP_MASTER_KEY"
 MASTER_KEY_FILE_ENV = "PULSELOOP_MASTER_KEY_FILE"
+NEW_MASTER_KEY_ENV = "PULSELOOP_NEW_MASTER_KEY"
+"""Where ``pulseloop keys rotate-master-key`` reads the new key by default."""
 KEY_BYTES = 32
 _NONCE_BYTES = 12
 _GENERATE = "python -c 'import secrets; print(secrets.token_hex(32))'"
@@ -90,10 +92,47 @@ def load_master_key(database_url: str, env: Mapping[str, str] | None = None) -> 
         )
     if path_text == ":memory:":
         return MasterKey(secrets.token_bytes(KEY_BYTES), "a key of this process")
-    key_file = Path(path_text).with_suffix(".master-key")
+    key_file = Path(path_text).with_suffix(".master-key")  # as embedded_key_file
     _create_key_file(key_file)
     source = f"key file {str(key_file)!r}"
     return MasterKey(_read_key_file(key_file, "the database's key file"), source)
+
+
+def new_master_key(
+    env_name: str | None, file: str | None, env: Mapping[str, str] | None = None
+) -> MasterKey:
+    """The master key to rotate to, from the environment variable ``env_name`` or from
+    ``file`` (never from the command line, where other users' ``ps`` would show it)."""
+    env = os.environ if env is None else env
+    if file:
+        path = Path(file)
+        return MasterKey(_read_key_file(path, "--new-key-file"), f"key file {str(path)!r}")
+    name = env_name or NEW_MASTER_KEY_ENV
+    if not env.get(name):
+        raise EncryptionKeyError(
+            f"{name} is not set: put the new master key (32 bytes as 64 hex digits or base64, "
+            f"e.g. from `{_GENERATE}`) in it, or pass --new-key-file PATH"
+        )
+    return MasterKey(parse_key(env[name], name), name)
+
+
+def replace_key_file(key_file: Path, key: MasterKey) -> None:
+    """Write ``key`` over ``key_file`` atomically, mode 0600 (a rotated embedded key)."""
+    spare = key_file.with_name(f"{key_file.name}.{os.getpid()}.tmp")
+    fd = os.open(spare, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key.secret.hex())
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(spare, key_file)
+
+
+def embedded_key_file(database_url: str) -> Path | None:
+    """``<database>.master-key`` for an embedded SQLite file, else None."""
+    path_text = sqlite_path(database_url)
+    if path_text is None or path_text == ":memory:":
+        return None
+    return Path(path_text).with_suffix(".master-key")
 
 
 def parse_key(text: str, where: str) -> bytes:
