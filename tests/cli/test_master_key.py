@@ -76,18 +76,18 @@ def test_rotating_the_master_key_rewraps_every_data_key(
         asyncio.run(_read(db_url))
 
     again = invoke("keys", "rotate-master-key", "--new-key-file", str(new_file), "--db", db_url)
-    assert again.exit_code != 0 and "cannot open data key" in again.stderr
+    assert again.exit_code == 2 and "cannot open data key" in again.stderr
 
 
 def test_the_new_key_must_be_given_and_differ(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     asyncio.run(_write(db_url))
     monkeypatch.delenv("PULSELOOP_NEW_MASTER_KEY", raising=False)
     missing = invoke("keys", "rotate-master-key", "--db", db_url)
-    assert missing.exit_code != 0 and "PULSELOOP_NEW_MASTER_KEY is not set" in missing.stderr
+    assert missing.exit_code == 2 and "PULSELOOP_NEW_MASTER_KEY is not set" in missing.stderr
     current = "6d" * 32
     monkeypatch.setenv("PULSELOOP_MASTER_KEY", current)
     if sqlite_path(db_url) is not None:  # rows were sealed under the embedded key file's key
         return
     monkeypatch.setenv("PULSELOOP_NEW_MASTER_KEY", current)
     same = invoke("keys", "rotate-master-key", "--db", db_url)
-    assert same.exit_code != 0 and "is the current one" in same.stderr
+    assert same.exit_code == 2 and "is the current one" in same.stderr
