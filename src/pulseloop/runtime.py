@@ -95,7 +95,7 @@ class Runtime:
                 self.resealer.start()
                 self._closers.append(self.resealer.stop)
             if only_run is None:  # a long-lived worker, not `trigger --wait`'s
-                # retention: payloads past the organization's policy
+                # retention: payloads past each organization's policy, every organization
                 self.purger = Purger(cast(PayloadSql, store), worker_org, self.clock)
                 self.purger.start()
                 self._closers.append(self.purger.stop)

@@ -172,6 +172,39 @@ async def test_the_background_purge_works_in_batches(db_url: str, clock: FakeClo
             assert (await app.get_run(run_id)).purged_at is not None
 
 
+async def test_a_workers_background_purge_covers_every_organization(
+    db_url: str, clock: FakeClock
+) -> None:
+    """A worker of clinic-a purges clinic-b's due runs too (clinic-b runs no worker), each
+    under clinic-b's own policy and audited in clinic-b's trail."""
+    async with App([Quick], db_url, clock=clock, org="clinic-a") as app:
+        purger = app.runtime.purger
+        assert purger is not None
+        await app.store.ensure_org("clinic-a", 0.0)
+        await app.store.ensure_org("clinic-b", 0.0)
+        await app.store.ensure_org("clinic-c", 0.0)
+        await set_retention_days(sql(app), "clinic-c", 365)  # not due for clinic-c
+        ours = await quick_runs(app, 2)
+        for org in ("clinic-b", "clinic-c"):
+            for i in range(3):
+                await app.store.create_run(org, f"b-{i}", "quick", '{"p": 1}', clock.now())
+                await app.store.cancel_run(org, f"b-{i}", clock.now())
+        await clock.advance(DEFAULT_DAYS * DAY + 1)
+        purger.kick()
+        await purger.idle.wait()
+        assert {org: r.runs for org, r in purger.reports.items()} == {
+            "clinic-a": 2, "clinic-b": 3, "clinic-c": 0,
+        }  # fmt: skip
+        for run_id in ours:
+            assert (await app.get_run(run_id)).purged_at is not None
+        theirs = await app.client("clinic-b").list_runs()
+        assert len(theirs) == 3 and all(r.purged_at is not None for r in theirs)
+        kept = await app.client("clinic-c").list_runs()
+        assert len(kept) == 3 and all(r.purged_at is None for r in kept)
+        trail = await app.store.audit.chain("clinic-b", 0, 100)
+        assert sorted(r.object_id for r in trail if r.action == "purge") == ["b-0", "b-1", "b-2"]
+
+
 async def test_a_purged_scans_link_ends(db_url: str, clock: FakeClock) -> None:
     async with App([Quick], db_url, clock=clock) as app:
         now = clock.now()

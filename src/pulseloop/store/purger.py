@@ -1,6 +1,14 @@
-"""The background purge a worker process runs for its organization (see
-:mod:`pulseloop.store.retention`): a pass when the worker starts, then one every
-``check_s`` seconds, each pass one transaction per batch of ``batch`` rows."""
+"""The background purge a worker process runs (see :mod:`pulseloop.store.retention`): a
+pass when the worker starts, then one every ``check_s`` seconds, each pass one
+transaction per batch of ``batch`` rows.
+
+A pass covers every organization, not only the one the worker serves: an organization
+whose workers are all stopped (a clinic that left, a paused integration) still has its
+payloads purged on time by any other organization's worker. Each organization's pass
+costs its policy read and one due-rows read per batch through the partial indexes
+(O(due), flat in history); with several workers the passes overlap harmlessly (each
+batch re-checks ``purged_at``, so a row is purged, and audited, once).
+"""
 
 from __future__ import annotations
 
@@ -16,10 +24,12 @@ log = logging.getLogger(__name__)
 
 CHECK_S = 3600.0
 """Between passes: rows come due by the day, so an hour late is still on time."""
+LIST_ORGS = "SELECT name FROM orgs ORDER BY name"
 
 
 class Purger:
-    """Applies an organization's retention policy in the background."""
+    """Applies every organization's retention policy in the background (``org``, the
+    worker's own, is always covered, even before it has a row in ``orgs``)."""
 
     def __init__(
         self,
@@ -35,8 +45,8 @@ class Purger:
         self.clock = clock
         self.batch = batch
         self.check_s = check_s
-        self.last: PurgeReport | None = None
-        """The last pass's report (tests read it after :attr:`idle` is set)."""
+        self.reports: dict[str, PurgeReport] = {}
+        """The last pass's report per organization (read after :attr:`idle` is set)."""
         self.idle = asyncio.Event()
         """Set whenever a pass has finished (tests wait on it, not on time)."""
         self._task: asyncio.Task[None] | None = None
@@ -59,17 +69,15 @@ class Purger:
                 await self._task
             self._task = None
 
+    @property
+    def last(self) -> PurgeReport | None:
+        """The last pass's report for the worker's own organization."""
+        return self.reports.get(self.org)
+
     async def _loop(self) -> None:
         while True:
             try:
-                self.last = await purge_org(
-                    self.store, self.org, self.clock.now(), batch=self.batch
-                )
-                if self.last.runs or self.last.scans:  # counts only: no patient data
-                    log.info(
-                        "retention purged %d runs and %d scans of %s in %d batches",
-                        self.last.runs, self.last.scans, self.org, len(self.last.batches),
-                    )  # fmt: skip
+                await self._pass()
             except Exception:  # keep serving; the next pass retries
                 log.exception("purging payloads past retention failed; retrying")
             self.idle.set()
@@ -77,3 +85,18 @@ class Purger:
                 async with asyncio.timeout(self.check_s):
                     await self._wake.wait()
             self._wake.clear()
+
+    async def _pass(self) -> None:
+        (rows,) = await self.store.payload_sql([(LIST_ORGS, ())])
+        orgs = sorted({self.org, *(str(r[0]) for r in rows)})
+        reports: dict[str, PurgeReport] = {}
+        for org in orgs:
+            report = reports[org] = await purge_org(
+                self.store, org, self.clock.now(), batch=self.batch
+            )
+            if report.runs or report.scans:  # counts only: no patient data
+                log.info(
+                    "retention purged %d runs and %d scans of %s in %d batches",
+                    report.runs, report.scans, org, len(report.batches),
+                )  # fmt: skip
+        self.reports = reports
