@@ -15,6 +15,7 @@ import pytest
 from pulseloop.connectors.analysis import LEASE_S, MAX_ATTEMPTS
 from pulseloop.connectors.facial_scan import ScanService
 from pulseloop.connectors.tokens import hash_token
+from pulseloop.store.sealed.files import MAGIC
 from tests.conftest import AppFactory
 from tests.connectors.scan_helpers import trace_upload
 from tests.connectors.test_facial_scan import HealthCheck, _created, token_of
@@ -127,6 +128,7 @@ async def test_a_video_upload_is_a_durable_job_too(make_app: AppFactory, tmp_pat
         record = await accepting.open_for_upload(app, created["id"])
         view = await accepting.accept_video(record, video)
         assert view.status == "processing" and video.exists()  # kept until analysed
+        assert video.read_bytes().startswith(MAGIC)  # sealed in place while it waits
 
         analysing = ScanService(app)
         await analysis_drained(analysing)

@@ -33,6 +33,7 @@ from pulseloop.errors import (
     ScanNotFound,
 )
 from pulseloop.store.base import SCAN_OPEN_STATUSES, ScanRecord
+from pulseloop.store.sealed.files import sealed_upload
 
 if TYPE_CHECKING:
     from pulseloop.engine.context import StepCtx
@@ -229,8 +230,10 @@ class ScanService:
     async def accept_video(self, record: ScanRecord, path: Path) -> ScanRecord:
         """Take a face video (already on disk) as the one upload of ``record`` (from
         :meth:`open_for_upload`) and analyse it in the background; the file is deleted
-        once analysed (or refused). Returns the scan, now ``processing``."""
+        once analysed (or refused). Returns the scan, now ``processing``. A plaintext file
+        is sealed in place first (encryption at rest, docs/security.md)."""
         try:
+            await sealed_upload(self.app.store, path, record.org, record.id)
             moved = await self.app.store.accept_upload(
                 hash_token(derive_token(self.app.secret, record.id)),
                 SCAN_OPEN_STATUSES, "video", str(path), self.app.clock.now(),

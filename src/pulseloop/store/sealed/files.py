@@ -167,3 +167,32 @@ async def opened_upload(store: object, path: Path, org: str, scan_id: str) -> Pa
         raise _broken(f"the uploaded video of scan {scan_id!r}", "it is not a sealed upload")
     key = await store.keyring.by_id(key_id)
     return await asyncio.to_thread(open_to_temp, path, key, org, scan_id)
+
+
+def seal_in_place(path: Path, key: DataKey, org: str, scan_id: str) -> None:
+    """Replace the plaintext video at ``path`` with its sealed form (written beside it,
+    0600, then renamed over it), reading it a chunk at a time."""
+    fd, name = tempfile.mkstemp(prefix="pulseloop-seal-", suffix=".video", dir=path.parent)
+    spare = Path(name)
+    try:
+        with path.open("rb") as src, os.fdopen(fd, "wb") as dst:
+            writer = SealedWriter(dst, key, org, scan_id)
+            while data := src.read(CHUNK_BYTES):
+                writer.write(data)
+            writer.finish()
+        os.replace(spare, path)
+    except BaseException:
+        spare.unlink(missing_ok=True)
+        raise
+
+
+async def sealed_upload(store: object, path: Path, org: str, scan_id: str) -> None:
+    """Seal a video handed over already on disk (``ScanService.accept_video`` from Python;
+    the HTTP upload seals as it streams), unless it is sealed or the store does not
+    encrypt."""
+    if not isinstance(store, EncryptedStore):
+        return
+    if await asyncio.to_thread(sealed_key_id, path) is not None:
+        return
+    key = await store.keyring.current(org)
+    await asyncio.to_thread(seal_in_place, path, key, org, scan_id)
