@@ -12,7 +12,7 @@ WEB    := src/pulseloop/server/static/vendor/mediapipe/.installed-$(shell cksum 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[vitals,postgres,dev]'
+	$(PY) -m pip install --quiet -e '.[vitals,postgres,otel,dev]'
 	touch $(STAMP)
 
 $(WEB): web/package-lock.json scripts/install-web-deps.sh

@@ -9,6 +9,7 @@ def test_public_names_are_pinned() -> None:
         "PulseloopError", "Retries", "Run", "Schedule", "Schedules", "Step", "StepCtx",
         "StepInfo", "__version__",
         "parse_duration",
+        "enable_tracing", "disable_tracing",
     ])  # fmt: skip
     for name in pulseloop.__all__:
         assert getattr(pulseloop, name) is not None

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # the names and editors see them
     from pulseloop.engine.loop import Event, Loop
     from pulseloop.engine.retries import Retries
     from pulseloop.engine.step import Step
+    from pulseloop.engine.tracing import disable_tracing, enable_tracing
     from pulseloop.errors import NonRetryableError, PulseloopError
     from pulseloop.runs import Attempt, Deploy, Run, StepInfo
     from pulseloop.schedules import Schedule, Schedules
@@ -43,12 +44,15 @@ _EXPORTS = {
     "StepCtx": "pulseloop.engine.context",
     "StepInfo": "pulseloop.runs",
     "parse_duration": "pulseloop.durations",
+    "enable_tracing": "pulseloop.engine.tracing",
+    "disable_tracing": "pulseloop.engine.tracing",
 }
 
 __all__ = [
     "App", "Attempt", "Cron", "Deploy", "Duration", "Event", "Loop", "NonRetryableError",
     "PulseloopError", "Retries", "Run", "Schedule", "Schedules", "Step", "StepCtx",
     "StepInfo", "__version__",
+    "disable_tracing", "enable_tracing",
     "parse_duration",
 ]  # fmt: skip
 

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from pulseloop import errors
 from pulseloop.durations import Duration, duration_seconds
+from pulseloop.engine import logcontext, tracing
 from pulseloop.engine.clock import Clock
 from pulseloop.engine.codec import decode, encode, round_trip
 from pulseloop.engine.context import ConnectorFactory, StepCtx, StepScope
@@ -132,6 +133,15 @@ class Execution:
     # the run as a whole -------------------------------------------------------------
     async def execute(self) -> str:
         """Run ``run()`` once; return the status the run was left in."""
+        token = logcontext.RUN.set(self.run)  # log records name the run (logcontext.py)
+        try:
+            if tracing.ENABLED:
+                return await tracing.run_pass(self.run, self._execute())
+            return await self._execute()
+        finally:
+            logcontext.RUN.reset(token)
+
+    async def _execute(self) -> str:
         from pulseloop.engine.step import Step
 
         store, clock = self.services.store, self.services.clock
@@ -162,6 +172,8 @@ class Execution:
         except Suspend:
             await self._record_summary(loop, event, None)
             wake_at = min(self._wake_ats) if self._wake_ats else None
+            if tracing.ENABLED:
+                tracing.parked(wake_at, self._keys)
             status = await store.park_run(self.lease, wake_at, self._keys, clock.now())
             self.services.on_park(wake_at)
             return status
@@ -228,6 +240,8 @@ class Execution:
         seq = self._use_name(name)
         recorded = self.history.steps.get(name)
         if recorded is not None:
+            if tracing.ENABLED:
+                tracing.replayed(name, recorded.kind)
             return _replay(recorded)
         if not callable(fn):
             raise errors.PulseloopError(f"step {name!r}: {fn!r} is not callable; pass a function")
@@ -243,13 +257,23 @@ class Execution:
             self.run.org, self.run.id, name, attempt, self.services.connector_services
         )
         ctx = StepCtx(scope, self.services.connectors)
+        logged = logcontext.STEP.set(scope)  # log records name the step (logcontext.py)
+        span = tracing.attempt_started(self.run, name, attempt) if tracing.ENABLED else None
         try:
             value = await self._invoke(fn, ctx, timeout_s, name)
             result, text = round_trip(value, f"the result of step {name!r}")
-        except Exception as exc:
+        except BaseException as exc:
+            if span is not None:
+                tracing.attempt_ended(span, exc)
+            if not isinstance(exc, Exception):
+                raise
             ctx.close()
             await self._failed(name, seq, attempt, started, exc, policy)
             raise AssertionError("unreachable") from exc
+        finally:
+            logcontext.STEP.reset(logged)
+        if span is not None:
+            tracing.attempt_ended(span, None)
         ctx.close()
         finished = clock.now()
         await self._record(
@@ -289,6 +313,8 @@ class Execution:
         retry = not isinstance(exc, _DETERMINISTIC) and policy.should_retry(exc, attempt)
         if retry:
             retry_at = finished + policy.delay_s(attempt)
+            if tracing.ENABLED:
+                tracing.retrying(name, attempt, retry_at)
             record = AttemptRecord(
                 self.run.key, name, self.run.generation, attempt, "failed", started, finished,
                 info, retry_at, self.version, self.services.worker_id,
@@ -343,6 +369,8 @@ class Execution:
         seq = self._use_name(name)
         recorded = self.history.steps.get(name)
         if recorded is not None:
+            if tracing.ENABLED:
+                tracing.replayed(name, recorded.kind)
             return _replay(recorded)
         now = self.services.clock.now()
         if deadline_at is None and timeout is not None:
@@ -361,6 +389,8 @@ class Execution:
             self.history.waits[name] = wait
 
         def resolved(status: str, output: str | None, error: dict[str, Any] | None) -> StepRecord:
+            if tracing.ENABLED:
+                tracing.wait_resolved(name, kind, status)
             return StepRecord(self.run.key, name, seq, kind, status, output, error, 1,
                               wait.created_at, now, self.version)  # fmt: skip
 
@@ -374,6 +404,8 @@ class Execution:
             error = on_timeout()
             await self._record(resolved("failed", None, errors.error_info(error)))
             raise error
+        if tracing.ENABLED:
+            tracing.waiting(name, kind, key, wait.deadline_at)
         raise self._suspend(wait.deadline_at, key)
 
 

@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pulseloop.engine import logcontext
 from pulseloop.engine.clock import Clock
 from pulseloop.engine.context import ConnectorFactory
 from pulseloop.engine.deadlines import expire, timeouts
@@ -108,6 +109,7 @@ class Worker:
     async def start(self) -> None:
         """Record the deploy, prove this process alive, take over dead workers' runs, and
         start claiming."""
+        logcontext.install()  # log records made in runs name them (logcontext.py)
         for name, version in self.versions.items():
             await self.store.record_deploy(self.org, name, version, self.clock.now())
         await sync_declared(self.store, self.org, self.loops, self.clock.now())
