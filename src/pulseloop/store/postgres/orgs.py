@@ -1,8 +1,7 @@
 """Organizations, API keys and the ``/metrics`` totals on PostgreSQL.
 
-Keys are looked up by their SHA-256 only. The totals are plain ``count(*) GROUP BY``
-reads: counters kept by triggers (as the SQLite backend does) would make every status
-change of every worker update the same few rows, serializing all writers on them.
+Keys are looked up by their SHA-256 only. The totals come from trigger-appended deltas
+folded into counters (``counts.py`` says why not in-place counters, nor ``count(*)``).
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ import psycopg
 
 from pulseloop.store import sql
 from pulseloop.store.base import KeyRecord, OrgRecord, StoreStats
+from pulseloop.store.postgres import counts
 from pulseloop.store.refusals import key_not_found, org_exists, org_not_found
 
 Conn = psycopg.AsyncConnection[Any]
@@ -85,11 +85,11 @@ async def revoke_key(conn: Conn, key_id: str, now: float) -> KeyRecord:
 
 
 async def stats(conn: Conn, steps_since: float) -> StoreStats:
-    """Totals over every organization, and latencies of steps finished after a time."""
-    cur = await conn.execute("SELECT status, count(*) FROM runs GROUP BY 1")
-    runs = {str(s): int(n) for s, n in await cur.fetchall()}
-    cur = await conn.execute("SELECT status, count(*) FROM scans GROUP BY 1")
-    scans = {str(s): int(n) for s, n in await cur.fetchall()}
+    """Totals over every organization, and latencies of steps finished after a time
+    (folds the counters first: call it in a read-write transaction)."""
+    await counts.fold(conn)
+    found = await counts.totals(conn)
+    runs, scans = found["run"], found["scan"]
     cur = await conn.execute(sql.STEP_LATENCIES, (steps_since, _MAX_LATENCIES))
     rows = await cur.fetchall()
     latest = max((float(r[0]) for r in rows), default=steps_since)

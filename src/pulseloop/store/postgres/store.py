@@ -40,7 +40,16 @@ from pulseloop.store.base import (
     WaitRecord,
     fallback_run_key,
 )
-from pulseloop.store.postgres import analysis, errors, operators, orgs, runs, scans, wakeups
+from pulseloop.store.postgres import (
+    analysis,
+    counts,
+    errors,
+    operators,
+    orgs,
+    runs,
+    scans,
+    wakeups,
+)
 from pulseloop.store.postgres.audit import PostgresAudit
 from pulseloop.store.postgres.connection import connect, make_pool, parse_url
 from pulseloop.store.postgres.deadlines import PostgresDeadlines
@@ -90,6 +99,7 @@ class PostgresStore(PostgresSchedules, PostgresDeadlines):
         self._liveness = AdvisoryLocks(lambda: connect(self.settings))
         self.sessions = PostgresSessions(self._tx)
         self.audit = PostgresAudit(self._tx)
+        self._folder = counts.Folder(self._tx)  # /metrics counters (counts.py)
         self._open = False
 
     @property
@@ -121,12 +131,14 @@ class PostgresStore(PostgresSchedules, PostgresDeadlines):
             raise errors.unreachable(self.settings.display, exc) from exc
         if self.settings.listen:
             await self._listener.start()
+        self._folder.start()
         self._open = True
 
     async def close(self) -> None:
         if not self._open:
             return
         self._open = False
+        await self._folder.stop()
         await self._listener.stop()
         await self._writer.stop()
         await self._notifier.close()
@@ -599,7 +611,7 @@ class PostgresStore(PostgresSchedules, PostgresDeadlines):
         return await self._tx(lambda c: orgs.revoke_key(c, key_id, now))
 
     async def stats(self, steps_since: float) -> StoreStats:
-        return await self._tx(lambda c: orgs.stats(c, steps_since), read_only=True)
+        return await self._tx(lambda c: orgs.stats(c, steps_since))  # folds: writes
 
     # the encryption layer (pulseloop.store.sealed) ------------------------------------
     async def payload_sql(
