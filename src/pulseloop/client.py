@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pulseloop.durations import Duration, duration_seconds
+from pulseloop.engine import tracing
 from pulseloop.engine.clock import Clock
 from pulseloop.engine.codec import encode
 from pulseloop.engine.deadlines import run_timeout_s
@@ -99,8 +100,11 @@ class OrgClient:
         now = self.clock.now()
         timeout_s = run_timeout_s(loops.get(loop), run_timeout)
         deadline_at = None if timeout_s is None else now + timeout_s
+        run_id = id or new_run_id()
+        # the run's trace: a child of the span current here, if tracing is on
+        parent = tracing.trigger_parent(self._org, run_id, loop) if tracing.ENABLED else None
         record, _ = await self._store.create_run(
-            self._org, id or new_run_id(), loop, text, now, deadline_at
+            self._org, run_id, loop, text, now, deadline_at, parent
         )
         self.runtime.notify_work()
         if deadline_at is not None:

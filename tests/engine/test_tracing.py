@@ -263,3 +263,44 @@ def test_tracing_hooks_refuse_to_run_before_enable() -> None:
             tracing.replayed("a", "do")
     finally:
         tracing._spans = saved
+
+
+async def test_a_run_triggered_inside_a_span_joins_its_trace(
+    make_app: AppFactory, clock: FakeClock, otel: Otel
+) -> None:
+    async with make_app([Nap]) as app:
+        with otel.tracer.start_as_current_span("POST /v1/loops/nap/runs") as handler:
+            run = await app.trigger("nap")
+        await idle(app)
+        await clock.advance("1 hour")
+        await app.wait_for_run(run.id, timeout="20 seconds")
+        await idle(app)
+        stored = await app.run_record(run.id)
+    (trigger,) = otel.named("trigger nap")
+    passes = otel.named("run nap")
+    assert len(passes) == 2
+    handler_context = handler.get_span_context()
+    assert _parent_id(trigger) == handler_context.span_id
+    assert {_trace(s) for s in [trigger, *passes]} == {handler_context.trace_id}
+    assert all(_parent_id(p) == _id(trigger) for p in passes)  # across the park
+    assert dict(trigger.attributes or {})["pulseloop.run.id"] == run.id
+    assert stored is not None and stored.trace_parent is not None
+    assert f"{handler_context.trace_id:032x}" in stored.trace_parent
+
+
+async def test_a_run_stored_without_a_trace_gets_one_derived_from_its_key(
+    make_app: AppFactory, clock: FakeClock, otel: Otel
+) -> None:
+    async with make_app([Nap]) as app:
+        tracing.disable_tracing()  # triggered while tracing is off: nothing stored
+        run = await app.trigger("nap")
+        tracing.enable_tracing(otel.provider)
+        await idle(app)
+        await clock.advance("1 hour")
+        await app.wait_for_run(run.id, timeout="20 seconds")
+        await idle(app)
+    assert otel.named("trigger nap") == []
+    passes = otel.named("run nap")
+    assert len(passes) == 2
+    assert _trace(passes[0]) == _trace(passes[1])
+    assert passes[0].parent is not None and passes[0].parent.is_remote

@@ -79,10 +79,12 @@ class RunStore(Protocol):
         input_json: str,
         now: float,
         deadline_at: float | None = None,
+        trace_parent: str | None = None,
     ) -> tuple[RunRecord, bool]:
         """Insert a queued run; if ``run_id`` exists return it instead (created=False).
 
-        ``deadline_at``: when the run fails with ``RunTimeout`` if still unfinished."""
+        ``deadline_at``: when the run fails with ``RunTimeout`` if still unfinished.
+        ``trace_parent``: the W3C traceparent its spans join (engine/tracing.py)."""
 
     async def get_run(self, org: str, run_id: str) -> RunRecord | None:
         """The run, or None if it does not exist in ``org``."""

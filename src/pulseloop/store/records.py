@@ -68,6 +68,9 @@ class RunRecord:
     purged_at: float | None = None
     """When retention purged the run's payloads (None: not purged). A purged run keeps its
     ids, statuses, step names and times; its input, output, error and summary are gone."""
+    trace_parent: str | None = None
+    """The W3C traceparent of the span that triggered the run (engine/tracing.py), or
+    None: the trace every pass's span joins."""
 
     def __post_init__(self) -> None:
         if not self.key:

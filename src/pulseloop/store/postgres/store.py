@@ -214,14 +214,15 @@ class PostgresStore(PostgresSchedules, PostgresDeadlines):
         input_json: str,
         now: float,
         deadline_at: float | None = None,
+        trace_parent: str | None = None,
     ) -> tuple[RunRecord, bool]:
         async def op(conn: Conn) -> tuple[RunRecord, bool]:
             insert = (
                 "INSERT INTO runs (org, id, loop, status, input, created_at, updated_at, "
-                "deadline_at, run_key) VALUES (%s, %s, %s, 'queued', %s, %s, %s, %s, %s) "
-                "ON CONFLICT DO NOTHING"
+                "deadline_at, trace_parent, run_key) "
+                "VALUES (%s, %s, %s, 'queued', %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
             )
-            values = (org, run_id, loop, input_json, now, now, deadline_at)
+            values = (org, run_id, loop, input_json, now, now, deadline_at, trace_parent)
             select = f"SELECT {RUN_COLUMNS} FROM runs WHERE org = %s AND id = %s"
             inserted = (await conn.execute(insert, (*values, run_id))).rowcount > 0
             if not inserted:

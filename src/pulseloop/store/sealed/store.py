@@ -199,7 +199,7 @@ class EncryptedStore(SealedSchedules):
             r.generation, r.history_len, r.created_at, r.updated_at, r.started_at,
             r.finished_at, r.wake_at, r.key,
             self._opened(r.summary, "runs.summary", r.key, org=r.org), r.deadline_at,
-            r.purged_at,
+            r.purged_at, r.trace_parent,
         )  # fmt: skip
 
     async def _runs(self, records: list[RunRecord]) -> list[RunRecord]:
@@ -250,9 +250,12 @@ class EncryptedStore(SealedSchedules):
         input_json: str,
         now: float,
         deadline_at: float | None = None,
+        trace_parent: str | None = None,
     ) -> tuple[RunRecord, bool]:
         sealed = await self._seal(org, input_json, "runs.input", run_id)
-        record, created = await self.inner.create_run(org, run_id, loop, sealed, now, deadline_at)
+        record, created = await self.inner.create_run(
+            org, run_id, loop, sealed, now, deadline_at, trace_parent
+        )
         return await self._run(record), created
 
     async def get_run(self, org: str, run_id: str) -> RunRecord | None:

@@ -11,7 +11,7 @@ from pulseloop.store.base import AttemptRecord, RunRecord, StepRecord, WaitRecor
 RUN_COLUMNS = (
     "org, id, loop, status, input, output, error, generation, history_len, "
     "created_at, updated_at, started_at, finished_at, wake_at, run_key, summary, deadline_at, "
-    "purged_at"
+    "purged_at, trace_parent"
 )
 STEP_COLUMNS = (
     "run_id, name, seq, kind, status, output, error, attempts, started_at, finished_at, version"
@@ -36,10 +36,11 @@ def load_error(text: str | None) -> dict[str, Any] | None:
 def run_from_row(row: sqlite3.Row | tuple[Any, ...]) -> RunRecord:
     """A ``SELECT RUN_COLUMNS`` row as a record."""
     (org, id_, loop, status, input_, output, error, gen, hist, created, updated, started,
-     finished, wake, key, summary, deadline, purged) = row  # fmt: skip
+     finished, wake, key, summary, deadline, purged, trace_parent) = row  # fmt: skip
     return RunRecord(
         org, id_, loop, status, input_, output, load_error(error), gen, hist,
         created, updated, started, finished, wake, key, summary, deadline, purged,
+        trace_parent,
     )  # fmt: skip
 
 

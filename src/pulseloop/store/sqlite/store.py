@@ -126,6 +126,7 @@ class SqliteStore(SqliteSchedules, SqliteDeadlines):
         input_json: str,
         now: float,
         deadline_at: float | None = None,
+        trace_parent: str | None = None,
     ) -> tuple[RunRecord, bool]:
         def op(conn: sqlite3.Connection) -> tuple[RunRecord, bool]:
             select = f"SELECT {RUN_COLUMNS} FROM runs WHERE org = ? AND id = ?"
@@ -136,8 +137,8 @@ class SqliteStore(SqliteSchedules, SqliteDeadlines):
             key = run_id if taken is None else fallback_run_key(org, run_id)
             conn.execute(
                 "INSERT INTO runs (org, id, loop, status, input, created_at, updated_at, "
-                "run_key, deadline_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
-                (org, run_id, loop, input_json, now, now, key, deadline_at),
+                "run_key, deadline_at, trace_parent) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
+                (org, run_id, loop, input_json, now, now, key, deadline_at, trace_parent),
             )
             return run_from_row(conn.execute(select, (org, run_id)).fetchone()), True
 
