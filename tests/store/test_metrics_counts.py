@@ -20,6 +20,7 @@ from pulseloop.store import open_store
 from pulseloop.store.base import Lease, Store
 from pulseloop.store.migrations import migrations_for
 from pulseloop.store.postgres import counts
+from tests.helpers import eventually
 from tests.pg import MASTER_KEY, SECRET_KEY, PgServer
 
 ORG = "acme"
@@ -254,3 +255,24 @@ async def test_counts_start_from_the_rows_of_an_older_database(
         assert stats.runs_by_status == {"completed": 2, "failed": 1, "queued": 1}
     finally:
         pg_server.drop_database(url)
+
+
+async def test_an_open_store_folds_in_the_background(
+    pg_url: str, pg: psycopg.AsyncConnection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deployment nobody scrapes still folds: the delta table stays small."""
+    monkeypatch.setattr(counts, "FOLD_EVERY_S", 0.01)
+    store = open_store(pg_url)
+    await store.open()
+    try:
+        await _mixed_operations(store)
+
+        async def folded() -> bool:
+            cur = await pg.execute("SELECT count(*) FROM status_deltas")
+            return await cur.fetchone() == (0,)
+
+        await eventually(folded, "a background fold")
+        cur = await pg.execute("SELECT status, n FROM status_counts WHERE kind = 'run' AND n > 0")
+        assert dict(await cur.fetchall()) == {"queued": 1, "cancelled": 1, "waiting": 1}
+    finally:
+        await store.close()
