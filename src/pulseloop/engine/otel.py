@@ -129,9 +129,8 @@ def _error(span: trace.Span, exc: BaseException) -> None:
 
 def _parent(run: RunRecord) -> context.Context:
     """The context every pass of ``run`` starts from: its stored trigger, else derived."""
-    stored = getattr(run, "trace_parent", None)
-    if stored:
-        return _PROPAGATOR.extract({"traceparent": stored}, context=context.Context())
+    if run.trace_parent:
+        return _PROPAGATOR.extract({"traceparent": run.trace_parent}, context=context.Context())
     # one trace per run without storage: ids from the run's key (unique across orgs)
     digest = hashlib.blake2b(run.key.encode(), digest_size=24, person=b"pulseloop.trace").digest()
     derived = SpanContext(
