@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from pulseloop import Event, Loop, Retries, Step
+from pulseloop import Cron, Event, Loop, Retries, Step
 from pulseloop.engine import tracing
 from pulseloop.testing import FakeClock
 from tests.conftest import AppFactory
@@ -304,3 +304,32 @@ async def test_a_run_stored_without_a_trace_gets_one_derived_from_its_key(
     assert len(passes) == 2
     assert _trace(passes[0]) == _trace(passes[1])
     assert passes[0].parent is not None and passes[0].parent.is_remote
+
+
+class MorningNap(Loop):
+    name = "morning-nap"
+    schedules = (Cron("0 8 * * *", id="morning-nap"),)
+
+    async def run(self, event: Event, step: Step) -> Any:
+        await step.sleep("nap", "1 hour")
+        return await step.do("after", lambda: 2)
+
+
+async def test_a_schedule_tick_run_is_rooted_in_a_trigger_span(
+    make_app: AppFactory, clock: FakeClock, otel: Otel
+) -> None:
+    async with make_app([MorningNap]) as app:
+        (schedule,) = await app.schedules.list()
+        assert schedule.next_fire is not None
+        await clock.advance(schedule.next_fire.timestamp() - clock.now())
+        await idle(app)
+        await clock.advance("1 hour")
+        await idle(app)
+        (run,) = await app.list_runs()
+        assert run.status == "completed"
+    (trigger,) = otel.named("trigger morning-nap")
+    passes = otel.named("run morning-nap")
+    assert len(passes) == 2
+    assert trigger.parent is None  # the timer pass fired it: a root
+    assert dict(trigger.attributes or {})["pulseloop.run.id"] == run.id
+    assert all(_parent_id(p) == _id(trigger) for p in passes)

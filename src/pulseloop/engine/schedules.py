@@ -7,12 +7,14 @@ transaction that inserts the tick's run, so any number of workers fire each tick
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
+from pulseloop.engine import tracing
 from pulseloop.engine.codec import encode
 from pulseloop.engine.cron import Cron, check_range, next_tick, plan, to_epoch
 from pulseloop.engine.loop import Loop
-from pulseloop.store.base import ScheduleRecord, ScheduleStore
+from pulseloop.store.base import Firing, ScheduleRecord, ScheduleStore
 
 FIRE_BATCH = 500
 """Due schedules fired per transaction; a pass with more due simply runs again at once."""
@@ -75,6 +77,13 @@ async def fire_due(
 
     ``run_timeouts`` (loop name -> seconds) gives the tick runs of those loops a deadline."""
     limits = run_timeouts or {}
-    return await store.fire_schedules(
-        org, now, lambda record: plan(record, now, limits.get(record.loop)), FIRE_BATCH
-    )
+
+    def planned(record: ScheduleRecord) -> Firing:
+        firing = plan(record, now, limits.get(record.loop))
+        if tracing.ENABLED and firing.run_id is not None and firing.tick_at is not None:
+            # the tick's run gets a trace of its own, rooted in a trigger span
+            parent = tracing.trigger_parent(org, firing.run_id, record.loop)
+            firing = dataclasses.replace(firing, trace_parent=parent)
+        return firing
+
+    return await store.fire_schedules(org, now, planned, FIRE_BATCH)

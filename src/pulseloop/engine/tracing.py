@@ -13,9 +13,9 @@ Design record (what a trace of a run looks like; docs/observability.md shows it)
   each pass's ``run <loop>`` span is its child. Considered and rejected: span links
   between passes (a viewer shows a run as a scatter of one-span traces to be followed by
   hand); keeping one span open for the run's whole life (it can last months, and would
-  die with the process). A run stored without a traceparent (triggered with tracing off,
-  or a schedule's tick inserted by the store) gets a trace id derived from its key, so its
-  passes still share one trace, under a parent no process exported.
+  die with the process). A schedule's tick gets its trigger span from the timer pass. A
+  run stored without a traceparent (triggered with tracing off) gets a trace id derived
+  from its key, so its passes still share one trace, under a parent no process exported.
 * **A step attempt is a span**, the child of its pass's span, current while the callback
   runs (sync callbacks too: ``asyncio.to_thread`` copies the context), so an instrumented
   HTTP client in a step joins the trace. A retry is a new attempt span in a later pass.

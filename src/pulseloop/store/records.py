@@ -335,3 +335,5 @@ class Firing:
     """The tick's run's input as the store should write it; None: the schedule's ``body``
     as stored. A layer that seals payloads per row (an encrypting store) wraps ``plan``
     to set it, since the body sealed for the schedule's row cannot be copied as is."""
+    trace_parent: str | None = None
+    """The traceparent to store on the tick's run (engine/tracing.py), or None."""

@@ -24,7 +24,8 @@ T = TypeVar("T")
 _SELECT = f"SELECT {SCHEDULE_COLUMNS} FROM schedules"
 _INSERT_RUN = (
     "INSERT INTO runs (org, id, loop, status, input, created_at, updated_at, deadline_at, "
-    "run_key) VALUES (%s, %s, %s, 'queued', %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+    "trace_parent, run_key) VALUES (%s, %s, %s, 'queued', %s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT DO NOTHING"
 )
 
 
@@ -42,9 +43,10 @@ async def insert_tick_run(
     input_json: str,
     now: float,
     deadline_at: float | None,
+    trace_parent: str | None = None,
 ) -> bool:
     """Insert the queued run of a tick unless ``run_id`` exists in ``org``; True if new."""
-    values = (org, run_id, loop, input_json, now, now, deadline_at)
+    values = (org, run_id, loop, input_json, now, now, deadline_at, trace_parent)
     if (await conn.execute(_INSERT_RUN, (*values, run_id))).rowcount > 0:
         return True
     cur = await conn.execute("SELECT 1 FROM runs WHERE org = %s AND id = %s", (org, run_id))
@@ -69,11 +71,12 @@ async def _start_ticks(
     ids = [f.run_id for _, f in ticks]
     cur = await conn.execute(
         "INSERT INTO runs (org, id, loop, status, input, created_at, updated_at, deadline_at, "
-        "run_key) SELECT %s, t.id, t.loop, 'queued', t.input, %s, %s, t.deadline, t.id "
-        "FROM unnest(%s::text[], %s::text[], %s::text[], %s::float8[]) "
-        "AS t(id, loop, input, deadline) ON CONFLICT DO NOTHING RETURNING id",
+        "trace_parent, run_key) SELECT %s, t.id, t.loop, 'queued', t.input, %s, %s, "
+        "t.deadline, t.trace, t.id FROM unnest(%s::text[], %s::text[], %s::text[], "
+        "%s::float8[], %s::text[]) AS t(id, loop, input, deadline, trace) "
+        "ON CONFLICT DO NOTHING RETURNING id",
         (org, now, now, ids, [s.loop for s, _ in ticks], [_input(s, f) for s, f in ticks],
-         [f.deadline_at for _, f in ticks]),
+         [f.deadline_at for _, f in ticks], [f.trace_parent for _, f in ticks]),
     )  # fmt: skip
     inserted = {row[0] for row in await cur.fetchall()}
     if len(inserted) == len(ticks):
@@ -89,6 +92,7 @@ async def _start_ticks(
                 _input(schedule, firing),
                 now,
                 firing.deadline_at,
+                firing.trace_parent,
             )
     return started
 

@@ -37,6 +37,7 @@ def insert_tick_run(
     input_json: str,
     now: float,
     deadline_at: float | None,
+    trace_parent: str | None = None,
 ) -> bool:
     """Insert the queued run of a tick unless ``run_id`` exists in ``org``; True if new."""
     if conn.execute("SELECT 1 FROM runs WHERE org = ? AND id = ?", (org, run_id)).fetchone():
@@ -45,8 +46,8 @@ def insert_tick_run(
     key = run_id if taken is None else fallback_run_key(org, run_id)
     conn.execute(
         "INSERT INTO runs (org, id, loop, status, input, created_at, updated_at, run_key, "
-        "deadline_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
-        (org, run_id, loop, input_json, now, now, key, deadline_at),
+        "deadline_at, trace_parent) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
+        (org, run_id, loop, input_json, now, now, key, deadline_at, trace_parent),
     )
     return True
 
@@ -166,7 +167,7 @@ class SqliteSchedules:
                 if firing.run_id is not None and fired:
                     started += insert_tick_run(
                         conn, org, firing.run_id, schedule.loop, _input(schedule, firing), now,
-                        firing.deadline_at,
+                        firing.deadline_at, firing.trace_parent,
                     )  # fmt: skip
                 conn.execute(
                     "UPDATE schedules SET next_fire_at = ?, updated_at = ?, "
