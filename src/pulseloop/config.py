@@ -22,6 +22,9 @@ class Settings:
     """Where uploaded videos wait for their analysis (PULSELOOP_UPLOAD_DIR; None: the
     system's temporary folder). Any analysing process may take the job, so on several
     machines this must be storage they all mount at the same path."""
+    tracing: bool = False
+    """Emit OpenTelemetry spans through the global tracer provider (PULSELOOP_TRACING=1;
+    e.g. under ``opentelemetry-instrument``); see docs/observability.md."""
 
     @classmethod
     def load(
@@ -38,6 +41,7 @@ class Settings:
             org=org or env.get("PULSELOOP_ORG") or "default",
             secret_key=env.get("PULSELOOP_SECRET_KEY") or None,
             upload_dir=env.get("PULSELOOP_UPLOAD_DIR") or None,
+            tracing=env.get("PULSELOOP_TRACING", "").strip().lower() in ("1", "true", "yes", "on"),
         )
 
 

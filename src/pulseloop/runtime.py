@@ -23,6 +23,7 @@ from pulseloop.connectors.tokens import load_secret
 from pulseloop.engine.clock import Clock
 from pulseloop.engine.context import ConnectorFactory
 from pulseloop.engine.loop import Loop
+from pulseloop.engine.tracing import enable_tracing
 from pulseloop.engine.worker import Worker
 from pulseloop.errors import PulseloopError
 from pulseloop.store import open_store, sqlite_path
@@ -77,6 +78,8 @@ class Runtime:
         """Open (and migrate) the database; start a worker for ``worker_org`` if this
         runtime runs one and has loops (a worker serves one organization)."""
         with_worker = self.runs_worker and bool(self.loops)
+        if self.settings.tracing:  # before anything runs: a missing extra fails here
+            enable_tracing()
         store = open_store(self.settings.database_url, for_worker=with_worker)
         if sqlite_path(self.settings.database_url) is None:
             _ = self.secret  # a shared database needs PULSELOOP_SECRET_KEY: fail at start

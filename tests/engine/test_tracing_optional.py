@@ -12,6 +12,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from tests.cli.helpers import cli_env
 
 BLOCKER = '''
@@ -85,3 +87,34 @@ def test_with_tracing_off_no_opentelemetry_module_is_imported(tmp_path: Path) ->
     found = _run(tmp_path, blocked=False, try_enable=False)
     assert found["output"] == "hello bo"
     assert found["otel"] == []
+
+
+def test_pulseloop_tracing_without_the_extra_fails_at_start_naming_it(tmp_path: Path) -> None:
+    env = cli_env()
+    site = tmp_path / "no-otel"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(BLOCKER)
+    env["PYTHONPATH"] = f"{site}:{env['PYTHONPATH']}" if env.get("PYTHONPATH") else str(site)
+    env["PULSELOOP_TRACING"] = "1"
+    script = textwrap.dedent(RUN_ONE).format(db=tmp_path / "runs.db", try_enable=False)
+    probe = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+        check=False, timeout=120,
+    )  # fmt: skip
+    assert probe.returncode != 0
+    assert "pip install 'pulseloop[otel]'" in probe.stderr
+
+
+async def test_pulseloop_tracing_turns_tracing_on_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pulseloop import App
+    from pulseloop.engine import tracing
+
+    monkeypatch.setenv("PULSELOOP_TRACING", "1")
+    assert not tracing.ENABLED
+    try:
+        async with App([], f"sqlite:///{tmp_path / 'runs.db'}"):
+            assert tracing.ENABLED
+    finally:
+        tracing.disable_tracing()
