@@ -156,6 +156,10 @@ class AuditedClient(OrgClient):
         return rows
 
 
+    async def record(self, action: AuditAction, kind: str, object_id: str) -> None:
+        """One audit row (webhook changes, a run's event stream opened)."""
+        await self._record(action, kind, object_id)
+
 class AuditedSchedules(Schedules):
     """An organization's schedules, each read (a body is patient data) and each change
     recorded like the runs' (one row per call; a list's object is the organization)."""

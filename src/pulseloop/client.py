@@ -32,6 +32,8 @@ from pulseloop.store.protocols import RunStore, ScanReads
 
 if TYPE_CHECKING:
     from pulseloop.runtime import Runtime
+    from pulseloop.store.audit import AuditAction
+    from pulseloop.webhooks.endpoints import Webhooks
 
 MAX_RUN_ID_CHARS = 200
 RUN_ID_CHARS = "A-Z a-z 0-9 . _ ~ : -"
@@ -242,6 +244,19 @@ class OrgClient:
             self._org, object_kind=object_kind, object_id=object_id, since=since,
             before=before, before_seq=before_seq, limit=limit,
         )  # fmt: skip
+
+    # webhooks --------------------------------------------------------
+    @property
+    def webhooks(self) -> Webhooks:
+        """This organization's webhook endpoints and delivery log (see
+        :class:`~pulseloop.webhooks.Webhooks`)."""
+        from pulseloop.webhooks.endpoints import Webhooks
+
+        return Webhooks(self)
+
+    async def record(self, action: AuditAction, kind: str, object_id: str) -> None:
+        """Note an action in the audit trail: nothing here; the HTTP layer's
+        :class:`~pulseloop.audited.AuditedClient` writes a row."""
 
 
 def _not_found(run_id: str) -> RunNotFound:

@@ -28,7 +28,10 @@ what was wrong and what to do::
     ├── RateLimited              too many requests from one client (HTTP 429)
     ├── InvalidRequest           a request the API cannot read (HTTP 422)
     │   ├── InvalidRunId         a run id outside 1-200 of ``A-Za-z0-9._~:-`` (HTTP 422)
-    │   └── InvalidSchedule      a bad cron expression, time zone, policy or date range
+    │   ├── InvalidSchedule      a bad cron expression, time zone, policy or date range
+    │   └── InvalidWebhook       a webhook URL that is not http(s), or an unknown event type
+    ├── WebhookNotFound          no webhook endpoint with that id (in this organization)
+    ├── WebhookSignatureError    a notification whose signature does not verify (receivers)
     ├── OrgNotFound / OrgExists  organizations (``pulseloop orgs``)
     ├── KeyNotFound              an API key id that does not exist
     └── StoreError               the database refused (newer schema, unreachable)
@@ -231,6 +234,27 @@ class ScheduleNotFound(PulseloopError, LookupError):
     """No schedule with that id in this organization."""
 
     code = "schedule_not_found"
+
+
+class InvalidWebhook(InvalidRequest):
+    """A webhook endpoint that cannot be added: a URL that is not ``http``/``https`` with a
+    host, or an event type pulseloop does not send. ``field`` names the offending part."""
+
+    code = "invalid_webhook"
+
+
+class WebhookNotFound(PulseloopError, LookupError):
+    """No webhook endpoint with that id in this organization."""
+
+    code = "webhook_not_found"
+
+
+class WebhookSignatureError(PulseloopError, ValueError):
+    """A received notification whose ``Pulseloop-Signature`` is missing, malformed, does
+    not match the body and secret, or is outside the replay window
+    (:func:`pulseloop.webhooks.verify_webhook`): reject the request."""
+
+    code = "webhook_signature"
 
 
 class OrgNotFound(PulseloopError, LookupError):

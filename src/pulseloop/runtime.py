@@ -34,6 +34,7 @@ from pulseloop.store.sealed.keyring import PayloadSql
 
 if TYPE_CHECKING:
     from pulseloop.client import OrgClient
+    from pulseloop.webhooks.deliverer import Deliverer
 
 
 class Runtime:
@@ -65,6 +66,8 @@ class Runtime:
         """The background retention purge (with the worker)."""
         self.resealer: Resealer | None = None
         """The background re-encryption pass (with the worker, when encrypting)."""
+        self.deliverer: Deliverer | None = None
+        """The background webhook deliverer (with a long-lived worker)."""
 
     async def open(
         self,
@@ -102,6 +105,7 @@ class Runtime:
                 self.purger = Purger(cast(PayloadSql, store), worker_org, self.clock)
                 self.purger.start()
                 self._closers.append(self.purger.stop)
+                self._start_deliverer(store)
 
     async def close(self) -> None:
         """Stop background services, the worker (handing back runs in flight), and close
@@ -162,8 +166,21 @@ class Runtime:
         return self._settled.setdefault(run_id, asyncio.Event())
 
     def _on_settled(self, run_id: str, status: str) -> None:
+        if self.deliverer is not None:  # a finished run may have queued notifications
+            self.deliverer.kick()
         event = self._settled.pop(run_id, None)
         if event is not None:
             event.set()
         if self.on_settled is not None:
             self.on_settled(run_id, status)
+
+    # webhooks ------------------------------------------------------------------------------
+    def _start_deliverer(self, store: Store) -> None:
+        """POST queued webhook notifications in the background (any worker process
+        delivers every organization's; see ``webhooks/deliverer.py``)."""
+        from pulseloop.webhooks.deliverer import Deliverer
+
+        assert self.worker is not None
+        self.deliverer = Deliverer(store.webhooks, self.clock, self.worker.id)
+        self.deliverer.start()
+        self._closers.append(self.deliverer.stop)

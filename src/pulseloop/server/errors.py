@@ -37,6 +37,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "run_not_found": 404,
     "schedule_not_found": 404,
     "invalid_schedule": 422,
+    "invalid_webhook": 422,
+    "webhook_not_found": 404,
     "loop_not_found": 404,
     "not_found": 404,
     "method_not_allowed": 405,

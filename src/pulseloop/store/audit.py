@@ -40,6 +40,9 @@ AuditAction = Literal[
     "resume_schedule",
     "delete_schedule",
     "read_audit",
+    "add_webhook",
+    "remove_webhook",
+    "watch_run",
 ]
 """What was done (``AuditEntry.action``). ``purge`` is reserved for the retention purge."""
 

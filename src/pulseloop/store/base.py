@@ -55,6 +55,7 @@ from pulseloop.store.records import (
     fallback_run_key,
     scan_signal_key,
 )
+from pulseloop.store.webhooks import WebhookStore
 
 __all__ = [
     "RUN_STATUSES",
@@ -124,3 +125,8 @@ class Store(
     @property
     def audit(self) -> AuditStore:
         """The append-only audit trail (see :class:`~pulseloop.store.audit.AuditStore`)."""
+
+    @property
+    def webhooks(self) -> WebhookStore:
+        """Webhook endpoints and the delivery outbox (see
+        :class:`~pulseloop.store.webhooks.WebhookStore`)."""

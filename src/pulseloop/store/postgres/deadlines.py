@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import psycopg
 
+from pulseloop.store.postgres import outbox
 from pulseloop.store.refusals import UNFINISHED
 
 Conn = psycopg.AsyncConnection[Any]
@@ -56,6 +57,8 @@ class PostgresDeadlines:
                     (error_text, now, now, failed),
                 )
                 await conn.execute("DELETE FROM waits WHERE run_id = ANY(%s)", (failed,))
+                for key in failed:
+                    await outbox.run_ended(conn, key, "failed")
             if due:
                 await conn.execute(
                     "UPDATE runs SET deadline_at = NULL WHERE run_key = ANY(%s)",

@@ -14,6 +14,7 @@ import psycopg
 
 from pulseloop.store import sql
 from pulseloop.store.base import RunRecord
+from pulseloop.store.postgres import outbox
 from pulseloop.store.refusals import (
     PAUSABLE,
     UNFINISHED,
@@ -58,6 +59,7 @@ async def cancel(conn: Conn, org: str, run_id: str, now: float) -> RunRecord:
     check_status(run, "cancel", UNFINISHED)
     await conn.execute(sql.CANCEL_RUN, (now, now, run.key))
     await conn.execute(sql.DELETE_WAITS, (run.key,))
+    await outbox.run_ended(conn, run.key, "cancelled")
     return await load(conn, org, run_id)
 
 

@@ -32,6 +32,7 @@ from pulseloop.store.base import (
     StepRecord,
     WaitRecord,
 )
+from pulseloop.store.postgres import outbox
 from pulseloop.store.postgres.writer import Rows, Statement, Write
 from pulseloop.store.sqlite.rows import (
     ATTEMPT_COLUMNS,
@@ -256,7 +257,11 @@ def finish(
     def result(rows: list[Rows]) -> None:
         _status(lease, rows)
 
-    return Write((_fence(lease), Statement(sql, params)), result, lease=lease)
+    return Write(
+        (_fence(lease), Statement(sql, params), outbox.run_ended_statement(lease.run_id, status)),
+        result,
+        lease=lease,
+    )
 
 
 def summary(lease: Lease, line: str | None, now: float) -> Write[None]:

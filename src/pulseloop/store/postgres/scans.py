@@ -19,6 +19,7 @@ from pulseloop.store.base import (
     ScanRecord,
     scan_signal_key,
 )
+from pulseloop.store.postgres import outbox
 from pulseloop.store.sql import SCAN_COLUMNS
 
 Conn = psycopg.AsyncConnection[Any]
@@ -111,6 +112,7 @@ async def finish(
         return stored
     scan = ScanRecord(*row)
     await _signal(conn, [scan], now)
+    await outbox.scan_ended(conn, scan.id, scan.status)
     return scan
 
 
@@ -142,6 +144,7 @@ async def finish_open(
         return None
     scan = ScanRecord(*row)
     await _signal(conn, [scan], now)
+    await outbox.scan_ended(conn, scan.id, scan.status)
     return scan
 
 
@@ -166,6 +169,8 @@ async def expire_due(conn: Conn, org: str, now: float) -> tuple[int, float | Non
         )
         expired = [ScanRecord(*r) for r in await cur.fetchall()]
         await _signal(conn, expired, now)
+        for scan in expired:
+            await outbox.scan_ended(conn, scan.id, "expired")
     cur = await conn.execute(
         "SELECT min(expires_at) FROM scans WHERE org = %s AND completed_at IS NULL "
         "AND status = ANY(%s::text[])",

@@ -66,6 +66,7 @@ from pulseloop.store.sqlite.rows import (
     step_from_row,
     wait_from_row,
 )
+from pulseloop.store.webhooks import SqlWebhooks
 
 T = TypeVar("T")
 Conn = psycopg.AsyncConnection[Any]
@@ -100,6 +101,7 @@ class PostgresStore(PostgresSchedules, PostgresDeadlines):
         self.sessions = PostgresSessions(self._tx)
         self.audit = PostgresAudit(self._tx)
         self._folder = counts.Folder(self._tx)  # /metrics counters (counts.py)
+        self.webhooks = SqlWebhooks(self.payload_sql, lock="FOR UPDATE SKIP LOCKED")
         self._open = False
 
     @property

@@ -128,6 +128,13 @@ COLUMNS: tuple[PayloadColumn, ...] = (
         ("", ""),
         lambda r: (r[2],),  # the schedule's id
     ),
+    PayloadColumn(  # not patient data, but it forges notifications (sealed/webhooks.py)
+        "webhook_endpoints.secret",
+        "SELECT org, id, secret FROM webhook_endpoints WHERE id > ? ORDER BY id LIMIT ?",
+        "UPDATE webhook_endpoints SET secret = ? WHERE id = ? AND secret = ?",
+        ("",),
+        lambda r: (r[1],),  # the endpoint's id
+    ),
 )
 """Every column of patient data. Ids, statuses, times, wait keys and failure reasons (a
 fixed vocabulary) stay plaintext so claims, queries and indexes work. Rows retention has

@@ -56,6 +56,7 @@ from pulseloop.store.sealed.keyring import (
 )
 from pulseloop.store.sealed.master import MasterKey
 from pulseloop.store.sealed.schedules import SealedSchedules
+from pulseloop.store.sealed.webhooks import SealedWebhooks
 
 
 class SealedBackend(Store, PayloadSql, Protocol):
@@ -557,3 +558,13 @@ class EncryptedStore(SealedSchedules):
 
     async def stats(self, steps_since: float) -> StoreStats:
         return await self.inner.stats(steps_since)
+
+    # webhook endpoints (their secrets sealed; see store/sealed/webhooks.py) ------------
+    @property
+    def webhooks(self) -> SealedWebhooks:
+        """Webhook endpoints and deliveries, each endpoint's secret sealed at rest."""
+
+        async def open_(org: str, stored: str, column: str, endpoint_id: str) -> str:
+            return await self._open(stored, column, endpoint_id, org=org) or ""
+
+        return SealedWebhooks(self.inner.webhooks, self._seal, open_)

@@ -14,6 +14,7 @@ import sqlite3
 from typing import Any
 
 from pulseloop.store.refusals import UNFINISHED
+from pulseloop.store.sqlite import outbox
 
 BATCH = 500
 """Due deadlines handled per transaction; more due means the next pass comes at once."""
@@ -45,6 +46,7 @@ class SqliteDeadlines:
                     (error_text, now, now, key),
                 )
                 conn.execute("DELETE FROM waits WHERE run_id = ?", (key,))
+                outbox.run_ended(conn, key, "failed")
             conn.executemany(
                 "UPDATE runs SET deadline_at = NULL WHERE run_key = ?", [(key,) for key, _ in due]
             )

@@ -21,6 +21,7 @@ from pulseloop.store.refusals import (
     run_not_found,
 )
 from pulseloop.store.sql import lite
+from pulseloop.store.sqlite import outbox
 from pulseloop.store.sqlite.rows import RUN_COLUMNS, run_from_row
 
 
@@ -55,6 +56,7 @@ def cancel(conn: sqlite3.Connection, org: str, run_id: str, now: float) -> RunRe
     check_status(run, "cancel", UNFINISHED)
     conn.execute(lite(sql.CANCEL_RUN), (now, now, run.key))
     conn.execute(lite(sql.DELETE_WAITS), (run.key,))
+    outbox.run_ended(conn, run.key, "cancelled")
     return _load(conn, org, run_id)
 
 

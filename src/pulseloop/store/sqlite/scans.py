@@ -20,6 +20,7 @@ from pulseloop.store.base import (
     scan_signal_key,
 )
 from pulseloop.store.sql import SCAN_COLUMNS, lite
+from pulseloop.store.sqlite import outbox
 
 
 def scan_from_row(row: tuple[Any, ...]) -> ScanRecord:
@@ -108,6 +109,7 @@ def finish(
         return stored  # finished before: the first outcome stands, the run was told once
     scan = scan_from_row(row)
     _signal(conn, scan, now)
+    outbox.scan_ended(conn, scan.id, scan.status)
     return scan
 
 
@@ -132,6 +134,7 @@ def finish_open(
         return None
     scan = scan_from_row(row)
     _signal(conn, scan, now)
+    outbox.scan_ended(conn, scan.id, scan.status)
     return scan
 
 
@@ -180,6 +183,7 @@ def expire_due(conn: sqlite3.Connection, org: str, now: float) -> tuple[int, flo
     ).fetchall()
     for row in rows:
         _signal(conn, scan_from_row(row), now)
+        outbox.scan_ended(conn, row[1], "expired")
     (next_at,) = conn.execute(
         "SELECT min(expires_at) FROM scans WHERE org = ? AND completed_at IS NULL "
         f"AND status IN ({marks})",

@@ -31,7 +31,7 @@ from pulseloop.store.base import (
     fallback_run_key,
 )
 from pulseloop.store.sql import LIST_DEPLOYS, lite
-from pulseloop.store.sqlite import operators, orgs, scans
+from pulseloop.store.sqlite import operators, orgs, outbox, scans
 from pulseloop.store.sqlite.audit import SqliteAudit
 from pulseloop.store.sqlite.database import Database
 from pulseloop.store.sqlite.deadlines import SqliteDeadlines
@@ -53,6 +53,7 @@ from pulseloop.store.sqlite.rows import (
 from pulseloop.store.sqlite.schedules import SqliteSchedules
 from pulseloop.store.sqlite.schema import check_version, migrate, prepare_path
 from pulseloop.store.sqlite.sessions import SqliteSessions
+from pulseloop.store.webhooks import SqlWebhooks
 
 _STEPS_SQL = f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY seq"
 _ATTEMPTS_SQL = (
@@ -90,6 +91,7 @@ class SqliteStore(SqliteSchedules, SqliteDeadlines):
         self._locks = WorkerLocks(path)
         self.sessions = SqliteSessions(self._db.run)
         self.audit = SqliteAudit(self._db.run)
+        self.webhooks = SqlWebhooks(self.payload_sql)
 
     def commit_inline_when(self, solo: Callable[[], bool]) -> None:
         self._db.inline_when = solo
@@ -404,6 +406,7 @@ class SqliteStore(SqliteSchedules, SqliteDeadlines):
                 (status, output, error_text, now, lease.run_id),
             )
             conn.execute("DELETE FROM waits WHERE run_id = ?", (lease.run_id,))
+            outbox.run_ended(conn, lease.run_id, status)
 
         await self._run_own(op)
 
