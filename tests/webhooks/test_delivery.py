@@ -209,7 +209,7 @@ async def test_endpoints_refuse_other_schemes_and_unknown_events(
             assert refused.value.field == "url"
         with pytest.raises(InvalidWebhook, match="credentials"):
             await app.webhooks.add("https://user:pw@example.org/x")
-        with pytest.raises(InvalidWebhook, match="run.completed") as refused:
+        with pytest.raises(InvalidWebhook, match=r"run\.completed") as refused:
             await app.webhooks.add("https://example.org/x", events=["run.exploded"])
         assert refused.value.field == "events"
         added = await app.webhooks.add("https://example.org/x", events=["scan.expired"])

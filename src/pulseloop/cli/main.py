@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "scans": ("pulseloop.cli.scans:app", "Facial vitals scans: analyse, list, show."),
     "audit": ("pulseloop.cli.audit:app", "Verify the tamper-evident audit trail."),
+    "webhooks": ("pulseloop.cli.webhooks:app", "Add, list and remove webhook endpoints."),
 }
 
 

@@ -16,7 +16,7 @@ import mimetypes
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -33,8 +33,11 @@ from pulseloop.server import (
     audit_pages,
     dashboard,
     metrics,
+    run_events,
     schedule_pages,
     schedules_api,
+    webhook_pages,
+    webhooks_api,
 )
 from pulseloop.server.errors import (
     http_error_handler,
@@ -55,6 +58,7 @@ from pulseloop.server.scan_pages import build_router
 from pulseloop.server.scan_service import ScanPort
 from pulseloop.server.security import SecurityHeaders
 from pulseloop.server.sessions import Sessions, SignInThrottle
+from pulseloop.store.sealed.keyring import PayloadSql
 
 # Python < 3.12 may not know .wasm; browsers compile it fastest when served as such.
 mimetypes.add_type("application/wasm", ".wasm")
@@ -88,6 +92,7 @@ def create_app(
         await service.drain()  # finish analyses in flight before the App closes
         if isinstance(service, ScanService):
             await service.stop()
+        await watcher.stop()
 
     api = FastAPI(
         title="pulseloop",
@@ -102,6 +107,8 @@ def create_app(
         redirect_slashes=False,
     )
     api.state.pulseloop = app
+    # one poller for every /v1/runs/{id}/events stream of this process
+    watcher = api.state.run_watcher = run_events.RunWatcher(cast(PayloadSql, app.store))
     api.state.scan_service = service
     # dashboard sign-ins and failed attempts: in the database, shared by every process
     api.state.sessions = Sessions(app.store.sessions)
@@ -122,10 +129,13 @@ def create_app(
         api.include_router(api_routes.build_router(max_video_bytes, upload_folder(app)))
         api.include_router(schedules_api.build_router())
         api.include_router(audit_api.build_router())
+        api.include_router(webhooks_api.build_router())
+        api.include_router(run_events.build_router())
     api.include_router(metrics.build_router(app))
     api.include_router(dashboard.build_router(api.state.sessions))
     api.include_router(schedule_pages.build_router())
     api.include_router(audit_pages.build_router())
+    api.include_router(webhook_pages.build_router())
 
     @api.get("/docs", response_class=HTMLResponse, include_in_schema=False)
     async def docs_page(request: Request) -> HTMLResponse:
