@@ -128,6 +128,9 @@ async def test_a_leaked_database_shows_no_patient_data(db_url: str, clock: FakeC
         run_id, created = await finished_follow_up(app)
         detail = await app.get_run(run_id)
         assert detail.summary == SUMMARY_TEXT
+        # a webhook secret forges notifications: sealed too (nothing is sent to this one)
+        hook = await app.webhooks.add("http://127.0.0.1:9/hooks", events=["scan.expired"])
+        assert hook.secret is not None
         schedule = await app.schedules.create(
             "rounds", cron="0 8 * * *", body={"note": SCHEDULE_TEXT}, id="rounds"
         )
@@ -145,9 +148,10 @@ async def test_a_leaked_database_shows_no_patient_data(db_url: str, clock: FakeC
     raw += raw_database(db_url)
     token = token_of(created["url"])
     secrets = (PHONE, EVENT_TEXT, METADATA_TEXT, SUMMARY_TEXT, token, "heart_rate_bpm")
-    for secret in (*secrets, SCHEDULE_TEXT):
+    for secret in (*secrets, SCHEDULE_TEXT, hook.secret):
         assert secret.encode() not in raw, secret
     assert run_id.encode() in raw  # ids stay plaintext: the check itself reads the file
+    assert hook.id.encode() in raw
     assert tick.encode() in raw
 
 

@@ -61,7 +61,9 @@ class RunWatcher:
         self.store = store
         self.poll_s = poll_s
         self.polls = 0
-        """Queries made so far (tests: idle streams cost one per interval, not one each)."""
+        """Queries made so far: one per pass for up to 200 watched runs."""
+        self.passes = 0
+        """Passes made so far (one per interval while anyone watches)."""
         self._watchers: dict[Key, set[asyncio.Event]] = {}
         self._seen: dict[Key, tuple[Any, ...]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -101,6 +103,7 @@ class RunWatcher:
             await asyncio.sleep(self.poll_s)
 
     async def _poll(self) -> None:
+        self.passes += 1
         keys = list(self._watchers)
         for start in range(0, len(keys), _CHUNK):
             chunk = keys[start : start + _CHUNK]
