@@ -42,7 +42,6 @@ AuditAction = Literal[
     "read_audit",
     "add_webhook",
     "remove_webhook",
-    "watch_run",
 ]
 """What was done (``AuditEntry.action``). ``purge`` is reserved for the retention purge."""
 
