@@ -62,7 +62,10 @@ def receiver(failures: int = 0) -> Iterator[Receiver]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Server(ThreadingHTTPServer):
+        request_queue_size = 256  # the default 5 drops bursts (then SYN retries take 1 s)
+
+    server = Server(("127.0.0.1", 0), Handler)
     holder.append(Receiver(server, failures))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -51,7 +51,7 @@ TIMEOUT_S = 10.0
 """Per POST: a receiver should answer at once and do its work later."""
 POLL_S = 5.0
 """How often an idle deliverer looks for new rows other processes queued."""
-BATCH = 8
+BATCH = 32
 """Deliveries claimed and POSTed concurrently per pass."""
 
 
