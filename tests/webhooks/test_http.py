@@ -50,9 +50,9 @@ async def test_the_delivery_log_shows_in_the_api_and_the_dashboard(api: Api) -> 
     run = await api.client.post("/v1/loops/fails/runs", json={"id": "f-1"}, headers=api.a)
     assert run.status_code == 202
     await until_status(api.app, "f-1", "failed")
-    log = (await api.client.get("/v1/webhooks/deliveries", headers=api.a)).json()["deliveries"]
+    log = (await api.client.get("/v1/webhook-deliveries", headers=api.a)).json()["deliveries"]
     assert [(d["run_id"], d["event"]) for d in log] == [("f-1", "run.failed")]
-    assert (await api.client.get("/v1/webhooks/deliveries", headers=api.b)).json() == {
+    assert (await api.client.get("/v1/webhook-deliveries", headers=api.b)).json() == {
         "deliveries": []
     }
     await signed_in(api.client, api.key_a)

@@ -34,6 +34,7 @@ from fastapi import APIRouter, Depends, Header, Path, Request
 from fastapi.responses import StreamingResponse
 
 from pulseloop.client import OrgClient
+from pulseloop.server.api import ERRORS
 from pulseloop.server.auth import caller
 from pulseloop.store.base import TERMINAL_STATUSES, RunDetail
 from pulseloop.store.sealed.keyring import PayloadSql
@@ -191,7 +192,7 @@ async def stream(
 
 def build_router() -> APIRouter:
     """The ``/v1/runs/{id}/events`` route."""
-    router = APIRouter(prefix="/v1", tags=["v1"])
+    router = APIRouter(prefix="/v1", responses=ERRORS, tags=["v1"])
 
     @router.get(
         "/runs/{run_id}/events",

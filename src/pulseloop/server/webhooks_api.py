@@ -3,7 +3,7 @@
     POST   /v1/webhooks                  add {url, events?}; the secret, this once  -> 201
     GET    /v1/webhooks                  the endpoints (no secrets)                 -> 200
     DELETE /v1/webhooks/{id}             remove; its pending deliveries fail        -> 204
-    GET    /v1/webhooks/deliveries       the delivery log with attempts, newest first -> 200
+    GET    /v1/webhook-deliveries       the delivery log with attempts, newest first -> 200
 
 Isolation as in ``api.py``: every call acts through ``caller``, so another
 organization's endpoint is "not found" (404). Adding and removing endpoints is audited.
@@ -126,7 +126,7 @@ def build_router() -> APIRouter:
         """The organization's endpoints, without their secrets."""
         return WebhookPage(webhooks=[WebhookOut.of(e) for e in await pulse.webhooks.list()])
 
-    @router.get("/webhooks/deliveries", response_model=DeliveryPage)
+    @router.get("/webhook-deliveries", response_model=DeliveryPage)
     async def deliveries(
         pulse: Caller,
         endpoint_id: Annotated[str | None, Query(max_length=100)] = None,

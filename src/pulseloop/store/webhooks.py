@@ -208,7 +208,8 @@ class SqlWebhooks:
         await self._sql(
             [
                 (
-                    f"INSERT INTO webhook_endpoints ({_ENDPOINT}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO webhook_endpoints ({_ENDPOINT}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (id) DO NOTHING",  # a rerun after a lost reply
                     (
                         record.id,
                         record.org,
@@ -336,7 +337,7 @@ class SqlWebhooks:
         self, org: str, *, limit: int = 50, endpoint_id: str | None = None
     ) -> list[DeliveryRecord]:
         only = "AND endpoint_id = ? " if endpoint_id is not None else ""
-        params: tuple[Any, ...] = (org, endpoint_id, limit) if endpoint_id else (org, limit)
+        params: tuple[Any, ...] = (org, limit) if endpoint_id is None else (org, endpoint_id, limit)
         (rows,) = await self._sql(
             [
                 (
