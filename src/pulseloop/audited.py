@@ -155,10 +155,10 @@ class AuditedClient(OrgClient):
         await self._record("read_audit", "org", self.org)
         return rows
 
-
     async def record(self, action: AuditAction, kind: str, object_id: str) -> None:
-        """One audit row (webhook changes, a run's event stream opened)."""
+        """One audit row (adding or removing a webhook endpoint)."""
         await self._record(action, kind, object_id)
+
 
 class AuditedSchedules(Schedules):
     """An organization's schedules, each read (a body is patient data) and each change
