@@ -14,7 +14,8 @@ from pulseloop.connectors.facial_scan import ScanService
 from pulseloop.errors import EncryptionKeyError
 from pulseloop.server.app import create_app
 from pulseloop.store.sealed import EncryptedStore
-from pulseloop.store.sealed.files import CHUNK_BYTES, MAGIC, open_to_temp, sealed_key_id
+from pulseloop.store.sealed.files import CHUNK_BYTES, MAGIC, SealedVideo, sealed_key_id
+from pulseloop.store.sealed.keyring import DataKey
 from tests.api.conftest import SCAN_STEP, ApiScan, make_key
 from tests.conftest import AppFactory
 from tests.helpers import until_status
@@ -64,14 +65,15 @@ async def test_an_uploaded_video_is_sealed_on_disk_and_opens_to_the_upload(
         key_id = sealed_key_id(stored)
         assert key_id is not None
         key = await store.keyring.by_id(key_id)
-        opened = open_to_temp(stored, key, "clinic-a", scan_id)
-        try:
-            assert opened.read_bytes() == VIDEO
-            assert opened.stat().st_mode & 0o077 == 0
-        finally:
-            opened.unlink()
+        assert _opened(stored, key, scan_id) == VIDEO
         with pytest.raises(EncryptionKeyError, match="copied from another scan"):
-            open_to_temp(stored, key, "clinic-a", "another-scan")
+            _opened(stored, key, "another-scan")
+
+
+def _opened(stored: Path, key: DataKey, scan_id: str) -> bytes:
+    """The whole video, read back through the analysis's reader."""
+    with SealedVideo(str(stored), key.id, "clinic-a", scan_id, key.secret).open() as reader:
+        return reader.read()
 
 
 def _chunk_offsets(raw: bytes) -> list[int]:
@@ -106,7 +108,7 @@ async def test_a_truncated_or_reordered_upload_is_refused(
         for name, content in broken.items():
             stored.write_bytes(content)
             with pytest.raises(EncryptionKeyError, match="cannot be opened"):
-                open_to_temp(stored, key, "clinic-a", scan_id)
+                _opened(stored, key, scan_id)
             assert [p.name for p in uploads.iterdir()] == [stored.name], name  # no leftovers
 
         # and through the analysis: the scan fails with a clear reason, nothing decoded

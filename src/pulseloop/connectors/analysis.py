@@ -199,20 +199,15 @@ class AnalysisRunner:
 
 async def _run(job: AnalysisJob, store: AnalysisQueue) -> dict[str, Any]:
     """The job's vitals, computed in the vitals process pool (parsing included). A video
-    is sealed at rest: it is opened into a temporary file for the decoder, removed as
-    soon as the analysis ends (docs/security.md)."""
+    is sealed at rest: the decoder reads it through a reader that opens its chunks in
+    memory as it goes, so no plaintext of it is written anywhere (docs/security.md)."""
     from pulseloop.vitals.pool import analyze_trace_async, analyze_video_async
 
     if job.kind == "trace":
         result = await analyze_trace_async(job.payload)
     elif job.kind == "video":
-        sealed = Path(job.payload)
-        path = await opened_upload(store, sealed, job.org, job.scan_id)
-        try:
-            result = await analyze_video_async(path)
-        finally:
-            if path != sealed:
-                path.unlink(missing_ok=True)
+        source = await opened_upload(store, Path(job.payload), job.org, job.scan_id)
+        result = await analyze_video_async(source)
     else:
         raise ValueError(f"unknown analysis job kind {job.kind!r}")
     outcome: dict[str, Any] = result.to_json()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +22,9 @@ from pulseloop.vitals.resample import Uniform, resample
 from pulseloop.vitals.result import PulseSpectrum, Quality, Vitals, VitalsResult, Waveform
 from pulseloop.vitals.spectrum import bandpass
 from pulseloop.vitals.trace import REGION_NAMES, Trace
+
+if TYPE_CHECKING:
+    from pulseloop.vitals.video import VideoSource
 
 WAVEFORM_FS_HZ = 15.0
 SPECTRUM_RANGE_BPM = (30.0, 240.0)
@@ -141,8 +145,9 @@ def analyze_trace(trace: Trace) -> VitalsResult:
     return VitalsResult(vitals, accepted, waveform, spectrum, None)
 
 
-def analyze_video(path: str | Path, progress: Progress | None = None) -> VitalsResult:
-    """Vital signs from a video file (the face is found in every frame).
+def analyze_video(path: str | Path | VideoSource, progress: Progress | None = None) -> VitalsResult:
+    """Vital signs from a video file, or a :class:`~pulseloop.vitals.video.VideoSource`
+    such as a sealed upload (the face is found in every frame).
 
     ``progress(frames_done, frames_total_or_None)`` is called while decoding. Raises
     :class:`~pulseloop.vitals.errors.VideoUnreadable` for files that are not decodable video.

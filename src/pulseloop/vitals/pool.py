@@ -22,11 +22,14 @@ import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pulseloop.vitals.analyze import analyze_trace, analyze_video
 from pulseloop.vitals.result import VitalsResult
 from pulseloop.vitals.trace import Trace, parse_trace
+
+if TYPE_CHECKING:
+    from pulseloop.vitals.video import VideoSource
 
 DEFAULT_WORKERS = 2
 PARENT_CHECK_S = 1.0
@@ -53,7 +56,7 @@ def _trace_job(data: Trace | bytes | str | dict[str, Any]) -> VitalsResult:
     return analyze_trace(trace)
 
 
-def _video_job(path: str) -> VitalsResult:
+def _video_job(path: str | VideoSource) -> VitalsResult:
     return analyze_video(path)
 
 
@@ -125,6 +128,11 @@ async def analyze_trace_async(
     return await (pool or shared_pool()).run(_trace_job, trace)
 
 
-async def analyze_video_async(path: str | Path, pool: VitalsPool | None = None) -> VitalsResult:
-    """:func:`~pulseloop.vitals.analyze_video` in a worker process (no progress callback)."""
-    return await (pool or shared_pool()).run(_video_job, str(path))
+async def analyze_video_async(
+    path: str | Path | VideoSource, pool: VitalsPool | None = None
+) -> VitalsResult:
+    """:func:`~pulseloop.vitals.analyze_video` in a worker process (no progress callback).
+    A :class:`~pulseloop.vitals.video.VideoSource` (a sealed upload) is pickled to the
+    worker and opened there."""
+    source = str(path) if isinstance(path, Path) else path
+    return await (pool or shared_pool()).run(_video_job, source)

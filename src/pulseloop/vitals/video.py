@@ -13,12 +13,14 @@ by its own pts: browser WebM has no duration or frame count, and frames arrive w
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import av
 import numpy as np
@@ -39,13 +41,43 @@ DECODE_AHEAD = 8  # frames decoded ahead of the analysis (memory: 8 frames)
 Progress = Callable[[int, int | None], None]
 
 
-def _open(path: Path) -> Any:
-    if not path.is_file():
-        raise VideoUnreadable(str(path), "no such file")
+class VideoSource(Protocol):
+    """A video that is not a plain file, e.g. a sealed upload
+    (:class:`~pulseloop.store.sealed.reader.SealedVideo`): decoded from the seekable,
+    read-only binary stream :meth:`open` returns, so its plaintext never touches disk."""
+
+    @property
+    def name(self) -> str:
+        """What messages call it (a file name, never its content)."""
+
+    def open(self) -> io.IOBase:
+        """The video's bytes: a binary file object with ``read``, ``seek`` and ``tell``.
+        If it has an ``error`` attribute, an exception there once decoding is done is
+        raised (the decoder may have taken a failed read for the end of the file)."""
+
+
+def _label(path: Path | VideoSource) -> str:
+    return str(path) if isinstance(path, Path) else path.name
+
+
+def _raise_read_error(file: Any) -> None:
+    error = getattr(file, "error", None)
+    if isinstance(error, BaseException):
+        raise error
+
+
+def _open(path: Path | VideoSource, stack: contextlib.ExitStack) -> Any:
+    if isinstance(path, Path):
+        if not path.is_file():
+            raise VideoUnreadable(str(path), "no such file")
+        target: Any = str(path)
+    else:
+        target = stack.enter_context(path.open())  # its errors are the source's own
+        stack.callback(_raise_read_error, target)  # runs last: after the container closed
     try:
-        return av.open(str(path), mode="r")
+        return stack.enter_context(av.open(target, mode="r"))
     except (av.FFmpegError, OSError, ValueError) as exc:
-        raise VideoUnreadable(str(path), f"not a video container ({exc})") from exc
+        raise VideoUnreadable(_label(path), f"not a video container ({exc})") from exc
 
 
 def _yuv_frame(frame: Any) -> YuvFrame:
@@ -130,13 +162,15 @@ class _TraceBuilder:
             self.face.append(box)
 
 
-def trace_from_video(path: str | Path, progress: Progress | None = None) -> Trace:
-    """Decode ``path``, find the face in each frame, and return the skin-colour trace."""
-    path = Path(path)
-    container = _open(path)
-    with container:
+def trace_from_video(path: str | Path | VideoSource, progress: Progress | None = None) -> Trace:
+    """Decode ``path`` (a file, or a :class:`VideoSource`), find the face in each frame,
+    and return the skin-colour trace."""
+    path = Path(path) if isinstance(path, str) else path
+    label = _label(path)
+    with contextlib.ExitStack() as stack:
+        container = _open(path, stack)
         if not container.streams.video:
-            raise VideoUnreadable(str(path), "the file has no video stream")
+            raise VideoUnreadable(label, "the file has no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = DECODE_THREADS
@@ -148,7 +182,7 @@ def trace_from_video(path: str | Path, progress: Progress | None = None) -> Trac
         try:
             for index, frame in enumerate(_decoded(container, stream)):
                 if index >= MAX_FRAMES:
-                    raise VideoUnreadable(str(path), f"longer than {MAX_FRAMES} frames")
+                    raise VideoUnreadable(label, f"longer than {MAX_FRAMES} frames")
                 when_ms = 1000.0 * (float(frame.time) if frame.time is not None else index / rate)
                 if when_ms <= last_ms:
                     continue  # a repeated timestamp carries no new instant
@@ -161,14 +195,14 @@ def trace_from_video(path: str | Path, progress: Progress | None = None) -> Trac
                     progress(index + 1, total)
         except av.FFmpegError as exc:
             if builder is None or len(builder.t_ms) < MIN_FRAMES:
-                raise VideoUnreadable(str(path), f"corrupt video data ({exc})") from exc
+                raise VideoUnreadable(label, f"corrupt video data ({exc})") from exc
             log.warning(
-                "video %s is damaged after %d frames; analysing those", path, len(builder.t_ms)
+                "video %s is damaged after %d frames; analysing those", label, len(builder.t_ms)
             )
     n_frames = 0 if builder is None else len(builder.t_ms)
     if builder is None or n_frames < MIN_FRAMES:
         raise VideoUnreadable(
-            str(path), f"only {n_frames} decodable frames, at least {MIN_FRAMES} are needed"
+            label, f"only {n_frames} decodable frames, at least {MIN_FRAMES} are needed"
         )
     if progress is not None:
         progress(n_frames, n_frames)

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidTag
@@ -54,6 +54,9 @@ class DataKey:
     org: str
     aead: AESGCM
     created_at: float
+    secret: bytes = field(default=b"", repr=False)
+    """The raw key, for the one reader in another process: a sealed upload's decoder
+    (:class:`~pulseloop.store.sealed.reader.SealedVideo`). Never in a repr or a log."""
 
 
 class Keyring:
@@ -74,7 +77,8 @@ class Keyring:
             key = self._by_id.get(key_id)
             if key is None:
                 secret = self.master.unwrap(org, key_id, wrapped)
-                key = self._by_id[key_id] = DataKey(key_id, org, AESGCM(secret), created_at)
+                key = DataKey(key_id, org, AESGCM(secret), created_at, secret)
+                self._by_id[key_id] = key
             self._current[org] = key  # rows come oldest first: the last one wins
         self._loaded_at = time.monotonic()
 
@@ -110,7 +114,7 @@ class Keyring:
             now = newest.created_at + 1e-3  # strictly newest, whatever the clock did
         wrapped = self.master.wrap(org, key_id, secret)
         await self._sql.payload_sql([(ADD_DATA_KEY, (key_id, org, wrapped, now))])
-        key = self._by_id[key_id] = DataKey(key_id, org, AESGCM(secret), now)
+        key = self._by_id[key_id] = DataKey(key_id, org, AESGCM(secret), now, secret)
         self._current[org] = key
         return key
 
