@@ -1,6 +1,6 @@
 """``pulseloop keys rotate-master-key`` on both backends: every data key re-wrapped under
 the new master key in one go, payloads unchanged and readable with it, the old master key
-refused with the clear "cannot open data key" error."""
+refused with the clear "rotate-master-key replaced it" error."""
 
 from __future__ import annotations
 
@@ -72,11 +72,11 @@ def test_rotating_the_master_key_rewraps_every_data_key(
     assert asyncio.run(_read(db_url)) == keys  # same data keys, payloads untouched
 
     monkeypatch.setenv("PULSELOOP_MASTER_KEY", old)
-    with pytest.raises(EncryptionKeyError, match=r"cannot open data key .* another master"):
+    with pytest.raises(EncryptionKeyError, match=r"replaced it at .* restart this process"):
         asyncio.run(_read(db_url))
 
     again = invoke("keys", "rotate-master-key", "--new-key-file", str(new_file), "--db", db_url)
-    assert again.exit_code == 2 and "cannot open data key" in again.stderr
+    assert again.exit_code == 2 and "is no longer this database's master key" in again.stderr
 
 
 def test_the_new_key_must_be_given_and_differ(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import binascii
+import logging
 import os
 import secrets
 import threading
@@ -25,12 +26,22 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from pulseloop.errors import EncryptionKeyError
 from pulseloop.store.sealed.columns import (
-    ADD_DATA_KEY,
     LIST_DATA_KEYS,
     SEALED_PREFIX,
     aad,
 )
 from pulseloop.store.sealed.master import KEY_BYTES, MasterKey
+from pulseloop.store.sealed.master_check import (
+    ADD_DATA_KEY_CHECKED,
+    FIRST_CHECK,
+    LOCK_CHECK,
+    READ_CHECK,
+    MasterCheck,
+    check_value,
+    not_current,
+)
+
+log = logging.getLogger(__name__)
 
 REFRESH_S = 30.0
 _NONCE_BYTES = 12
@@ -68,11 +79,24 @@ class Keyring:
         self._by_id: dict[str, DataKey] = {}
         self._current: dict[str, DataKey] = {}
         self._loaded_at = -REFRESH_S
+        self._loaded = False
+        self._warned = False
+        self._check = check_value(master)
         self._lock = asyncio.Lock()
 
     async def load(self) -> None:
-        """Read and unwrap every data key (EncryptionKeyError on a wrong master key)."""
-        (rows,) = await self._sql.payload_sql([(LIST_DATA_KEYS, ())])
+        """Read and unwrap every data key (EncryptionKeyError on a wrong master key, or
+        one a rotation replaced: :mod:`pulseloop.store.sealed.master_check`)."""
+        rows, check_rows = await self._sql.payload_sql([(LIST_DATA_KEYS, ()), (READ_CHECK, ())])
+        check = MasterCheck.of(check_rows)
+        replaced = check is not None and not check.matches(self.master)
+        if replaced and check is not None and check.rotated_at is not None:
+            unknown = [row for row in rows if row[0] not in self._by_id]
+            if unknown or not self._loaded:
+                raise not_current(self.master, check)
+            if not self._warned:  # the keys it holds did not change: it may go on reading
+                self._warned = True
+                log.warning("%s", not_current(self.master, check))
         for key_id, org, wrapped, created_at in rows:
             key = self._by_id.get(key_id)
             if key is None:
@@ -80,6 +104,14 @@ class Keyring:
                 key = DataKey(key_id, org, AESGCM(secret), created_at, secret)
                 self._by_id[key_id] = key
             self._current[org] = key  # rows come oldest first: the last one wins
+        if check is None:  # first open (or from before migration 0019): every key opened
+            (_, check_rows) = await self._sql.payload_sql(
+                [(FIRST_CHECK, (self._check, time.time())), (READ_CHECK, ())]
+            )
+            check = MasterCheck.of(check_rows)
+        if check is None or (not check.matches(self.master) and not self._loaded):
+            raise not_current(self.master, check)
+        self._loaded = True
         self._loaded_at = time.monotonic()
 
     def cached(self, org: str) -> DataKey | None:
@@ -113,7 +145,16 @@ class Keyring:
         if newest is not None and now <= newest.created_at:
             now = newest.created_at + 1e-3  # strictly newest, whatever the clock did
         wrapped = self.master.wrap(org, key_id, secret)
-        await self._sql.payload_sql([(ADD_DATA_KEY, (key_id, org, wrapped, now))])
+        *_, check_rows = await self._sql.payload_sql(  # one transaction: the check row first
+            [
+                (LOCK_CHECK, (self._check,)),
+                (ADD_DATA_KEY_CHECKED, (key_id, org, wrapped, now, self._check)),
+                (READ_CHECK, ()),
+            ]
+        )
+        check = MasterCheck.of(check_rows)
+        if check is None or not check.matches(self.master):
+            raise not_current(self.master, check)  # and nothing was inserted
         key = self._by_id[key_id] = DataKey(key_id, org, AESGCM(secret), now, secret)
         self._current[org] = key
         return key
