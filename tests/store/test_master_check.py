@@ -7,20 +7,23 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from pulseloop import Event, Loop, Step
 from pulseloop.errors import EncryptionKeyError
 from pulseloop.store import open_store, sqlite_path
+from pulseloop.store.postgres.connection import parse_url
 from pulseloop.store.sealed import EncryptedStore
 from pulseloop.store.sealed.master import MasterKey, parse_key
 from pulseloop.store.sealed.master_check import READ_CHECK, check_value
 from tests.cli.helpers import invoke
 from tests.conftest import AppFactory
-from tests.pg import MASTER_KEY
+from tests.pg import MASTER_KEY, PgServer
 from tests.store.test_encryption import opened
 
 
@@ -135,3 +138,46 @@ def test_a_fresh_process_on_the_old_key_is_told_it_was_rotated(
     monkeypatch.setenv("PULSELOOP_MASTER_KEY", old.hex())
     with pytest.raises(EncryptionKeyError, match=r"replaced it at .* restart this process"):
         asyncio.run(write())
+
+
+async def test_a_rotation_in_flight_is_waited_for_not_raced(
+    pg_server: PgServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL, many processes: a data key made while a rotation's transaction holds
+    the check row waits for it, then sees the new key and inserts nothing (a plain read
+    of the check would see the old value and insert under the old key)."""
+    monkeypatch.setenv("PULSELOOP_MASTER_KEY", MASTER_KEY)
+    url = pg_server.create_database()
+    conninfo = parse_url(url).conninfo
+    try:
+        async with opened(url) as stale:
+            assert isinstance(stale, EncryptedStore)
+            new = check_value(MasterKey(secrets.token_bytes(32), "the new key"))
+            rotation = await psycopg.AsyncConnection.connect(conninfo)
+            monitor = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+            try:
+                async with rotation.transaction():  # a rotation, not yet committed
+                    await rotation.execute(
+                        "UPDATE master_key_check SET kcv = %s, rotated_at = %s WHERE id = 1",
+                        (new, time.time()),
+                    )
+                    task = asyncio.create_task(stale.keyring.rotate("clinic-new"))
+                    while not task.done() and not await _waits_on_a_lock(monitor):
+                        await asyncio.sleep(0.01)
+                with pytest.raises(EncryptionKeyError, match="replaced it at"):
+                    await task
+            finally:
+                await rotation.close()
+                await monitor.close()
+            assert await _wrapped_rows(stale) == []
+    finally:
+        pg_server.drop_database(url)
+
+
+async def _waits_on_a_lock(monitor: psycopg.AsyncConnection[Any]) -> bool:
+    cur = await monitor.execute(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    row = await cur.fetchone()
+    return row is not None and int(row[0]) > 0
