@@ -1,8 +1,10 @@
 """Encryption at rest: envelope encryption (AES-GCM) of every patient-bearing payload.
 
-``master`` loads the master key, ``keyring`` keeps each organization's data keys,
-``columns`` names the payload columns and binds each ciphertext to its row, ``store``
-wraps a backend, ``resealer`` re-encrypts older rows in the background.
+``master`` loads the master key, ``master_check`` records which one is current,
+``keyring`` keeps each organization's data keys, ``columns`` names the payload columns and
+binds each ciphertext to its row, ``store`` wraps a backend, ``resealer`` re-encrypts
+older rows in the background, ``rewrap`` rotates the master key, ``files`` seals uploaded
+videos and ``reader`` reads them back for the decoder without writing plaintext.
 """
 
 from __future__ import annotations

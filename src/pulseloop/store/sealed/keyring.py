@@ -89,8 +89,7 @@ class Keyring:
         one a rotation replaced: :mod:`pulseloop.store.sealed.master_check`)."""
         rows, check_rows = await self._sql.payload_sql([(LIST_DATA_KEYS, ()), (READ_CHECK, ())])
         check = MasterCheck.of(check_rows)
-        replaced = check is not None and not check.matches(self.master)
-        if replaced and check is not None and check.rotated_at is not None:
+        if check is not None and check.rotated_at is not None and not check.matches(self.master):
             unknown = [row for row in rows if row[0] not in self._by_id]
             if unknown or not self._loaded:
                 raise not_current(self.master, check)
