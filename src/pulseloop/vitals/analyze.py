@@ -103,16 +103,19 @@ def _motion_changes_rate(uniform: Uniform, pulse: Pulse) -> bool:
 
 
 def _head_records(uniform: Uniform) -> tuple[npt.NDArray[np.float64], ...]:
-    """The records of the face's own motion whose rhythms are sized: the box sampled with,
-    and the page's per-frame face track, or without one the detector's raw boxes.
+    """The records of the face's own motion whose rhythms are sized.
 
-    A rhythm's size (face widths, RMS) is a physical quantity, held to one bar in both
-    paths, so it is read from the most precise record: the track is steady to 0.01-0.02 px
-    like the video path's tracker, while detector boxes jitter by 1-2 % of the face width,
-    and that noise inflated a 0.7 % sway to 1.0 %, over the bar the video path holds it to.
+    A rhythm's size (face widths, RMS) is a physical quantity held to one bar in both paths,
+    so it is read from the record that measures the head itself: the video path's box (its
+    tracker follows the face to ~0.01 px), or the page's per-frame face track when the trace
+    has one (steady to 0.01-0.02 px). The page's sampling box is that track plus the
+    detector jitter its dead band lets through, and detector boxes jitter by 1-2 % of the
+    face width: sized on them, a 0.7 % sway measured 1.0 %, over the bar the video path
+    held it under. Without a track, the sampling box and the detector's boxes are all there is.
     """
-    own = uniform.track if uniform.track is not None else uniform.detection
-    return (uniform.face,) if own is None else (uniform.face, own)
+    if uniform.track is not None:
+        return (uniform.track,)
+    return (uniform.face,) if uniform.detection is None else (uniform.face, uniform.detection)
 
 
 def analyze_trace(trace: Trace) -> VitalsResult:
