@@ -103,19 +103,17 @@ def _motion_changes_rate(uniform: Uniform, pulse: Pulse) -> bool:
 
 
 def _head_records(uniform: Uniform) -> tuple[npt.NDArray[np.float64], ...]:
-    """The records of the face's own motion whose rhythms are sized.
+    """The boxes whose rhythms are sized: the box sampled with, and the face's own motion.
 
-    A rhythm's size (face widths, RMS) is a physical quantity held to one bar in both paths,
-    so it is read from the record that measures the head itself: the video path's box (its
-    tracker follows the face to ~0.01 px), or the page's per-frame face track when the trace
-    has one (steady to 0.01-0.02 px). The page's sampling box is that track plus the
-    detector jitter its dead band lets through, and detector boxes jitter by 1-2 % of the
-    face width: sized on them, a 0.7 % sway measured 1.0 %, over the bar the video path
-    held it under. Without a track, the sampling box and the detector's boxes are all there is.
+    A rhythm's size (face widths, RMS) is held to one bar in both paths, so the face's own
+    motion is read from the most precise record there is: the video path's box (its tracker
+    follows the face to ~0.01 px), or the page's per-frame face track (0.01-0.02 px). The
+    detector's raw boxes jitter by 1-2 % of the face width and are used only without a
+    track: sized on them, a 0.7 % sway measured 1.0 %, over the bar the video path held
+    it under.
     """
-    if uniform.track is not None:
-        return (uniform.track,)
-    return (uniform.face,) if uniform.detection is None else (uniform.face, uniform.detection)
+    own = uniform.track if uniform.track is not None else uniform.detection
+    return (uniform.face,) if own is None else (uniform.face, own)
 
 
 def analyze_trace(trace: Trace) -> VitalsResult:
