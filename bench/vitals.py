@@ -16,7 +16,7 @@ the ratios against the peer.
 Then the fairness grid (:mod:`pulseloop.vitals.synthetic.grid`): six skin tones
 (Fitzpatrick I-VI) x three heart rates x four nuisances (still, dim, sway, drifting and
 flickering light), 30 s at 640x480, each scanned by our video path, our trace path (the
-page's lagging boxes) and the peer, with acceptance, MAE and "> 5 bpm off" per tone and per
+page's version-2 trace) and the peer, with acceptance, MAE and "> 5 bpm off" per tone and per
 nuisance; and the time of a 30 s 640x480 analysis per codec (best and median of 5, with CPU
 time and decoding's share). ``--fairness`` runs only those two parts, ``--timing`` only the
 last (run it as ``taskset -c 0,1 python bench/vitals.py --timing`` to pin two cores).

@@ -5,7 +5,8 @@ One grid of synthetic scans (:mod:`pulseloop.vitals.synthetic.grid`): six skin t
 weaker in green for VI) x three heart rates x four nuisances (still, dim light, head sway,
 drifting and flickering light). Each scan is rendered once and analysed by both paths: the
 video path (the server finds the face in a raw video) and the trace path (the colour trace
-the scan page would upload from the same frames, with its lagging, jittering face boxes).
+the scan page would upload from the same frames: version 2, its jittering face boxes moved by
+the face shift it measures, with its detections and shifts).
 
 The frames are 256x192 (a 76-pixel face; the tracker and every region still work) with the
 sensor noise and motion scaled so that each region's mean is as noisy, and the head moves

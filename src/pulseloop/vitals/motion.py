@@ -179,3 +179,39 @@ def strong(found: tuple[MotionRhythm, ...]) -> bool:
 def coincides(rate_hz: float, found: tuple[MotionRhythm, ...], tolerance_hz: float) -> bool:
     """True when ``rate_hz`` lies on a motion rhythm or its second or third harmonic."""
     return any(abs(rate_hz - k * r.freq_hz) <= tolerance_hz for r in found for k in HARMONICS)
+
+
+def remove_sampling(
+    rgb: FloatArray,
+    rounding: FloatArray,
+    fs_hz: float,
+    slips: tuple[FloatArray, ...] = (),
+    head: tuple[FloatArray, ...] = (),
+) -> FloatArray:
+    """Colours with only the sampling's own artefacts removed, not the head's motion.
+
+    ``rounding (n, regions, 4)``: what rounding each region edge to whole pixels added
+    (integer minus exact edge; zero in the video path, which weighs the pixels an edge
+    cuts): a region's mean jumps when an edge crosses a pixel. ``slips``: ``(n, 4)`` the
+    sampling box minus the face's own position (a box that jitters or lags slides the
+    regions over a face that may be still). Only the part of a slip that the head's own
+    motion (``head``, ``(n, 4)`` boxes) does not explain is removed: a box that does not
+    follow the face slips by exactly the head's motion, and that part is the question the
+    caller asks (did the colours follow the head?), not an artefact to take out first.
+    """
+    shared = [regressors(slip, fs_hz) for slip in slips]
+    if shared and head:
+        h = np.column_stack([regressors(box, fs_hz) for box in head])
+        own = [s - h @ np.linalg.lstsq(h, s, rcond=None)[0] for s in shared]
+        shared = [_standardise(s, fs_hz) for s in own]
+    mean = rgb.mean(axis=0, keepdims=True)
+    relative = rgb / np.maximum(mean, 1e-9) - 1.0
+    target = bandpass(relative, fs_hz, REGRESSION_BAND_HZ)
+    cleaned = relative.copy()
+    for k in range(rgb.shape[1]):
+        x = np.column_stack([*shared, _standardise(rounding[:, k], fs_hz)])
+        if x.shape[1] == 0 or x.shape[0] < 8 * x.shape[1]:
+            continue
+        beta, *_ = np.linalg.lstsq(x, target[:, k], rcond=None)
+        cleaned[:, k] -= x @ beta
+    return np.asarray((1.0 + cleaned) * mean, dtype=np.float64)

@@ -43,6 +43,9 @@ class Uniform:
     bounds: FloatArray
     detection: FloatArray | None = None
     track: FloatArray | None = None
+    # The regions' exact (sub-pixel) edges from the same boxes: ``bounds - exact`` is what
+    # rounding the edges to whole pixels added, a sampling artefact, not head motion.
+    exact: FloatArray | None = None
 
 
 def frame_rate_hz(t_ms: FloatArray) -> float:
@@ -80,10 +83,13 @@ def resample(trace: Trace, fs_hz: float = ANALYSIS_FS_HZ) -> Uniform:
     step = 0 if trace.source == "video" else 1  # sub-pixel edges in the video path
     size = (trace.frame_width, trace.frame_height)
     edges = np.stack([pixel_bounds(box, *size, step) for box in trace.face[found]])
+    exact_edges = np.stack([pixel_bounds(box, *size, 0) for box in trace.face[found]])
     bounds = np.empty((grid.size, *edges.shape[1:]), dtype=np.float64)
+    exact = np.empty_like(bounds)
     for k in range(edges.shape[1]):
         for c in range(4):
             bounds[:, k, c] = np.interp(grid, t_face, edges[:, k, c].astype(np.float64))
+            exact[:, k, c] = np.interp(grid, t_face, exact_edges[:, k, c])
     # A grid point is valid when the face frames around it are close in time.
     right = np.clip(np.searchsorted(t_face, grid, side="left"), 1, t_face.size - 1)
     gap_s = t_face[right] - t_face[right - 1]
@@ -97,6 +103,7 @@ def resample(trace: Trace, fs_hz: float = ANALYSIS_FS_HZ) -> Uniform:
         bounds,
         _detections(trace, grid),
         _track(trace, grid),
+        exact,
     )
 
 

@@ -105,7 +105,9 @@ class Trace:
         return np.asarray(np.isfinite(self.rgb).all(axis=(1, 2)), dtype=np.bool_)
 
     def to_json(self) -> dict[str, Any]:
-        """The trace as schema JSON: version 2 when it has detector boxes, else version 1."""
+        """The trace as schema JSON: version 2 when it has detector boxes or face shifts,
+        else version 1."""
+        version = 1 if self.detection is None and self.shift is None else 2
         frames: list[dict[str, Any]] = []
         found = self.face_found
         for i in range(self.n_frames):
@@ -118,17 +120,18 @@ class Trace:
             else:
                 regions, face = None, None
             frame = {"t_ms": round(float(self.t_ms[i]), 3), "regions": regions, "face": face}
-            if self.detection is not None:
-                frame["detection"] = _rounded(self.detection[i], 2)
+            if version == 2:
+                detection = None if self.detection is None else _rounded(self.detection[i], 2)
+                frame["detection"] = detection
                 frame["shift"] = None if self.shift is None else _rounded(self.shift[i], 3)
             frames.append(frame)
         top: dict[str, Any] = {
-            "version": 1 if self.detection is None else 2,
+            "version": version,
             "frame_width": self.frame_width,
             "frame_height": self.frame_height,
             "user_agent": self.user_agent,
         }
-        if self.detection is not None:
+        if version == 2:
             camera = self.camera or CameraModes()
             top["camera"] = {
                 "exposure_mode": camera.exposure_mode,

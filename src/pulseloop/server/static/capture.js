@@ -20,6 +20,11 @@
  *   - the detection loop runs face detection as often as a time budget allows and moves
  *     the face box *target*; the frame loop glides the box towards it, so the regions stay
  *     on the same patch of skin instead of jumping with detector jitter.
+ * While filming, the box and its target are kept with the face's measured shift taken out
+ * (face-shift.js, on every frame), and the regions are read at the box moved by the
+ * frame's shift: they follow the face to a fraction of a pixel, as the server's tracker
+ * does on a video, instead of sliding over it by any move smaller than the dead band. So
+ * both paths see the same skin, and the server's motion checks mean the same in both.
  *
  * The page always ends: after a while of failing checks it helps, then ends the scan with
  * the reason (guidance.js). It reports where the patient is (opened, aligning, capturing)
@@ -214,8 +219,11 @@ function main(root) {
   }
 
   // ---- face detection -------------------------------------------------------------------
+  // Boxes are kept in *anchor* coordinates: the frame's, less the face's shift since the
+  // capture began (faceShift; [0, 0] while aligning). The regions are read at box + shift.
   let target = null; // latest detected Haar-like box [x, y, w, h], or null when no face
   let box = null; // the smoothed box the regions are taken from
+  let faceShift = [0, 0]; // the face's shift on the latest frame (face-shift.js)
   let lastDetectionAt = 0;
   let detected = false; // the detector has answered at least once since the camera started
   let faceMissingSince = null; // performance.now() of the first detection without a face
@@ -256,39 +264,48 @@ function main(root) {
       lastDetectionAt = now;
       return;
     }
-    recordDetection(seenT, next);
+    const seenShift = recordDetection(seenT, next);
+    const anchored = [next[0] - seenShift[0], next[1] - seenShift[1], next[2], next[3]];
     if (target && lastDetectionAt) {
       const dt = Math.max((now - lastDetectionAt) / 1000, 0.03);
-      const moved = Math.hypot(next[0] - target[0], next[1] - target[1]) / target[2];
+      const was = inFrame(target);
+      const moved = Math.hypot(next[0] - was[0], next[1] - was[1]) / target[2];
       speed = 0.6 * speed + 0.4 * (moved / dt);
     }
     const jump = target
-      ? Math.max(...next.map((v, i) => Math.abs(v - target[i]))) / target[2]
+      ? Math.max(...anchored.map((v, i) => Math.abs(v - target[i]))) / target[2]
       : Infinity;
     const wasLost = target === null;
-    if (jump > BOX_DEADBAND || wasLost) target = next;
+    if (jump > BOX_DEADBAND || wasLost) target = anchored;
     if (!box || wasLost) box = target.slice(); // back after a loss: start where it is
     faceMissingSince = null;
     lastDetectionAt = now;
   }
 
+  /** A box in anchor coordinates, placed on the current frame (moved by the face's shift). */
+  function inFrame(anchored) {
+    return [anchored[0] + faceShift[0], anchored[1] + faceShift[1], anchored[2], anchored[3]];
+  }
+
   /**
    * The detector's own box goes up with the frame it was found on, before the dead band
-   * and the glide: the sampled box hides head motion smaller than the dead band (a sway
-   * of 0.03 face widths never moved it), yet the regions slide over the face with it, so
-   * the server needs the raw boxes to see that motion, remove it, or refuse the scan.
+   * and the glide: the server sizes head motion on it when the page sends no shift.
+   * Returns the face's shift on that frame (to put the box in anchor coordinates).
    */
   function recordDetection(seenT, raw) {
-    if (phase !== "capturing" || firstT === null || seenT === null || seenT < firstT) return;
+    if (phase !== "capturing" || firstT === null || seenT === null || seenT < firstT) {
+      return faceShift;
+    }
     const t = round(seenT - firstT, 3);
     const detection = raw.map((v) => round(v, 2));
     for (let i = frames.length - 1; i >= 0 && frames[i].t_ms >= t; i--) {
       if (frames[i].t_ms === t) {
         frames[i].detection = detection;
-        return;
+        return frames[i].shift || faceShift;
       }
     }
     pendingDetection = detection; // its frame is not sampled yet: it goes with the next one
+    return faceShift;
   }
 
   // ---- capture --------------------------------------------------------------------------
@@ -324,6 +341,10 @@ function main(root) {
     lastLabelSecond = -1;
     pendingDetection = null;
     shifts.reset();
+    // The boxes go back to frame coordinates: the next capture's shift starts at zero.
+    if (box) box = inFrame(box);
+    if (target) target = inFrame(target);
+    faceShift = [0, 0];
     setProgress(0);
     root.dataset.state = "aligning";
     setText(heading, "Line up your face");
@@ -388,7 +409,17 @@ function main(root) {
     }
     const missingFor = faceMissingSince === null ? 0 : now - faceMissingSince;
     if (missingFor > FACE_HOLD_MS) target = null; // gone, not a blip: frames carry no face
-    const sampled = box && target ? sample(box, width, height) : null;
+    let sampled = box && target ? sample(inFrame(box), width, height) : null;
+    // While filming, the face's shift is measured where the regions were last frame, and
+    // the regions are read again where the face is now.
+    let moved = null;
+    if (sampled && phase === "capturing") {
+      moved = shifts.measure(sampled.crop);
+      if (moved) {
+        faceShift = moved;
+        sampled = sample(inFrame(box), width, height);
+      }
+    }
     const regions = sampled ? sampled.means : null;
     if (regions) {
       const face = luma(regions.full_face);
@@ -397,7 +428,7 @@ function main(root) {
       lighting = { luma: face, balance: Math.abs(left - right) / Math.max(left, right, 1) };
     }
     const checks = evaluateChecks({
-      face: target,
+      face: target ? inFrame(target) : null,
       width,
       height,
       speed,
@@ -441,9 +472,9 @@ function main(root) {
     // regions; a frame without a face has both null, as the schema requires. `detection`
     // is the detector's raw box on the frames it looked at (recordDetection), else null;
     // `shift` the face's own movement since the first frame (face-shift.js), or null.
-    const face = regions ? box.map((v) => round(v, 2)) : null;
-    const moved = sampled ? shifts.measure(sampled.crop) : null;
-    const shift = moved ? moved.map((v) => round(v, 3)) : null;
+    if (sampled && moved === null && firstT === tMs) moved = shifts.measure(sampled.crop);
+    const face = regions ? inFrame(box).map((v) => round(v, 2)) : null;
+    const shift = regions && moved ? moved.map((v) => round(v, 3)) : null;
     frames.push({ t_ms: round(tMs - firstT, 3), regions, face, detection: pendingDetection, shift });
     pendingDetection = null;
     const elapsed = (tMs - firstT) / 1000;

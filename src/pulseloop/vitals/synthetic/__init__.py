@@ -8,9 +8,12 @@ colour trace a browser would have uploaded for the same frames, plus the ground 
     trace, truth = make_trace(PulseSpec(heart_rate_bpm=84), SceneSpec(duration_s=30))
 
 ``write_video`` also writes ``<name>.truth.json`` beside the video. The trace's face boxes
-are the true ones unless ``browser=True``: then they are the boxes the scan page would have
-sampled with (:mod:`pulseloop.vitals.synthetic.browser`: detected every ~120 ms with
-jitter, glided, lagging under motion). The video's faces must be found.
+are the true ones unless ``browser=True``: then it is the version-2 trace the scan page
+would have sent: sampled with the page's boxes (:mod:`pulseloop.vitals.synthetic.browser`:
+detected every ~120 ms with jitter, glided, lagging under motion), with the detector's raw
+box on the frames it looked at (``detection``) and the face's shift measured on every frame
+by the page's tracker (``shift``, :mod:`pulseloop.vitals.synthetic.shift`). The video's
+faces must be found.
 """
 
 from __future__ import annotations
@@ -23,14 +26,15 @@ from typing import Any
 
 import numpy as np
 
-from pulseloop.vitals.regions import region_means
+from pulseloop.vitals.regions import pixel_bounds, region_means
 from pulseloop.vitals.synthetic.browser import BrowserBoxes
 from pulseloop.vitals.synthetic.pulse import BeatTrain, PulseSpec, beat_train
 from pulseloop.vitals.synthetic.scene import Frame, SceneSpec, render
+from pulseloop.vitals.synthetic.shift import ShiftTracker
 from pulseloop.vitals.synthetic.skin import FITZPATRICK_TONES
 from pulseloop.vitals.synthetic.stamp import stamp_index
 from pulseloop.vitals.synthetic.writers import Codec, write_encoded, write_y4m
-from pulseloop.vitals.trace import REGION_NAMES, Trace
+from pulseloop.vitals.trace import REGION_NAMES, CameraModes, Trace
 
 __all__ = [
     "FITZPATRICK_TONES",
@@ -76,35 +80,77 @@ def _truth(train: BeatTrain, pulse: PulseSpec, scene: SceneSpec) -> GroundTruth:
     )
 
 
+_FULL_FACE = REGION_NAMES.index("full_face")
+
+
 class _TraceCollector:
-    """Computes the browser-side region means of each frame as frames stream past."""
+    """Computes the browser-side region means of each frame as frames stream past.
+
+    With ``browser``, also what a version-2 page records of the face's own motion: the
+    detector's raw box on the frames it looked at, and the shift of the full-face pixels
+    the page sampled, measured by the page's tracker (its crop, its errors).
+    """
 
     def __init__(self, scene: SceneSpec, browser: bool = False) -> None:
         self.scene = scene
         self.boxes = BrowserBoxes(scene.seed) if browser else None
+        self.shifts = ShiftTracker() if browser else None
         self.t_ms: list[float] = []
         self.rgb: list[np.ndarray[Any, np.dtype[np.float64]]] = []
         self.face: list[np.ndarray[Any, np.dtype[np.float64]]] = []
+        self.detection: list[np.ndarray[Any, np.dtype[np.float64]]] = []
+        self.shift: list[np.ndarray[Any, np.dtype[np.float64]]] = []
 
     def add(self, frame: Frame) -> None:
         self.t_ms.append(frame.t_s * 1000.0)
-        face = frame.face if self.boxes is None else self.boxes.next(frame.t_s, frame.face)
+        if self.boxes is None or self.shifts is None:
+            face = frame.face
+        else:
+            # As the page: the face's shift is measured on the pixels where the regions were
+            # last frame, then the regions are read at the anchor box moved by it.
+            moved = None
+            ahead = self.boxes.ahead()
+            if ahead is not None:
+                moved = self._measure_shift(frame, ahead)
+            face = self.boxes.next(
+                frame.t_s, frame.face, None if moved is None else np.array(moved)
+            )
+            found = self.boxes.detection
+            self.detection.append(np.full(4, np.nan) if found is None else found)
+            if face is not None and moved is None:
+                moved = self._measure_shift(frame, face)  # the capture's first frame
+            self.shift.append(
+                np.full(2, np.nan) if face is None or moved is None else np.array(moved)
+            )
         if face is None:
             self.rgb.append(np.full((len(REGION_NAMES), 3), np.nan))
             self.face.append(np.full(4, np.nan))
-        else:
-            self.rgb.append(region_means(frame.rgb, face))
-            self.face.append(face)
+            return
+        self.rgb.append(region_means(frame.rgb, face))
+        self.face.append(face)
+
+    def _measure_shift(
+        self, frame: Frame, box: np.ndarray[Any, np.dtype[np.float64]]
+    ) -> tuple[float, float] | None:
+        assert self.shifts is not None
+        x0, y0, x1, y1 = (int(v) for v in pixel_bounds(box, *frame.rgb.shape[1::-1])[_FULL_FACE])
+        if x1 - x0 < 4 or y1 - y0 < 4:
+            return None
+        return self.shifts.measure(frame.rgb[y0:y1, x0:x1, 1], x0, y0)
 
     def trace(self) -> Trace:
+        browser = self.boxes is not None
         return Trace(
             t_ms=np.array(self.t_ms),
             rgb=np.array(self.rgb),
             face=np.array(self.face),
             frame_width=self.scene.width,
             frame_height=self.scene.height,
-            user_agent="pulseloop-synthetic/1",
+            user_agent="pulseloop-synthetic/2" if browser else "pulseloop-synthetic/1",
             source="synthetic",
+            detection=np.array(self.detection).reshape(-1, 4) if browser else None,
+            shift=np.array(self.shift).reshape(-1, 2) if browser else None,
+            camera=CameraModes() if browser else None,
         )
 
 

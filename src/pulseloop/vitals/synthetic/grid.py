@@ -4,7 +4,8 @@ Shapes: ``fairness_grid(...) -> list[GridCase]``; ``run_case(case, directory) ->
 
 Each case renders one synthetic scan once and analyses it two ways: the video path (a raw
 Y4M file, the face found by the server) and the trace path (the colour trace the scan page
-would have uploaded from the same frames, with its lagging, jittering face boxes:
+would have uploaded from the same frames: version 2, with its dead-banded, jittering face
+boxes moved by the face shift it measures, its detections and shifts:
 :mod:`pulseloop.vitals.synthetic.browser`). The tests run a small grid (320x240, 20 s) and
 ``bench/vitals.py`` a full one (640x480, 30 s). Pixel-sized nuisances are given at 640x480
 and scaled with the frame, so a small grid has the same motion in face widths; sensor noise
