@@ -10,6 +10,7 @@ def test_public_names_are_pinned() -> None:
         "StepInfo", "__version__",
         "parse_duration",
         "enable_tracing", "disable_tracing",
+        "ChildLoopFailed",
     ])  # fmt: skip
     for name in pulseloop.__all__:
         assert getattr(pulseloop, name) is not None

@@ -20,13 +20,14 @@ if TYPE_CHECKING:  # the names and editors see them
     from pulseloop.engine.retries import Retries
     from pulseloop.engine.step import Step
     from pulseloop.engine.tracing import disable_tracing, enable_tracing
-    from pulseloop.errors import NonRetryableError, PulseloopError
+    from pulseloop.errors import ChildLoopFailed, NonRetryableError, PulseloopError
     from pulseloop.runs import Attempt, Deploy, Run, StepInfo
     from pulseloop.schedules import Schedule, Schedules
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "ChildLoopFailed": "pulseloop.errors",
     "App": "pulseloop.app",
     "Attempt": "pulseloop.runs",
     "Cron": "pulseloop.engine.cron",
@@ -49,9 +50,9 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "App", "Attempt", "Cron", "Deploy", "Duration", "Event", "Loop", "NonRetryableError",
-    "PulseloopError", "Retries", "Run", "Schedule", "Schedules", "Step", "StepCtx",
-    "StepInfo", "__version__",
+    "App", "Attempt", "ChildLoopFailed", "Cron", "Deploy", "Duration", "Event", "Loop",
+    "NonRetryableError", "PulseloopError", "Retries", "Run", "Schedule", "Schedules", "Step",
+    "StepCtx", "StepInfo", "__version__",
     "disable_tracing", "enable_tracing",
     "parse_duration",
 ]  # fmt: skip

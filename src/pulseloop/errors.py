@@ -295,6 +295,23 @@ class EncryptionKeyError(StoreError):
     code = "encryption_key"
 
 
+class ChildLoopFailed(PulseloopError):
+    """A child run started by ``step.run_loop`` ended without completing: it failed, was
+    cancelled or passed its own deadline. Raised in the parent at that ``run_loop`` line
+    (on the first run and every replay alike); catch it to carry on without the child."""
+
+    code = "child_loop_failed"
+
+    def __init__(self, child_run_id: str, loop: str, reason: str) -> None:
+        super().__init__(
+            f"child run {child_run_id!r} of loop {loop!r} did not complete: {reason}; see "
+            "that run for details, retry it, or catch ChildLoopFailed to carry on"
+        )
+        self.child_run_id = child_run_id
+        self.loop = loop
+        self.reason = reason
+
+
 def error_info(exc: BaseException) -> dict[str, Any]:
     """The JSON shape an error is stored as: type, message and (for ours) code."""
     return {

@@ -19,17 +19,18 @@ import asyncio
 import inspect
 import logging
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from types import CodeType
 from typing import Any, Protocol
 
 from pulseloop import errors
 from pulseloop.durations import Duration, duration_seconds
-from pulseloop.engine import logcontext, tracing
+from pulseloop.engine import children, logcontext, tracing
 from pulseloop.engine.clock import Clock
 from pulseloop.engine.codec import decode, encode, round_trip
 from pulseloop.engine.context import ConnectorFactory, StepCtx, StepScope
+from pulseloop.engine.fanout import counted, settle
 from pulseloop.engine.loop import MAX_SUMMARY_CHARS, Event, Loop
 from pulseloop.engine.retries import DEFAULT_TIMEOUT, Retries, as_retries
 from pulseloop.engine.suspend import Interrupted, Suspend
@@ -43,7 +44,13 @@ from pulseloop.store.base import (
     WaitRecord,
     scan_signal_key,
 )
-from pulseloop.store.protocols import RunDeadlines, ScanReads, ScheduleStore, WorkerStore
+from pulseloop.store.protocols import (
+    ChildRuns,
+    RunDeadlines,
+    ScanReads,
+    ScheduleStore,
+    WorkerStore,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +92,10 @@ def wants_ctx(fn: Callable[..., Any]) -> bool:
     return answer
 
 
-class EngineStore(WorkerStore, ScanReads, ScheduleStore, RunDeadlines, Protocol):
+class EngineStore(WorkerStore, ScanReads, ScheduleStore, RunDeadlines, ChildRuns, Protocol):
     """All the engine asks of storage: the worker's side, reading a run's latest scan
-    (what ``wait_for_scan`` listens for), and the timer pass's schedules and run
-    deadlines. No operator action, no organization."""
+    (what ``wait_for_scan`` listens for), the timer pass's schedules and run deadlines,
+    and starting child runs. No operator action, no organization."""
 
 
 class Services:
@@ -109,6 +116,10 @@ class Services:
         self.connectors = connectors
         self.connector_services = connector_services
         self.on_park = on_park
+        self.run_timeouts: Mapping[str, float] = {}
+        """Served loops' run timeouts in seconds (a child run's deadline)."""
+        self.served: frozenset[str] | None = None
+        """The loop names served (``run_loop`` refuses others); None: not checked."""
 
 
 class Execution:
@@ -129,6 +140,9 @@ class Execution:
         self._suspended = False
         self._fatal: BaseException | None = None
         self._scan_waits = 0
+        self.busy = 0  # step calls in flight, idle and closed: see engine/fanout.py
+        self.idle = asyncio.Event()
+        self.closed = False
 
     # the run as a whole -------------------------------------------------------------
     async def execute(self) -> str:
@@ -153,7 +167,7 @@ class Execution:
         loop = self.loop()
         try:
             try:
-                output = await loop.run(event, Step(self))
+                output = await self._settled(loop.run(event, Step(self)))
                 if self._suspended:  # user code swallowed a Suspend: park anyway
                     raise Suspend()
                 if self._fatal is not None:
@@ -229,6 +243,7 @@ class Execution:
             raise Interrupted()
 
     # step.do --------------------------------------------------------------------------
+    @counted
     async def do(
         self,
         name: str,
@@ -352,6 +367,7 @@ class Execution:
             )
         return scan_signal_key(scan.id)
 
+    @counted
     async def wait(
         self,
         name: str,
@@ -407,6 +423,26 @@ class Execution:
         if tracing.ENABLED:
             tracing.waiting(name, kind, key, wait.deadline_at)
         raise self._suspend(wait.deadline_at, key)
+
+    # child loops and concurrent steps (engine/children.py, engine/fanout.py) ---------
+    @counted
+    async def run_loop(
+        self, name: str, loop: str | type[Loop], body: Any, timeout: Duration | None
+    ) -> Any:
+        """Start the child run of step ``name`` (once), park until it ends, return its
+        output (see :mod:`pulseloop.engine.children`)."""
+        return await children.run_loop(self, name, loop, body, timeout)
+
+    async def _settled(self, running: Awaitable[Any]) -> Any:
+        """Await ``run()``, then every step call its branches still have in flight."""
+        try:
+            return await running
+        except (LeaseLost, asyncio.CancelledError):
+            self.closed = True  # nothing more may be written; do not wait for branches
+            raise
+        finally:
+            if not self.closed:
+                await settle(self)
 
 
 def _replay(step: StepRecord) -> Any:

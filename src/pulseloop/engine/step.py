@@ -15,6 +15,7 @@ from pulseloop.durations import Duration
 
 if TYPE_CHECKING:
     from pulseloop.engine.execution import Execution
+    from pulseloop.engine.loop import Loop
     from pulseloop.engine.retries import Retries
 
 DEFAULT_EVENT_TIMEOUT: Duration = "24 hours"
@@ -116,7 +117,28 @@ class Step:
 
         return await execution.wait(name, "scan", key, timeout, timed_out)
 
+    async def run_loop(
+        self,
+        name: str,
+        loop: str | type[Loop],
+        body: Any = None,
+        *,
+        timeout: Duration | None = None,
+    ) -> Any:
+        """Run ``loop`` (its name or class) as a child run with ``body``; return its output.
+
+        The child is started once per step ``name`` (crashes and replays find the same
+        child, ``<this run's id>~<name>``), in this run's organization; this run parks,
+        holding no worker, until it ends. A child that fails, is cancelled or passes its
+        deadline raises :class:`~pulseloop.errors.ChildLoopFailed` here. ``timeout``
+        bounds the wait (:class:`~pulseloop.errors.WaitTimeout`; the child runs on until
+        this run ends). Several children at once: ``asyncio.gather(step.run_loop(...),
+        ...)``. Children never outlive this run: when it ends they are cancelled.
+        """
+        return await self._execution.run_loop(name, loop, body, timeout)
+
     # the spec's camelCase names
     sleepUntil = sleep_until
     waitForEvent = wait_for_event
     waitForScan = wait_for_scan
+    runLoop = run_loop

@@ -97,6 +97,8 @@ class Worker:
         self.services = Services(
             store, clock, self.id, connectors or {}, connector_services, self._on_park
         )
+        self.services.run_timeouts = self._timeouts  # a child run's deadline
+        self.services.served = frozenset(self.loops)
         self._active: dict[str, asyncio.Task[str]] = {}
         self._kick = asyncio.Event()
         self._timer_kick = asyncio.Event()

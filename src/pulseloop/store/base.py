@@ -15,6 +15,7 @@ from typing import Protocol
 from pulseloop.store.audit import AuditStore
 from pulseloop.store.protocols import (
     AnalysisQueue,
+    ChildRuns,
     InlineCommits,
     OrgStore,
     RunDeadlines,
@@ -36,6 +37,8 @@ from pulseloop.store.records import (
     TERMINAL_STATUSES,
     AnalysisJob,
     AttemptRecord,
+    ChildRun,
+    ChildStart,
     DeployRecord,
     Firing,
     History,
@@ -44,6 +47,7 @@ from pulseloop.store.records import (
     LeaseLost,
     OrgRecord,
     RunDetail,
+    RunFamily,
     RunRecord,
     ScanRecord,
     ScheduleRecord,
@@ -52,6 +56,7 @@ from pulseloop.store.records import (
     StepRecord,
     StoreStats,
     WaitRecord,
+    child_signal_key,
     fallback_run_key,
     scan_signal_key,
 )
@@ -67,6 +72,9 @@ __all__ = [
     "AnalysisJob",
     "AnalysisQueue",
     "AttemptRecord",
+    "ChildRun",
+    "ChildRuns",
+    "ChildStart",
     "DeployRecord",
     "Firing",
     "History",
@@ -78,6 +86,7 @@ __all__ = [
     "OrgStore",
     "RunDeadlines",
     "RunDetail",
+    "RunFamily",
     "RunRecord",
     "RunStore",
     "ScanReads",
@@ -95,6 +104,7 @@ __all__ = [
     "WaitRecord",
     "WorkerLiveness",
     "WorkerStore",
+    "child_signal_key",
     "fallback_run_key",
     "scan_signal_key",
 ]
@@ -108,6 +118,7 @@ class Store(
     StatsStore,
     ScheduleStore,
     RunDeadlines,
+    ChildRuns,
     Protocol,
 ):
     """What a storage backend provides: every concern, plus opening and closing."""

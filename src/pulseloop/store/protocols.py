@@ -40,6 +40,7 @@ from typing import Any, Protocol, runtime_checkable
 from pulseloop.store.records import (
     AnalysisJob,
     AttemptRecord,
+    ChildStart,
     DeployRecord,
     Firing,
     History,
@@ -47,6 +48,7 @@ from pulseloop.store.records import (
     Lease,
     OrgRecord,
     RunDetail,
+    RunFamily,
     RunRecord,
     ScanRecord,
     ScheduleRecord,
@@ -477,3 +479,26 @@ class InlineCommits(Protocol):
     def commit_inline_when(self, solo: Callable[[], bool]) -> None:
         """Commit on the caller's thread while ``solo()`` (the worker executes at most
         one run) and the database is idle."""
+
+
+class ChildRuns(Protocol):
+    """Child runs (``step.run_loop``; see ``engine/children.py``).
+
+    Atomicity: the child's row and the parent's wait for it are inserted in one fenced
+    transaction, both idempotently, so a crash and a replay find the first child. A run's
+    terminal transition (finish, cancel, deadline) signals its parent in the same
+    transaction, waking it once none of its open child waits lacks a signal, and cancels
+    its unfinished descendants (a recursive query, in that transaction too): children
+    never outlive their parent.
+    """
+
+    async def start_child(
+        self, lease: Lease, child: ChildStart, wait: WaitRecord
+    ) -> tuple[RunRecord, bool]:
+        """Insert the queued child (in the parent's organization, linked to the run
+        ``lease`` holds) and ``wait`` unless they exist; return the child as stored and
+        whether it is this parent step's child (False: another run owns the id). The
+        child's pending signals to this parent are consumed: its row says how it ended."""
+
+    async def run_family(self, org: str, run_id: str, limit: int = 500) -> RunFamily | None:
+        """The run's parent and up to ``limit`` descendants; None if no such run."""

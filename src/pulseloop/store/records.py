@@ -337,3 +337,49 @@ class Firing:
     to set it, since the body sealed for the schedule's row cannot be copied as is."""
     trace_parent: str | None = None
     """The traceparent to store on the tick's run (engine/tracing.py), or None."""
+
+
+CHILD_SIGNAL_PREFIX = "child:"
+
+
+def child_signal_key(child_key: str) -> str:
+    """The signal a child run's end leaves its parent (a wake-up hint: the child's row,
+    not the signal, says how it ended)."""
+    return f"{CHILD_SIGNAL_PREFIX}{child_key}"
+
+
+@dataclass(frozen=True, slots=True)
+class ChildStart:
+    """A child run that a parent's ``step.run_loop`` starts (see ``ChildRuns``)."""
+
+    run_id: str
+    """The child's id, derived from the parent's id and the step name."""
+    loop: str
+    input: str
+    step: str
+    """The parent's step that starts it: one child per (parent run, step)."""
+    created_at: float
+    deadline_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChildRun:
+    """One run of a family tree as lists show it (no payloads)."""
+
+    id: str
+    loop: str
+    status: str
+    parent_id: str
+    step: str
+    created_at: float
+    finished_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunFamily:
+    """A run's place in its tree: who started it, and every run it started (at any depth,
+    each naming its parent, oldest first)."""
+
+    parent_id: str | None
+    parent_step: str | None
+    descendants: list[ChildRun] = field(default_factory=list)

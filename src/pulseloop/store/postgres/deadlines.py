@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import psycopg
 
 from pulseloop.store.postgres import outbox
+from pulseloop.store.postgres.children import run_ended
 from pulseloop.store.refusals import UNFINISHED
 
 Conn = psycopg.AsyncConnection[Any]
@@ -59,6 +60,7 @@ class PostgresDeadlines:
                 await conn.execute("DELETE FROM waits WHERE run_id = ANY(%s)", (failed,))
                 for key in failed:
                     await outbox.run_ended(conn, key, "failed")
+                    await run_ended(conn, key, now)
             if due:
                 await conn.execute(
                     "UPDATE runs SET deadline_at = NULL WHERE run_key = ANY(%s)",

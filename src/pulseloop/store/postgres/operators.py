@@ -15,6 +15,7 @@ import psycopg
 from pulseloop.store import sql
 from pulseloop.store.base import RunRecord
 from pulseloop.store.postgres import outbox
+from pulseloop.store.postgres.children import run_ended
 from pulseloop.store.refusals import (
     PAUSABLE,
     UNFINISHED,
@@ -60,6 +61,7 @@ async def cancel(conn: Conn, org: str, run_id: str, now: float) -> RunRecord:
     await conn.execute(sql.CANCEL_RUN, (now, now, run.key))
     await conn.execute(sql.DELETE_WAITS, (run.key,))
     await outbox.run_ended(conn, run.key, "cancelled")
+    await run_ended(conn, run.key, now)
     return await load(conn, org, run_id)
 
 

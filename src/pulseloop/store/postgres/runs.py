@@ -33,6 +33,7 @@ from pulseloop.store.base import (
     WaitRecord,
 )
 from pulseloop.store.postgres import outbox
+from pulseloop.store.postgres.children import ended_statements
 from pulseloop.store.postgres.writer import Rows, Statement, Write
 from pulseloop.store.sqlite.rows import (
     ATTEMPT_COLUMNS,
@@ -257,11 +258,12 @@ def finish(
     def result(rows: list[Rows]) -> None:
         _status(lease, rows)
 
-    return Write(
-        (_fence(lease), Statement(sql, params), outbox.run_ended_statement(lease.run_id, status)),
-        result,
-        lease=lease,
-    )
+    family = ended_statements(lease.run_id, now)  # parent locked before it is signalled
+    statements = (
+        _fence(lease), family[0], Statement(sql, params),
+        outbox.run_ended_statement(lease.run_id, status), *family[1:],
+    )  # fmt: skip
+    return Write(statements, result, lease=lease)
 
 
 def summary(lease: Lease, line: str | None, now: float) -> Write[None]:

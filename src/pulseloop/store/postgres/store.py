@@ -51,6 +51,7 @@ from pulseloop.store.postgres import (
     wakeups,
 )
 from pulseloop.store.postgres.audit import PostgresAudit
+from pulseloop.store.postgres.children import PostgresChildren
 from pulseloop.store.postgres.connection import connect, make_pool, parse_url
 from pulseloop.store.postgres.deadlines import PostgresDeadlines
 from pulseloop.store.postgres.liveness import AdvisoryLocks
@@ -88,7 +89,7 @@ def _reraise_swallowed_cancel() -> None:
         raise asyncio.CancelledError()
 
 
-class PostgresStore(PostgresSchedules, PostgresDeadlines):
+class PostgresStore(PostgresSchedules, PostgresDeadlines, PostgresChildren):
     """:class:`~pulseloop.store.base.Store` on a PostgreSQL database."""
 
     def __init__(self, url: str) -> None:

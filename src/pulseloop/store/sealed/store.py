@@ -42,6 +42,7 @@ from pulseloop.store.base import (
     StoreStats,
     WaitRecord,
 )
+from pulseloop.store.sealed.children import SealedChildren
 from pulseloop.store.sealed.columns import ERROR_KEY, RUN_ORG, SCAN_ORG, SEALED_PREFIX
 from pulseloop.store.sealed.keyring import (
     DataKey,
@@ -63,7 +64,7 @@ class SealedBackend(Store, PayloadSql, Protocol):
     """A backend this layer wraps: a Store that also runs the layer's own SQL."""
 
 
-class EncryptedStore(SealedSchedules):
+class EncryptedStore(SealedSchedules, SealedChildren):
     """:class:`~pulseloop.store.base.Store` sealing payloads with per-organization keys."""
 
     inner: SealedBackend

@@ -15,6 +15,7 @@ from typing import Any
 
 from pulseloop.store.refusals import UNFINISHED
 from pulseloop.store.sqlite import outbox
+from pulseloop.store.sqlite.children import run_ended
 
 BATCH = 500
 """Due deadlines handled per transaction; more due means the next pass comes at once."""
@@ -47,6 +48,7 @@ class SqliteDeadlines:
                 )
                 conn.execute("DELETE FROM waits WHERE run_id = ?", (key,))
                 outbox.run_ended(conn, key, "failed")
+                run_ended(conn, key, now)
             conn.executemany(
                 "UPDATE runs SET deadline_at = NULL WHERE run_key = ?", [(key,) for key, _ in due]
             )

@@ -22,6 +22,7 @@ from pulseloop.store.refusals import (
 )
 from pulseloop.store.sql import lite
 from pulseloop.store.sqlite import outbox
+from pulseloop.store.sqlite.children import run_ended
 from pulseloop.store.sqlite.rows import RUN_COLUMNS, run_from_row
 
 
@@ -57,6 +58,7 @@ def cancel(conn: sqlite3.Connection, org: str, run_id: str, now: float) -> RunRe
     conn.execute(lite(sql.CANCEL_RUN), (now, now, run.key))
     conn.execute(lite(sql.DELETE_WAITS), (run.key,))
     outbox.run_ended(conn, run.key, "cancelled")
+    run_ended(conn, run.key, now)
     return _load(conn, org, run_id)
 
 

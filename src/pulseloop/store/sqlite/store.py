@@ -33,6 +33,7 @@ from pulseloop.store.base import (
 from pulseloop.store.sql import LIST_DEPLOYS, lite
 from pulseloop.store.sqlite import operators, orgs, outbox, scans
 from pulseloop.store.sqlite.audit import SqliteAudit
+from pulseloop.store.sqlite.children import SqliteChildren, run_ended
 from pulseloop.store.sqlite.database import Database
 from pulseloop.store.sqlite.deadlines import SqliteDeadlines
 from pulseloop.store.sqlite.liveness import WorkerLocks
@@ -81,7 +82,7 @@ def _fence(conn: sqlite3.Connection, lease: Lease, now: float, grow: int = 0) ->
     return str(row[0])
 
 
-class SqliteStore(SqliteSchedules, SqliteDeadlines):
+class SqliteStore(SqliteSchedules, SqliteDeadlines, SqliteChildren):
     """:class:`~pulseloop.store.base.Store` on one SQLite file."""
 
     def __init__(self, path: str, *, reserve_wal: bool = False) -> None:
@@ -407,6 +408,7 @@ class SqliteStore(SqliteSchedules, SqliteDeadlines):
             )
             conn.execute("DELETE FROM waits WHERE run_id = ?", (lease.run_id,))
             outbox.run_ended(conn, lease.run_id, status)
+            run_ended(conn, lease.run_id, now)
 
         await self._run_own(op)
 
