@@ -89,6 +89,20 @@ class FanOut(Loop):
         return list(results)
 
 
+HELD: dict[str, Any] = {}
+"""GatherWithStep's step: its call count and the event that lets it return (per test)."""
+
+
+class GatherWithStep(Loop):
+    async def run(self, event: Event, step: Step) -> Any:
+        async def held() -> str:
+            HELD["calls"] += 1
+            await HELD["release"].wait()
+            return "held"
+
+        return list(await asyncio.gather(step.run_loop("slow", Slow, {}), step.do("held", held)))
+
+
 class GrandParent(Loop):
     async def run(self, event: Event, step: Step) -> Any:
         return await step.run_loop("parent", ParentOfSlow, {})
@@ -244,3 +258,21 @@ async def test_a_step_name_that_is_no_run_id_gets_a_stable_digest_id(
     assert family is not None and len(family.descendants) == 1
     child_id = family.descendants[0].id
     assert child_id.startswith("s~") and len(child_id) == 2 + 32
+
+
+async def test_a_branch_parking_waits_for_its_siblings_steps_before_the_run_parks(
+    make_app: AppFactory,
+) -> None:
+    HELD.update(calls=0, release=asyncio.Event())
+    async with make_app([GatherWithStep, Slow]) as app:
+        run = await app.trigger("gather-with-step", id="g")
+        await until_child(app, "g~slow", "waiting")
+        assert (await app.get_run(run.id)).status == "running"  # held open by its sibling
+        HELD["release"].set()
+        await until_status(app, run.id, "waiting")
+        parked = await app.get_run(run.id)
+        assert parked.step("held").status == "completed"
+        await app.send_event("g~slow", "go", "went")
+        done = await app.wait_for_run(run.id, timeout="20 seconds")
+    assert done.output == ["went", "held"]
+    assert HELD["calls"] == 1  # recorded before the run parked: never run again
