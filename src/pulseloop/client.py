@@ -27,8 +27,8 @@ from pulseloop.errors import InvalidRunId, LoopNotFound, RunNotFound
 from pulseloop.runs import Deploy, Run, build_deploy, build_run
 from pulseloop.schedules import Schedules
 from pulseloop.store.audit import AuditRecord
-from pulseloop.store.base import TERMINAL_STATUSES, RunRecord, ScanRecord
-from pulseloop.store.protocols import RunStore, ScanReads
+from pulseloop.store.base import TERMINAL_STATUSES, RunFamily, RunRecord, ScanRecord
+from pulseloop.store.protocols import ChildRuns, RunStore, ScanReads
 
 if TYPE_CHECKING:
     from pulseloop.runtime import Runtime
@@ -44,8 +44,9 @@ _SETTLE_POLL_S = 0.05
 _SETTLE_POLL_MAX_S = 1.0
 
 
-class ClientStore(RunStore, ScanReads, Protocol):
-    """All a client asks of storage: runs as operators see them, and scan reads."""
+class ClientStore(RunStore, ScanReads, ChildRuns, Protocol):
+    """All a client asks of storage: runs as operators see them, scan reads, and a run's
+    family tree (parent and child runs)."""
 
 
 class OrgClient:
@@ -119,6 +120,14 @@ class OrgClient:
         if detail is None:
             raise _not_found(run_id)
         return build_run(detail.run, detail.steps, detail.attempts, detail.waits)
+
+    async def run_family(self, run_id: str) -> RunFamily:
+        """The run's parent (if a ``step.run_loop`` started it) and every run it started,
+        at any depth, oldest first (RunNotFound if it is not in this org)."""
+        family = await self._store.run_family(self._org, run_id)
+        if family is None:
+            raise _not_found(run_id)
+        return family
 
     async def list_runs(
         self, *, loop: str | None = None, status: str | None = None, limit: int = 50

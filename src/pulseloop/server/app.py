@@ -31,6 +31,7 @@ from pulseloop.server import api as api_routes
 from pulseloop.server import (
     audit_api,
     audit_pages,
+    children_api,
     dashboard,
     metrics,
     run_events,
@@ -128,6 +129,7 @@ def create_app(
     if isinstance(service, ScanService):
         api.include_router(api_routes.build_router(max_video_bytes, upload_folder(app)))
         api.include_router(schedules_api.build_router())
+        api.include_router(children_api.build_router())
         api.include_router(audit_api.build_router())
         api.include_router(webhooks_api.build_router())
         api.include_router(run_events.build_router())

@@ -48,6 +48,7 @@ from pulseloop.server.auth import (
     valid_key,
 )
 from pulseloop.server.errors import status_for
+from pulseloop.server.family_tree import tree_of
 from pulseloop.server.limits import MAX_FORM_BYTES
 from pulseloop.server.pages import render_page
 from pulseloop.server.scan_pages import failure_message
@@ -265,6 +266,7 @@ async def _run_page(
         "restartable": [s.name for s in run.steps if s.kind == "do"],
         "body": _json(run.body),
         "output": _json(run.output),
+        "family": tree_of(run_id, await pulse.run_family(run_id)),
     }, status_code=status)  # fmt: skip
 
 
