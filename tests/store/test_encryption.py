@@ -366,3 +366,31 @@ def test_recent_plaintexts_are_bounded_and_bound_to_their_row() -> None:
     assert recent.get(f"t{Recent.MAX_ENTRIES + 9}", "runs.input", ("other",)) is None
     recent.put("big", "runs.input", ("r",), "x" * (Recent.MAX_CHARS + 1))
     assert recent.get("big", "runs.input", ("r",)) is None  # large payloads are not kept
+
+
+CHILD_TEXT = "child of Ngozi Abernathy-Lindqvist"
+
+
+class ChildNote(Loop):
+    """A child run (step.run_loop): its input and output carry the patient's name."""
+
+    async def run(self, event: Event, step: Step) -> Any:
+        return await step.do("note", lambda: {"echo": event.body["who"]})
+
+
+class StartsChildNote(Loop):
+    async def run(self, event: Event, step: Step) -> Any:
+        return await step.run_loop("note", ChildNote, {"who": CHILD_TEXT})
+
+
+async def test_a_child_runs_input_and_output_are_sealed(db_url: str) -> None:
+    loops = [StartsChildNote, ChildNote]
+    async with App(loops, db_url, poll_interval="50 milliseconds") as app:
+        run = await app.trigger("starts-child-note", id="parent")
+        done = await app.wait_for_run(run.id, timeout="1 minute")
+        assert done.output == {"echo": CHILD_TEXT}
+        assert (await app.get_run("parent~note")).body == {"who": CHILD_TEXT}
+        raw = raw_database(db_url)
+    raw += raw_database(db_url)
+    assert CHILD_TEXT.encode() not in raw
+    assert b"parent~note" in raw

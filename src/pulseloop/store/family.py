@@ -13,7 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pulseloop.store.records import ChildRun, ChildStart, RunFamily, RunRecord
+from pulseloop.store.records import (
+    CHILD_SIGNAL_PREFIX,
+    ChildRun,
+    ChildStart,
+    RunFamily,
+    RunRecord,
+)
 from pulseloop.store.sqlite.rows import RUN_COLUMNS, run_from_row
 
 _PARENT_OF = "(SELECT parent_key FROM runs WHERE run_key = %s)"
@@ -41,6 +47,23 @@ WAKE_PARENT = (
     "AND s.consumed_by IS NULL))"
 )
 """Params: now, child key. Runs after :data:`SIGNAL_PARENT` in the same transaction."""
+
+CHILDREN_ANSWERED = (
+    "NOT EXISTS (SELECT 1 FROM waits w WHERE w.run_id = %s AND w.kind = 'child' "
+    "AND NOT EXISTS (SELECT 1 FROM signals s WHERE s.run_id = w.run_id AND s.key = w.key "
+    "AND s.consumed_by IS NULL))"
+)
+"""A condition (params: the run's key): every open child wait of the run has its signal.
+A run parking on child waits goes back to the queue only then (the rule of
+:data:`WAKE_PARENT`), so children ending while it ran do not replay it once each."""
+
+
+def split_keys(keys: list[str]) -> tuple[list[str], bool]:
+    """A parking run's keys: (those any one signal of which is ready, whether it also
+    waits for children, which are ready together: :data:`CHILDREN_ANSWERED`)."""
+    others = [k for k in keys if not k.startswith(CHILD_SIGNAL_PREFIX)]
+    return others, len(others) < len(keys)
+
 
 _TREE = (
     "WITH RECURSIVE tree(run_key) AS (SELECT c.run_key FROM runs c JOIN runs p "

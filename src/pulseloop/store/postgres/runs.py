@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pulseloop.store import family
 from pulseloop.store.base import (
     AttemptRecord,
     Lease,
@@ -220,13 +221,17 @@ def open_wait(lease: Lease, wait: WaitRecord) -> Write[tuple[WaitRecord, Signal 
 
 def park(lease: Lease, wake_at: float | None, keys: list[str], now: float) -> Write[str]:
     """Release the run as waiting, or straight back to queued if it is due already."""
+    keys, children = family.split_keys(keys)  # child waits: ready all together
     params = _lease_params(
-        lease, wake=wake_at, keys=keys, due=wake_at is not None and wake_at <= now
-    )
+        lease, wake=wake_at, keys=keys, due=wake_at is not None and wake_at <= now,
+        children=children,
+    )  # fmt: skip
+    answered = family.CHILDREN_ANSWERED.replace("%s", "%(run)s")
     sql = (
         "WITH next AS (SELECT CASE WHEN status <> 'running' THEN status "
         "WHEN %(due)s::bool OR EXISTS (SELECT 1 FROM signals WHERE run_id = %(run)s "
-        "AND key = ANY(%(keys)s::text[]) AND consumed_by IS NULL) THEN 'queued' "
+        "AND key = ANY(%(keys)s::text[]) AND consumed_by IS NULL) "
+        f"OR (%(children)s::bool AND {answered}) THEN 'queued' "
         "ELSE 'waiting' END AS status FROM runs "
         "WHERE run_key = %(run)s AND lease_owner = %(worker)s) "
         "UPDATE runs SET status = next.status, lease_owner = NULL, lease_expires_at = NULL, "

@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from pulseloop.store import family
 from pulseloop.store.base import (
     AnalysisJob,
     AttemptRecord,
@@ -363,11 +364,15 @@ class SqliteStore(SqliteSchedules, SqliteDeadlines, SqliteChildren):
     async def park_run(
         self, lease: Lease, wake_at: float | None, keys: list[str], now: float
     ) -> str:
+        keys, children = family.split_keys(keys)  # child waits: ready all together
         marks = ", ".join("?" for _ in keys)
 
         def op(conn: sqlite3.Connection) -> str:
             status = _fence(conn, lease, now)
             ready = wake_at is not None and wake_at <= now
+            if children and not ready:
+                answered = f"SELECT {lite(family.CHILDREN_ANSWERED)}"
+                ready = bool(conn.execute(answered, (lease.run_id,)).fetchone()[0])
             if keys and not ready:
                 ready = (
                     conn.execute(
