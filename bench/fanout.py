@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from bench.backends import Databases
+
 from pulseloop import App, Event, Loop, Step
 
 PASSES = [0]

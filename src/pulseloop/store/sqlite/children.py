@@ -6,7 +6,6 @@ shared :mod:`pulseloop.store.family`.
 
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
 from typing import Any
 
@@ -22,13 +21,12 @@ from pulseloop.store.records import (
     fallback_run_key,
 )
 from pulseloop.store.sql import lite
-from pulseloop.store.sqlite.rows import WAIT_COLUMNS, wait_to_row
 
 
 def run_ended(conn: sqlite3.Connection, run_key: str, now: float) -> None:
     """After a run's terminal transition, in its transaction: signal (and maybe wake) its
     parent, cancel its unfinished descendants. Does nothing for a run still going."""
-    conn.execute(lite(sql.SIGNAL_PARENT), (now, run_key))
+    conn.execute(lite(sql.ANSWER_PARENT), (run_key, child_signal_key(run_key)))
     conn.execute(lite(sql.WAKE_PARENT), (now, run_key))
     conn.execute(lite(sql.DROP_TREE_WAITS), (run_key,))
     conn.execute(lite(sql.CANCEL_TREE), (run_key, now, now))
@@ -62,15 +60,7 @@ class SqliteChildren:
                 conn.execute(lite(sql.INSERT_CHILD), params)
                 found = conn.execute(lite(sql.CHILD_ROW), (org, child.run_id)).fetchone()
             record, ours = sql.child_row(found, lease.run_id, child.step)
-            conn.execute(
-                f"INSERT OR IGNORE INTO waits ({WAIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                wait_to_row(dataclasses.replace(wait, key=child_signal_key(record.key))),
-            )
-            if ours:
-                conn.execute(
-                    lite(sql.CONSUME_CHILD_SIGNALS),
-                    (child.step, lease.run_id, child_signal_key(record.key)),
-                )
+            conn.execute(lite(sql.UPSERT_CHILD_WAIT), sql.child_wait(wait, record))
             return record, ours
 
         result: tuple[RunRecord, bool] = await self._run(op)
