@@ -276,3 +276,25 @@ async def test_a_branch_parking_waits_for_its_siblings_steps_before_the_run_park
         done = await app.wait_for_run(run.id, timeout="20 seconds")
     assert done.output == ["went", "held"]
     assert HELD["calls"] == 1  # recorded before the run parked: never run again
+
+
+async def test_a_wait_timeout_raises_and_the_child_goes_with_its_parent(
+    make_app: AppFactory, clock: FakeClock
+) -> None:
+    class Impatient(Loop):
+        async def run(self, event: Event, step: Step) -> Any:
+            return await step.run_loop("slow", Slow, {}, timeout="1 hour")
+
+    async with make_app([Impatient, Slow]) as app:
+        run = await app.trigger("impatient", id="p")
+        await until_child(app, "p~slow", "waiting")
+        await until_status(app, run.id, "waiting")
+        await clock.advance("59 minutes")
+        await idle(app)
+        assert (await app.get_run(run.id)).status == "waiting"
+        await clock.advance("1 minute")
+        failed = await app.wait_for_run(run.id, timeout="20 seconds")
+        child = await app.get_run("p~slow")
+    assert failed.error is not None and failed.error["type"] == "WaitTimeout"
+    assert "'p~slow'" in failed.error["message"]
+    assert child.status == "cancelled"  # children never outlive their parent
