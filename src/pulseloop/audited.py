@@ -23,7 +23,7 @@ from pulseloop.client import OrgClient
 from pulseloop.durations import Duration
 from pulseloop.schedules import Schedule, Schedules
 from pulseloop.store.audit import AuditAction, AuditEntry, AuditRecord, AuditStore
-from pulseloop.store.base import RunRecord, ScanRecord
+from pulseloop.store.base import RunFamily, RunRecord, ScanRecord
 
 if TYPE_CHECKING:
     from pulseloop.runs import Run
@@ -158,6 +158,11 @@ class AuditedClient(OrgClient):
     async def record(self, action: AuditAction, kind: str, object_id: str) -> None:
         """One audit row (adding or removing a webhook endpoint)."""
         await self._record(action, kind, object_id)
+
+    async def run_family(self, run_id: str) -> RunFamily:
+        family = await super().run_family(run_id)  # ids and statuses of the runs below
+        await self._record("list_runs", "run", run_id)
+        return family
 
 
 class AuditedSchedules(Schedules):

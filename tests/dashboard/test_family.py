@@ -48,6 +48,7 @@ async def test_children_over_the_api_and_the_dashboard(make_app: AppFactory) -> 
             await sign_in(client, key_a)
             page = (await client.get("/dashboard/runs/r~middle")).text
         await service.drain()
+        audited = await app.audit_rows(object_id="r")
     assert tree["parent_run_id"] is None
     assert [(c["id"], c["depth"], c["parent_run_id"], c["status"]) for c in tree["children"]] == [
         ("r~leaf", 1, "r", "completed"),  # the fake clock stands still: then by id
@@ -56,5 +57,6 @@ async def test_children_over_the_api_and_the_dashboard(make_app: AppFactory) -> 
     ]
     assert (child["parent_run_id"], child["parent_step"]) == ("r", "middle")
     assert hidden.status_code == 404
+    assert [(row.action, row.object_kind) for row in audited] == [("list_runs", "run")]
     assert 'id="run-parent"' in page and "/dashboard/runs/r<" not in page
     assert 'href="/dashboard/runs/r"' in page and 'href="/dashboard/runs/r~middle~leaf"' in page
