@@ -263,10 +263,10 @@ def finish(
     def result(rows: list[Rows]) -> None:
         _status(lease, rows)
 
-    family = ended_statements(lease.run_id, now)  # parent locked before it is signalled
+    ended = ended_statements(lease.run_id, now)  # parent locked before it is signalled
     statements = (
-        _fence(lease), family[0], Statement(sql, params),
-        outbox.run_ended_statement(lease.run_id, status), *family[1:],
+        _fence(lease), ended[0], Statement(sql, params),
+        outbox.run_ended_statement(lease.run_id, status), *ended[1:],
     )  # fmt: skip
     return Write(statements, result, lease=lease)
 
