@@ -266,7 +266,7 @@ async def _run_page(
         "restartable": [s.name for s in run.steps if s.kind == "do"],
         "body": _json(run.body),
         "output": _json(run.output),
-        "family": tree_of(run_id, await pulse.run_family(run_id)),
+        "family": tree_of(run_id, await OrgClient.run_family(pulse, run_id)),  # in read_run
     }, status_code=status)  # fmt: skip
 
 
