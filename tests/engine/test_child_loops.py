@@ -11,6 +11,7 @@ import pytest
 
 from pulseloop import App, ChildLoopFailed, Event, Loop, NonRetryableError, Step
 from pulseloop.errors import RunNotFound
+from pulseloop.store.webhooks import EVENTS, EndpointRecord
 from pulseloop.testing import FakeClock
 from tests.conftest import AppFactory
 from tests.engine.helpers import idle
@@ -298,3 +299,17 @@ async def test_a_wait_timeout_raises_and_the_child_goes_with_its_parent(
     assert failed.error is not None and failed.error["type"] == "WaitTimeout"
     assert "'p~slow'" in failed.error["message"]
     assert child.status == "cancelled"  # children never outlive their parent
+
+
+async def test_cancelled_children_queue_their_webhook_events(make_app: AppFactory) -> None:
+    async with make_app([GrandParent, ParentOfSlow, Slow]) as app:
+        endpoint = EndpointRecord("hook", app.org, "http://127.0.0.1:9/x", EVENTS, "whsec_t", 0.0)
+        await app.store.webhooks.add_endpoint(endpoint)
+        run = await app.trigger("grand-parent", id="g")
+        await until_child(app, "g~parent~slow", "waiting")
+        await until_status(app, run.id, "waiting")
+        await app.cancel(run.id)
+        found = await app.store.webhooks.list_deliveries(app.org, limit=100)
+    assert sorted((d.event, d.run_id) for d in found) == [
+        ("run.cancelled", "g"), ("run.cancelled", "g~parent"), ("run.cancelled", "g~parent~slow")
+    ]  # fmt: skip

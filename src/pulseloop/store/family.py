@@ -33,6 +33,7 @@ from pulseloop.store.records import (
     child_signal_key,
 )
 from pulseloop.store.sqlite.rows import RUN_COLUMNS, WAIT_COLUMNS, run_from_row, wait_to_row
+from pulseloop.store.webhooks import RUN_OUTBOX, run_outbox_params
 
 _PARENT_OF = "(SELECT parent_key FROM runs WHERE run_key = %s)"
 
@@ -79,6 +80,22 @@ CANCEL_TREE = (
 )
 """Params: the ended run's key, now, now: its unfinished descendants, once it has ended
 (their workers lose the lease, as on cancel)."""
+_ONE_RUN = "WHERE r.run_key = %s AND r.status = %s"
+assert _ONE_RUN in RUN_OUTBOX, "store/webhooks.py's RUN_OUTBOX changed: update TREE_OUTBOX"
+TREE_OUTBOX = _TREE + RUN_OUTBOX.replace(
+    _ONE_RUN,
+    "WHERE r.run_key IN (SELECT run_key FROM tree) AND r.finished_at = %s AND r.status = %s",
+)
+"""Params: :func:`tree_outbox_params`. Each descendant :data:`CANCEL_TREE` just cancelled
+queues ``run.cancelled`` for the webhooks (store/webhooks.py), as a cancel of its own would."""
+
+
+def tree_outbox_params(run_key: str, now: float) -> tuple[Any, ...]:
+    """:data:`TREE_OUTBOX`'s parameters: the ended run's key, the cascade's time."""
+    event, _, status, pattern = run_outbox_params(run_key, "cancelled")
+    return run_key, event, now, status, pattern
+
+
 DROP_TREE_WAITS = f"{_TREE}DELETE FROM waits WHERE run_id IN (SELECT run_key FROM tree)"
 """Params: the ended run's key."""
 

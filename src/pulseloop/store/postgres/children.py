@@ -42,6 +42,7 @@ def ended_statements(run_key: str, now: float) -> tuple[Statement, ...]:
         Statement(sql.WAKE_PARENT, (now, run_key)),
         Statement(sql.DROP_TREE_WAITS, (run_key,)),
         Statement(sql.CANCEL_TREE, (run_key, now, now)),
+        Statement(sql.TREE_OUTBOX, sql.tree_outbox_params(run_key, now)),
     )
 
 

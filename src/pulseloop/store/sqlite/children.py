@@ -30,6 +30,7 @@ def run_ended(conn: sqlite3.Connection, run_key: str, now: float) -> None:
     conn.execute(lite(sql.WAKE_PARENT), (now, run_key))
     conn.execute(lite(sql.DROP_TREE_WAITS), (run_key,))
     conn.execute(lite(sql.CANCEL_TREE), (run_key, now, now))
+    conn.execute(lite(sql.TREE_OUTBOX), sql.tree_outbox_params(run_key, now))
 
 
 class SqliteChildren:
