@@ -174,6 +174,12 @@ def event_pattern(event: str) -> str:
     return f"%,{event},%"
 
 
+DELIVERIES_HINT = "pulseloop:webhooks"
+"""The wake-up key deliverers subscribe to (``subscribe_wakeups``, PostgreSQL's LISTEN):
+sent when a commit queued deliveries (store/postgres/outbox.py). Organization names are
+the other keys; a collision would only cost a spurious look."""
+
+
 # worker liveness: each backend's ``reclaim_dead_workers`` runs these ------------------
 DELIVERY_LEASE_OWNERS = (
     "SELECT lease_owner FROM webhook_deliveries WHERE state = 'pending' AND lease_owner IS NOT NULL"
