@@ -178,9 +178,13 @@ class Runtime:
     def _start_deliverer(self, store: Store) -> None:
         """POST queued webhook notifications in the background (any worker process
         delivers every organization's; see ``webhooks/deliverer.py``)."""
+        from pulseloop.store.webhooks import DELIVERIES_HINT
         from pulseloop.webhooks.deliverer import Deliverer
 
         assert self.worker is not None
         self.deliverer = Deliverer(store.webhooks, self.clock, self.worker.id)
         self.deliverer.start()
+        subscribe = getattr(store, "subscribe_wakeups", None)
+        if subscribe is not None:  # PostgreSQL: another process queued deliveries
+            subscribe(DELIVERIES_HINT, self.deliverer.kick)
         self._closers.append(self.deliverer.stop)

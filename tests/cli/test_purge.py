@@ -26,6 +26,7 @@ def test_purge_dry_run_then_purge_and_show(loop_file: Path, db: Path) -> None:
     _finished_days_ago(db, "old", 91)
     assert invoke_json("purge", "--org", "default", "--dry-run", "--db", str(db)) == [
         {"org": "default", "dry_run": True, "cutoff": _any(), "runs": 1, "scans": 0,
+         "webhook_deliveries": 0,
          "batches": 0},
     ]  # fmt: skip
     assert show(db, "old")["body"] == {"name": "ada"}  # the dry run changed nothing

@@ -19,7 +19,7 @@ import pytest
 
 from pulseloop.store.base import Lease, StepRecord, WaitRecord
 from pulseloop.store.migrations import migrations_for
-from pulseloop.store.retention import purge_batch
+from pulseloop.store.retention import purge_batch, purge_deliveries
 from pulseloop.store.sqlite.store import SqliteStore
 
 ORG = "acme"
@@ -57,6 +57,18 @@ async def _filled(path: Path, finished_runs: int) -> SqliteStore:
                 (ORG, f"s-{i}", f"old-{i:06d}", f"h-{i}", i, i, i + 9, i)
                 for i in range(0, finished_runs, 3)
             ],
+        )
+        conn.executemany(  # one delivered webhook per run, with its one attempt
+            "INSERT INTO webhook_deliveries (id, org, endpoint_id, event, subject, run_id, "
+            "status, occurred_at, state, attempts, finished_at) VALUES (?, ?, 'we-1', "
+            "'run.completed', ?, ?, 'completed', ?, 'delivered', 1, ?)",
+            [(i + 1, ORG, f"old-{i:06d}", f"old-{i:06d}", i + 1, i + 1.5)
+             for i in range(finished_runs)],
+        )  # fmt: skip
+        conn.executemany(
+            "INSERT INTO webhook_attempts (delivery_id, attempt, started_at, duration_ms, "
+            "status_code) VALUES (?, 1, ?, 5, 200)",
+            [(i + 1, i + 1) for i in range(finished_runs)],
         )
 
     await store._db.run(fill)
@@ -136,6 +148,10 @@ async def _session(store: SqliteStore) -> dict[str, int]:
     await measure("purge (none due)", lambda: purge_batch(store, ORG, -1.0, now, 10))
     await measure("purge (one batch)", lambda: purge_batch(store, ORG, now, now, 10))
     await measure("purge (next batch)", lambda: purge_batch(store, ORG, now, now + 1, 10))
+    # and deletes the oldest finished webhook deliveries with their attempts
+    await measure("deliveries (none due)", lambda: purge_deliveries(store, ORG, -1.0, 10))
+    await measure("deliveries (one batch)", lambda: purge_deliveries(store, ORG, now, 10))
+    await measure("deliveries (next batch)", lambda: purge_deliveries(store, ORG, now, 10))
     return work
 
 

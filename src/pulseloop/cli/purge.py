@@ -27,6 +27,7 @@ def _report_json(report: PurgeReport) -> dict[str, object]:
         "cutoff": report.cutoff,
         "runs": report.runs,
         "scans": report.scans,
+        "webhook_deliveries": report.deliveries,
         "batches": len(report.batches),
     }
 
@@ -78,4 +79,7 @@ def purge(
         return
     verb = "would purge" if dry_run else "purged"
     for r in reports:
-        typer.echo(f"{r.org}: {verb} {r.runs} runs and {r.scans} scans")
+        typer.echo(
+            f"{r.org}: {verb} {r.runs} runs and {r.scans} scans"
+            + (f" ({r.deliveries} webhook deliveries)" if r.deliveries else "")
+        )

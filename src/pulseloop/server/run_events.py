@@ -64,7 +64,7 @@ class RunWatcher:
         self.polls = 0
         """Queries made so far: one per pass for up to 200 watched runs."""
         self.passes = 0
-        """Passes made so far (one per interval while anyone watches)."""
+        """Passes completed so far (one per interval while anyone watches)."""
         self._watchers: dict[Key, set[asyncio.Event]] = {}
         self._seen: dict[Key, tuple[Any, ...]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -104,7 +104,6 @@ class RunWatcher:
             await asyncio.sleep(self.poll_s)
 
     async def _poll(self) -> None:
-        self.passes += 1
         keys = list(self._watchers)
         for start in range(0, len(keys), _CHUNK):
             chunk = keys[start : start + _CHUNK]
@@ -128,6 +127,7 @@ class RunWatcher:
                     self._seen[key] = state
                     for event in self._watchers.get(key, ()):
                         event.set()
+        self.passes += 1  # counted once done, like polls: a reader never sees half a pass
 
 
 def _iso(at: float | None) -> str | None:

@@ -94,9 +94,10 @@ class Purger:
             report = reports[org] = await purge_org(
                 self.store, org, self.clock.now(), batch=self.batch
             )
-            if report.runs or report.scans:  # counts only: no patient data
+            if report.batches:  # counts only: no patient data
                 log.info(
-                    "retention purged %d runs and %d scans of %s in %d batches",
-                    report.runs, report.scans, org, len(report.batches),
+                    "retention purged %d runs and %d scans of %s and deleted %d webhook "
+                    "deliveries in %d batches",
+                    report.runs, report.scans, org, report.deliveries, len(report.batches),
                 )  # fmt: skip
         self.reports = reports

@@ -7,6 +7,8 @@ keeps the skeleton operators and audits need: ids, statuses, step names, attempt
 every other time. Columns declared NOT NULL (a run's input, a scan's metadata, a
 signal's payload) hold the JSON text ``null``; the others NULL.
 Nothing purged is sealed, so the encryption layer has nothing to open or re-encrypt.
+Finished webhook deliveries past the same period are deleted with their attempt logs
+(they are log lines holding ids and status codes; without this the tables grew forever).
 
 Design record. A purge could (a) delete finished runs, (b) rewrite their payloads in place,
 or (c) move them to an archive table. (a) loses the timings and statuses compliance reports
@@ -52,6 +54,13 @@ _DUE_SCAN = (
 """A terminal scan whose run is unfinished stays: the run may still read it."""
 DUE_SCANS = f"SELECT id FROM scans WHERE {_DUE_SCAN} ORDER BY completed_at LIMIT ?"
 COUNT_DUE_SCANS = f"SELECT count(*) FROM scans WHERE {_DUE_SCAN}"
+_DUE_DELIVERY = "org = ? AND finished_at IS NOT NULL AND finished_at < ?"
+"""A webhook delivery delivered or failed for good (``finished_at`` is set only then and
+never cleared: nothing resends it), read through ``webhook_deliveries_finished`` (0020)."""
+DUE_DELIVERIES = (
+    f"SELECT id FROM webhook_deliveries WHERE {_DUE_DELIVERY} ORDER BY finished_at LIMIT ?"
+)
+COUNT_DUE_DELIVERIES = f"SELECT count(*) FROM webhook_deliveries WHERE {_DUE_DELIVERY}"
 
 
 class InvalidRetention(PulseloopError):
@@ -76,6 +85,11 @@ class PurgeBatch:
     """Run ids purged."""
     scans: tuple[str, ...] = ()
     """Scan ids purged."""
+    deliveries: tuple[int, ...] = ()
+    """Webhook delivery ids deleted (with their attempts)."""
+
+    def __bool__(self) -> bool:
+        return bool(self.runs or self.scans or self.deliveries)
 
 
 @dataclass(slots=True)
@@ -88,6 +102,8 @@ class PurgeReport:
     dry_run: bool = False
     runs: int = 0
     scans: int = 0
+    deliveries: int = 0
+    """Finished webhook deliveries deleted, with their attempt logs."""
     batches: list[PurgeBatch] = field(default_factory=list)
 
 
@@ -163,7 +179,8 @@ async def purge_batch(
     sql: PayloadSql, org: str, cutoff: float, now: float, limit: int = BATCH
 ) -> PurgeBatch:
     """Purge up to ``limit`` due runs of ``org`` (with their terminal scans), else up to
-    ``limit`` due scans; what was purged (empty: nothing was due)."""
+    ``limit`` due scans, else delete up to ``limit`` finished webhook deliveries; what was
+    purged (empty: nothing was due)."""
     (keys,) = await sql.payload_sql([(DUE_RUNS, (org, cutoff, limit))])
     if keys:
         results = await sql.payload_sql(_purge_runs(org, [str(k[0]) for k in keys], cutoff, now))
@@ -173,12 +190,36 @@ async def purge_batch(
         )
     (due,) = await sql.payload_sql([(DUE_SCANS, (org, cutoff, limit))])
     if not due:
-        return PurgeBatch(org)
+        return await purge_deliveries(sql, org, cutoff, limit)
     scan_ids = [str(r[0]) for r in due]
     where = f"id IN ({_marks(len(scan_ids))}) AND purged_at IS NULL"
     results = await sql.payload_sql(_purge_scans(where, tuple(scan_ids), now))
     await _remove_videos(sql, results[-2])
     return PurgeBatch(org, (), tuple(str(r[0]) for r in results[-1]))
+
+
+async def purge_deliveries(sql: PayloadSql, org: str, cutoff: float, limit: int) -> PurgeBatch:
+    """Delete up to ``limit`` finished webhook deliveries of ``org`` and their attempts.
+
+    Deleted, not blanked like runs: a delivery is a log line about a run (ids, a status
+    code), its run keeps the timeline, and a row kept forever per notification is what
+    made the tables grow without end. Attempts go first, by their primary key's prefix."""
+    (due,) = await sql.payload_sql([(DUE_DELIVERIES, (org, cutoff, limit))])
+    if not due:
+        return PurgeBatch(org)
+    ids = [int(r[0]) for r in due]
+    marks = _marks(len(ids))
+    _, deleted = await sql.payload_sql(
+        [
+            (f"DELETE FROM webhook_attempts WHERE delivery_id IN ({marks})", tuple(ids)),
+            (
+                f"DELETE FROM webhook_deliveries WHERE id IN ({marks}) "
+                "AND finished_at IS NOT NULL AND finished_at < ? RETURNING id",
+                (*ids, cutoff),
+            ),
+        ]
+    )
+    return PurgeBatch(org, deliveries=tuple(sorted(int(r[0]) for r in deleted)))
 
 
 async def _remove_videos(sql: PayloadSql, jobs: list[tuple[Any, ...]]) -> None:
@@ -198,7 +239,8 @@ async def _remove_videos(sql: PayloadSql, jobs: list[tuple[Any, ...]]) -> None:
 async def audit_purge(sql: PayloadSql, batch: PurgeBatch, actor: str, at: float) -> None:
     """One audit row (action ``purge``) per run and per scan ``batch`` purged, by ``actor``
     (``retention`` for the workers' background pass, ``cli`` for ``pulseloop purge``).
-    Called once per batch that purged something; ids only, like every audit row."""
+    Called once per batch that purged something; ids only, like every audit row. Deleted
+    webhook deliveries are not audited: they held no patient data (ids and status codes)."""
     audit: AuditStore | None = getattr(sql, "audit", None)
     if audit is None:  # a store without the audit trail (tools, older tests)
         return
@@ -217,7 +259,8 @@ async def purge_org(
     batch: int = BATCH,
     actor: str = "retention",
 ) -> PurgeReport:
-    """Purge every due payload of ``org``, one batch per transaction, oldest first.
+    """Purge every due payload of ``org``, one batch per transaction, oldest first, then
+    delete its finished webhook deliveries past the same period.
 
     ``older_than_days`` overrides the organization's policy (None: its policy). A dry run
     counts what is due and changes nothing."""
@@ -225,16 +268,22 @@ async def purge_org(
     cutoff = now - check_days(days) * DAY_S
     report = PurgeReport(org, cutoff, dry_run)
     if dry_run:
-        runs, scans = await sql.payload_sql(
-            [(COUNT_DUE_RUNS, (org, cutoff)), (COUNT_DUE_SCANS, (org, cutoff))]
+        runs, scans, deliveries = await sql.payload_sql(
+            [
+                (COUNT_DUE_RUNS, (org, cutoff)),
+                (COUNT_DUE_SCANS, (org, cutoff)),
+                (COUNT_DUE_DELIVERIES, (org, cutoff)),
+            ]
         )
         report.runs, report.scans = int(runs[0][0]), int(scans[0][0])
+        report.deliveries = int(deliveries[0][0])
         return report
     while True:
         done = await purge_batch(sql, org, cutoff, now, batch)
-        if not done.runs and not done.scans:
+        if not done:
             return report
         await audit_purge(sql, done, actor, now)
         report.batches.append(done)
         report.runs += len(done.runs)
         report.scans += len(done.scans)
+        report.deliveries += len(done.deliveries)

@@ -16,7 +16,9 @@ racing deliverers skip each other's rows; SQLite's single writer serialises clai
 attempt's row and the delivery's new state are written together, fenced by the lease, so
 a deliverer that lost its lease (it stalled past it and another took over) records
 nothing. A delivery is at-least-once: a crash after the POST and before the record sends
-it again, with the same delivery id, which is what receivers dedupe on.
+it again, with the same delivery id, which is what receivers dedupe on. Deliverers lease
+under their worker's id, so a worker proven dead (``reclaim_dead_workers``) has its
+deliveries freed at once like its runs, not after the lease.
 
 Every statement here uses ``?`` placeholders and runs through the backend's
 ``payload_sql`` (one transaction per call), so no backend repeats it; only the claim's
@@ -170,6 +172,26 @@ def event_pattern(event: str) -> str:
     """The LIKE pattern matching ``event`` in a comma-joined list framed by commas (a
     parameter, so shared SQL keeps no literal ``%``)."""
     return f"%,{event},%"
+
+
+DELIVERIES_HINT = "pulseloop:webhooks"
+"""The wake-up key deliverers subscribe to (``subscribe_wakeups``, PostgreSQL's LISTEN):
+sent when a commit queued deliveries (store/postgres/outbox.py). Organization names are
+the other keys; a collision would only cost a spurious look."""
+
+
+# worker liveness: each backend's ``reclaim_dead_workers`` runs these ------------------
+DELIVERY_LEASE_OWNERS = (
+    "SELECT lease_owner FROM webhook_deliveries WHERE state = 'pending' AND lease_owner IS NOT NULL"
+)
+"""Deliverers holding a lease (deliverers lease under their worker's id)."""
+RELEASE_DEAD_DELIVERIES = (
+    "UPDATE webhook_deliveries SET lease_owner = NULL, lease_expires_at = NULL "
+    "WHERE state = 'pending' AND lease_owner IN ({marks})"
+)
+"""Free the deliveries of workers proven dead, so the next claim sends them again at once
+(the same delivery id) instead of after the 60 s lease. ``{marks}``: the backend's list of
+dead worker ids. ``state = 'pending'`` lets the claim's partial index find them."""
 
 
 # endpoints, claims and the log -----------------------------------------------------------

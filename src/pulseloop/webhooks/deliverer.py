@@ -113,6 +113,9 @@ class Deliverer:
         self.batch = batch
         self.attempted = asyncio.Event()
         """Set after each recorded attempt (tests wait on it, then read the log)."""
+        self.idle = asyncio.Event()
+        """Set when a pass found nothing due and the deliverer waits (for a kick, a wake-up
+        hint from another process, the next due time or the poll)."""
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._http: httpx.AsyncClient | None = None
@@ -153,6 +156,7 @@ class Deliverer:
                     wait_s = min(self.poll_s, max(0.05, upcoming - now))
             except Exception:  # keep serving; the next pass retries
                 log.exception("claiming webhook deliveries failed; retrying")
+            self.idle.set()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait_s):
                     await self._wake.wait()

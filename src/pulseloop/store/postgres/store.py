@@ -67,7 +67,7 @@ from pulseloop.store.sqlite.rows import (
     step_from_row,
     wait_from_row,
 )
-from pulseloop.store.webhooks import SqlWebhooks
+from pulseloop.store.webhooks import DELIVERY_LEASE_OWNERS, RELEASE_DEAD_DELIVERIES, SqlWebhooks
 
 T = TypeVar("T")
 Conn = psycopg.AsyncConnection[Any]
@@ -384,7 +384,8 @@ class PostgresStore(PostgresSchedules, PostgresDeadlines, PostgresChildren):
         async def owners(conn: Conn) -> list[str]:
             cur = await conn.execute(
                 "SELECT lease_owner FROM runs WHERE lease_owner IS NOT NULL "
-                "UNION SELECT lease_owner FROM analysis_jobs WHERE lease_owner IS NOT NULL"
+                "UNION SELECT lease_owner FROM analysis_jobs WHERE lease_owner IS NOT NULL "
+                f"UNION {DELIVERY_LEASE_OWNERS}"
             )
             return [row[0] for row in await cur.fetchall()]
 
@@ -393,6 +394,9 @@ class PostgresStore(PostgresSchedules, PostgresDeadlines, PostgresChildren):
                 "UPDATE analysis_jobs SET lease_owner = NULL, lease_expires_at = NULL "
                 "WHERE lease_owner = ANY(%s::text[])",
                 (dead,),
+            )
+            await conn.execute(  # webhook deliveries it was sending: sent again now
+                RELEASE_DEAD_DELIVERIES.format(marks="SELECT unnest(%s::text[])"), (dead,)
             )
             cur = await conn.execute(
                 "UPDATE runs SET status = CASE WHEN status = 'running' THEN 'queued' "

@@ -55,7 +55,7 @@ from pulseloop.store.sqlite.rows import (
 from pulseloop.store.sqlite.schedules import SqliteSchedules
 from pulseloop.store.sqlite.schema import check_version, migrate, prepare_path
 from pulseloop.store.sqlite.sessions import SqliteSessions
-from pulseloop.store.webhooks import SqlWebhooks
+from pulseloop.store.webhooks import RELEASE_DEAD_DELIVERIES, SqlWebhooks
 
 _STEPS_SQL = f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY seq"
 _ATTEMPTS_SQL = (
@@ -454,6 +454,7 @@ class SqliteStore(SqliteSchedules, SqliteDeadlines, SqliteChildren):
                 f"WHERE lease_owner IN ({marks})",
                 dead,
             )
+            conn.execute(RELEASE_DEAD_DELIVERIES.format(marks=marks), dead)  # sent again now
             return conn.execute(
                 "UPDATE runs SET status = CASE status WHEN 'running' THEN 'queued' "
                 "ELSE status END, lease_owner = NULL, lease_expires_at = NULL, updated_at = ? "
