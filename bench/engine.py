@@ -84,6 +84,13 @@ def settled_rss() -> float:
     return rss_mb()
 
 
+def is_sealed(store: Any) -> bool:
+    """Whether a pulseloop store encrypts payloads at rest (the plain engine's must not)."""
+    from pulseloop.store.sealed import EncryptedStore
+
+    return isinstance(store, EncryptedStore)
+
+
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100)."""
     ordered = sorted(values)
@@ -106,10 +113,12 @@ def pulseloop_child(workload: str, p: dict[str, Any]) -> dict[str, Any]:
         # encryption at rest costs (a benchmark-only switch, not an App option)
         import functools
 
-        import pulseloop.app
+        import pulseloop.runtime
         from pulseloop.store import open_store
 
-        pulseloop.app.open_store = functools.partial(open_store, encrypt=False)  # type: ignore[assignment]
+        # patched where the Runtime looks it up; each child reports whether its store
+        # sealed (``sealed``), so a patch that misses is an error, not a 0 % figure
+        pulseloop.runtime.open_store = functools.partial(open_store, encrypt=False)  # type: ignore[attr-defined]
 
     async def noop() -> None:
         return None
@@ -186,6 +195,7 @@ def pulseloop_child(workload: str, p: dict[str, Any]) -> dict[str, Any]:
                 commits0 = app.store.commits  # type: ignore[attr-defined]
                 times = [await seq_runs(app, 1, p["steps"]) for _ in range(p["repeats"])]
                 commits = app.store.commits - commits0  # type: ignore[attr-defined]
+                sealed = is_sealed(app.store)
             per_step = [t / p["steps"] * 1e6 for t in times]
             cpu = [c / p["steps"] * 1e6 for c in cpu_s[1:]]
             return {
@@ -194,6 +204,7 @@ def pulseloop_child(workload: str, p: dict[str, Any]) -> dict[str, Any]:
                 "cpu_us_per_step": statistics.median(cpu),
                 "all_cpu_us_per_step": cpu,
                 "commits_per_step": commits / (p["steps"] * p["repeats"]),
+                "sealed": sealed,
             }
         if workload == "b":
             async with App([Seq], url, **kwargs) as app:
@@ -201,6 +212,7 @@ def pulseloop_child(workload: str, p: dict[str, Any]) -> dict[str, Any]:
                 commits0 = app.store.commits  # type: ignore[attr-defined]
                 times = [await seq_runs(app, p["runs"], p["steps"]) for _ in range(p["repeats"])]
                 commits = app.store.commits - commits0  # type: ignore[attr-defined]
+                sealed = is_sealed(app.store)
             total = p["runs"] * p["steps"]
             rates = [total / t for t in times]
             cpu = [c / total * 1e6 for c in cpu_s[1:]]
@@ -210,6 +222,7 @@ def pulseloop_child(workload: str, p: dict[str, Any]) -> dict[str, Any]:
                 "cpu_us_per_step": statistics.median(cpu),
                 "all_cpu_us_per_step": cpu,
                 "steps_per_commit": total * p["repeats"] / max(1, commits),
+                "sealed": sealed,
             }
         if workload == "c":
             async with App([Napper], url, **kwargs) as app:
@@ -668,6 +681,12 @@ class Bench:
         on, off = res.get("pulseloop", {}), res.get("pulseloop-plain", {})
         if key not in on or key not in off:
             return
+        if not on.get("sealed", True) or off.get("sealed", False):
+            raise RuntimeError(
+                f"{name}: the pulseloop child sealed={on.get('sealed')}, the plain child "
+                f"sealed={off.get('sealed')}: the comparison would measure nothing; fix the "
+                "pulseloop-plain switch in pulseloop_child"
+            )
         all_key = "all_" + key
         pairs = list(zip(on.get(all_key, [on[key]]), off.get(all_key, [off[key]]), strict=False))
         slower = [(x / y if lower_better else y / x) - 1 for x, y in pairs]

@@ -19,9 +19,10 @@ garbage and never a plaintext fallback.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from pulseloop.errors import EncryptionKeyError
 from pulseloop.store.base import (
@@ -43,21 +44,14 @@ from pulseloop.store.base import (
     WaitRecord,
 )
 from pulseloop.store.sealed.children import SealedChildren
-from pulseloop.store.sealed.columns import ERROR_KEY, RUN_ORG, SCAN_ORG, SEALED_PREFIX
-from pulseloop.store.sealed.keyring import (
-    DataKey,
-    Keyring,
-    PayloadSql,
-    Recent,
-    Statement,
-    check_owner,
-    key_id_of,
-    seal,
-    unseal,
-)
+from pulseloop.store.sealed.codec import Codec, Unlearnt, is_sealed_error
+from pulseloop.store.sealed.columns import RUN_ORG, SCAN_ORG
+from pulseloop.store.sealed.keyring import DataKey, Keyring, PayloadSql, Recent, Statement
 from pulseloop.store.sealed.master import MasterKey
 from pulseloop.store.sealed.schedules import SealedSchedules
 from pulseloop.store.sealed.webhooks import SealedWebhooks
+
+_T = TypeVar("_T")
 
 
 class SealedBackend(Store, PayloadSql, Protocol):
@@ -76,6 +70,7 @@ class EncryptedStore(SealedSchedules, SealedChildren):
         self._master = master
         self._keyring: Keyring | None = None
         self._recent = Recent()
+        self._codec = Codec(self._recent)
 
     @property
     def keyring(self) -> Keyring:
@@ -94,6 +89,7 @@ class EncryptedStore(SealedSchedules, SealedChildren):
             master = self._master if isinstance(self._master, MasterKey) else self._master()
             self._keyring = Keyring(master, self.inner)
             await self._keyring.load()  # a wrong master key fails here, not mid-run
+            self._codec.use(self._keyring)
         except BaseException:
             await self.inner.close()
             raise
@@ -125,12 +121,7 @@ class EncryptedStore(SealedSchedules, SealedChildren):
         return keys.cached(org) or await keys.current(org)
 
     async def _seal(self, org: str, text: str, column: str, *row: str) -> str:
-        return self._sealed(await self._key(org, column), text, column, *row)
-
-    def _sealed(self, key: DataKey, text: str, column: str, *row: str) -> str:
-        token = seal(key, text, column, *row)
-        self._recent.put(token, column, row, text)
-        return token
+        return self._codec.seal(await self._key(org, column), text, column, *row)
 
     async def _org_of(self, lease: Lease) -> str:
         """The lease's organization; looked up for a lease made without it (the engine
@@ -148,89 +139,51 @@ class EncryptedStore(SealedSchedules, SealedChildren):
     ) -> dict[str, Any] | None:
         if error is None:
             return None
-        return {ERROR_KEY: await self._seal(org, json.dumps(error), column, *row)}
+        return self._codec.seal_error(await self._key(org, column), error, column, *row)
 
-    async def _learn(self, *stored: str | dict[str, Any] | None) -> None:
-        """Fetch any data key these stored values name that this process has not seen."""
-        keys = self.keyring
-        for value in stored:
-            if isinstance(value, dict):
-                value = value.get(ERROR_KEY) if set(value) == {ERROR_KEY} else None
-            if isinstance(value, str) and value.startswith(SEALED_PREFIX):
-                key_id = key_id_of(value)
-                if keys.known(key_id) is None:
-                    await keys.by_id(key_id)
-
-    def _opened(
-        self, stored: str | None, column: str, *row: str, org: str | None = None
-    ) -> str | None:
-        """``stored`` opened (its key learnt already); plaintext rows from before
-        encryption come back as they are."""
-        if stored is None or not stored.startswith(SEALED_PREFIX):
-            return stored
-        key = self.keyring.known(key_id_of(stored))
-        assert key is not None, "call _learn first"
-        check_owner(key, org, column, *row)
-        text = self._recent.get(stored, column, row)
-        if text is None:
-            text = unseal(key, stored, column, *row)
-            self._recent.put(stored, column, row, text)
-        return text
-
-    def _opened_error(
-        self, error: dict[str, Any] | None, column: str, *row: str, org: str | None = None
-    ) -> dict[str, Any] | None:
-        if error is None or set(error) != {ERROR_KEY}:
-            return error
-        text = self._opened(str(error[ERROR_KEY]), column, *row, org=org)
-        return None if text is None else dict(json.loads(text))
+    async def _opening(self, fn: Callable[[], _T]) -> _T:
+        """``fn()`` (which opens records with :attr:`_codec`), fetching first any data key
+        it names that this process has not seen (then opening again)."""
+        while True:
+            try:
+                return fn()
+            except Unlearnt as missing:
+                await self.keyring.by_id(missing.key_id)  # EncryptionKeyError if absent
 
     async def _open(
         self, stored: str | None, column: str, *row: str, org: str | None = None
     ) -> str | None:
-        await self._learn(stored)
-        return self._opened(stored, column, *row, org=org)
+        codec = self._codec
+        return await self._opening(lambda: codec.open(stored, column, row, org))
 
     async def _run(self, r: RunRecord) -> RunRecord:
-        await self._learn(r.input, r.output, r.error, r.summary)
-        return RunRecord(
-            r.org, r.id, r.loop, r.status,
-            self._opened(r.input, "runs.input", r.id, org=r.org) or "",
-            self._opened(r.output, "runs.output", r.key, org=r.org),
-            self._opened_error(r.error, "runs.error", r.key, org=r.org),
-            r.generation, r.history_len, r.created_at, r.updated_at, r.started_at,
-            r.finished_at, r.wake_at, r.key,
-            self._opened(r.summary, "runs.summary", r.key, org=r.org), r.deadline_at,
-            r.purged_at, r.trace_parent,
-        )  # fmt: skip
+        return await self._opening(functools.partial(self._codec.run, r))
 
     async def _runs(self, records: list[RunRecord]) -> list[RunRecord]:
-        return [await self._run(r) for r in records]
+        run = self._codec.run
+        return await self._opening(lambda: [run(r) for r in records])
 
-    async def _step(self, s: StepRecord, org: str | None = None) -> StepRecord:
-        # built directly, not with dataclasses.replace: replay opens every step of a run
-        await self._learn(s.output, s.error)
-        return StepRecord(
-            s.run_id, s.name, s.seq, s.kind, s.status,
-            self._opened(s.output, "steps.output", s.run_id, s.name, org=org),
-            self._opened_error(s.error, "steps.error", s.run_id, s.name, org=org),
-            s.attempts, s.started_at, s.finished_at, s.version,
-        )  # fmt: skip
+    async def _steps(self, steps: list[StepRecord], org: str | None = None) -> list[StepRecord]:
+        step = self._codec.step
+        return await self._opening(lambda: [step(s, org) for s in steps])
 
-    async def _attempt(self, a: AttemptRecord, org: str | None = None) -> AttemptRecord:
-        await self._learn(a.error)
-        error = self._opened_error(a.error, "steps.error", a.run_id, a.step, org=org)
-        return dataclasses.replace(a, error=error)
+    async def _attempts(
+        self, attempts: list[AttemptRecord], org: str | None = None
+    ) -> list[AttemptRecord]:
+        def opened(a: AttemptRecord) -> AttemptRecord:
+            if not is_sealed_error(a.error):
+                return a
+            error = self._codec.open_error(a.error, "steps.error", (a.run_id, a.step), org)
+            return dataclasses.replace(a, error=error)
+
+        return await self._opening(lambda: [opened(a) for a in attempts])
 
     async def _scan(self, s: ScanRecord | None) -> ScanRecord | None:
         if s is None:
             return None
-        await self._learn(s.metadata, s.result)
-        return dataclasses.replace(
-            s,
-            metadata=self._opened(s.metadata, "scans.metadata", s.id, org=s.org) or "",
-            result=self._opened(s.result, "scans.result", s.id, org=s.org),
-        )
+        metadata = await self._open(s.metadata, "scans.metadata", s.id, org=s.org)
+        result = await self._open(s.result, "scans.result", s.id, org=s.org)
+        return dataclasses.replace(s, metadata=metadata or "", result=result)
 
     async def _signal(self, org: str, sig: Signal) -> Signal:
         if sig.payload == SCAN_SIGNAL_PAYLOAD and sig.key.startswith("scan:"):
@@ -287,8 +240,8 @@ class EncryptedStore(SealedSchedules, SealedChildren):
             return None
         return RunDetail(
             await self._run(detail.run),
-            [await self._step(s, org) for s in detail.steps],
-            [await self._attempt(a, org) for a in detail.attempts],
+            await self._steps(detail.steps, org),
+            await self._attempts(detail.attempts, org),
             detail.waits,
         )
 
@@ -316,26 +269,21 @@ class EncryptedStore(SealedSchedules, SealedChildren):
 
     async def load_history(self, run_id: str, generation: int) -> History:
         history = await self.inner.load_history(run_id, generation)
-        for name, step in history.steps.items():
-            history.steps[name] = await self._step(step)
+        steps = history.steps
+        for opened in await self._steps(list(steps.values())):
+            steps[opened.name] = opened
         return history
 
     async def record_step(
         self, lease: Lease, step: StepRecord, consume_signal: int | None = None
     ) -> str:
-        org, s = lease.org or await self._org_of(lease), step
-        key = await self._key(org, "steps.output")
-        output = None
-        if s.output is not None:
-            output = self._sealed(key, s.output, "steps.output", s.run_id, s.name)
-        error = None
-        if s.error is not None:
-            text = json.dumps(s.error)
-            error = {ERROR_KEY: self._sealed(key, text, "steps.error", s.run_id, s.name)}
-        sealed = StepRecord(
-            s.run_id, s.name, s.seq, s.kind, s.status, output, error, s.attempts,
-            s.started_at, s.finished_at, s.version,
-        )  # fmt: skip
+        # the engine's leases name their organization, and its key is cached: no await
+        # before the backend's
+        keys = self._keyring
+        key = keys.cached(lease.org) if keys is not None and lease.org else None
+        if key is None:
+            key = await self._key(await self._org_of(lease), "steps.output")
+        sealed = self._codec.seal_step(key, step)
         return await self.inner.record_step(lease, sealed, consume_signal)
 
     async def record_failed_attempt(self, lease: Lease, attempt: AttemptRecord) -> str:
