@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from pulseloop.store.base import Lease, StepRecord, WaitRecord
+from pulseloop.engine.deadlines import TIMEOUT_ERROR
+from pulseloop.engine.schedules import FIRE_BATCH, planner
+from pulseloop.store.base import Lease, StepRecord, TimerOutcome, WaitRecord
 from pulseloop.store.migrations import migrations_for
 from pulseloop.store.retention import purge_batch, purge_deliveries
 from pulseloop.store.sqlite.store import SqliteStore
@@ -111,6 +113,11 @@ async def _work(store: SqliteStore, op: Callable[[], Awaitable[object]]) -> int:
     return ticks[0]
 
 
+async def _timer_pass(store: SqliteStore, now: float) -> TimerOutcome:
+    """The worker's timer pass (timers, schedule ticks, run deadlines) at ``now``."""
+    return await store.timer_pass(ORG, now, planner(ORG, now), FIRE_BATCH, TIMEOUT_ERROR)
+
+
 async def _session(store: SqliteStore) -> dict[str, int]:
     """The work of each repeated operation, in a worker's and a dashboard's order."""
     now = 1e6
@@ -131,8 +138,9 @@ async def _session(store: SqliteStore) -> dict[str, int]:
     wait = WaitRecord("new", "nap", 1, "sleep", None, now + 10, now)
     await measure("open wait", lambda: store.open_wait(lease, wait))
     await measure("park", lambda: store.park_run(lease, now + 10, [], now))
+    await measure("timer pass (none due)", lambda: _timer_pass(store, now + 1))
     await measure("timers (none due)", lambda: store.fire_timers(ORG, now + 1))
-    await measure("timers (one due)", lambda: store.fire_timers(ORG, now + 20))
+    await measure("timer pass (one due)", lambda: _timer_pass(store, now + 20))
     await measure("signal", lambda: store.send_signal(ORG, "new", "evt", "{}", now + 21))
     await measure("metrics", lambda: store.stats(now - 5))
     await measure("list", lambda: store.list_runs(ORG, limit=50))

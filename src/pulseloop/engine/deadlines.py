@@ -20,7 +20,6 @@ from collections.abc import Mapping
 from pulseloop.durations import Duration, duration_seconds
 from pulseloop.engine.loop import Loop
 from pulseloop.errors import RunTimeout, error_info
-from pulseloop.store.base import RunDeadlines
 
 TIMEOUT_ERROR = error_info(
     RunTimeout(
@@ -41,8 +40,3 @@ def timeouts(loops: Mapping[str, type[Loop]]) -> dict[str, float]:
     """Each served loop's run timeout in seconds (loops without one are left out)."""
     found = {name: run_timeout_s(cls) for name, cls in loops.items()}
     return {name: s for name, s in found.items() if s is not None}
-
-
-async def expire(store: RunDeadlines, org: str, now: float) -> tuple[list[str], float | None]:
-    """Fail the org's runs past their deadline: (their run keys, the next deadline)."""
-    return await store.expire_deadlines(org, now, TIMEOUT_ERROR)

@@ -49,6 +49,7 @@ from pulseloop.store.protocols import (
     RunDeadlines,
     ScanReads,
     ScheduleStore,
+    TimerPass,
     WorkerStore,
 )
 
@@ -92,7 +93,9 @@ def wants_ctx(fn: Callable[..., Any]) -> bool:
     return answer
 
 
-class EngineStore(WorkerStore, ScanReads, ScheduleStore, RunDeadlines, ChildRuns, Protocol):
+class EngineStore(
+    WorkerStore, ScanReads, ScheduleStore, RunDeadlines, ChildRuns, TimerPass, Protocol
+):
     """All the engine asks of storage: the worker's side, reading a run's latest scan
     (what ``wait_for_scan`` listens for), the timer pass's schedules and run deadlines,
     and starting child runs. No operator action, no organization."""

@@ -1,14 +1,15 @@
 """Schedules as the worker sees them: declared ones synced at start, due ones fired.
 
-Firing is one store call per timer pass (:meth:`ScheduleStore.fire_schedules`): the
-store claims the due rows and applies :func:`~pulseloop.engine.cron.plan` to each in the
-transaction that inserts the tick's run, so any number of workers fire each tick once.
+Firing is part of the worker's one store call per timer pass
+(:meth:`~pulseloop.store.protocols.TimerPass.timer_pass`): the store claims the due rows
+and applies :func:`planner`'s plan to each in the transaction that inserts the tick's
+run, so any number of workers fire each tick once.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from pulseloop.engine import tracing
 from pulseloop.engine.codec import encode
@@ -70,12 +71,12 @@ async def sync_declared(
         await store.delete_code_schedules(org, name, [item.id for item in crons])
 
 
-async def fire_due(
-    store: ScheduleStore, org: str, now: float, run_timeouts: Mapping[str, float] | None = None
-) -> tuple[int, float | None]:
-    """Fire what is due at ``now``: (runs started, next fire time of the org).
-
-    ``run_timeouts`` (loop name -> seconds) gives the tick runs of those loops a deadline."""
+def planner(
+    org: str, now: float, run_timeouts: Mapping[str, float] | None = None
+) -> Callable[[ScheduleRecord], Firing]:
+    """The ``plan`` the store applies to each schedule of ``org`` due at ``now`` (in the
+    timer pass's transaction). ``run_timeouts`` (loop name -> seconds) gives the tick runs
+    of those loops a deadline."""
     limits = run_timeouts or {}
 
     def planned(record: ScheduleRecord) -> Firing:
@@ -86,4 +87,4 @@ async def fire_due(
             firing = dataclasses.replace(firing, trace_parent=parent)
         return firing
 
-    return await store.fire_schedules(org, now, planned, FIRE_BATCH)
+    return planned

@@ -32,10 +32,10 @@ from typing import Any
 from pulseloop.engine import logcontext
 from pulseloop.engine.clock import Clock
 from pulseloop.engine.context import ConnectorFactory
-from pulseloop.engine.deadlines import expire, timeouts
+from pulseloop.engine.deadlines import TIMEOUT_ERROR, timeouts
 from pulseloop.engine.execution import EngineStore, Execution, Services
 from pulseloop.engine.loop import Loop, loop_version
-from pulseloop.engine.schedules import fire_due, sync_declared
+from pulseloop.engine.schedules import FIRE_BATCH, planner, sync_declared
 from pulseloop.store.base import (
     History,
     InlineCommits,
@@ -244,14 +244,13 @@ class Worker:
             self._passes["timers"].begun += 1
             try:
                 now = self.clock.now()
-                fired, next_wake = await self.store.fire_timers(self.org, now)
-                started, next_tick = await fire_due(self.store, self.org, now, self._timeouts)
-                timed_out, next_deadline = await expire(self.store, self.org, now)
-                for run_key in timed_out:  # executing here: stop it now, not at a heartbeat
+                # timers, schedule ticks and run deadlines: one store call, one transaction
+                due = await self.store.timer_pass(
+                    self.org, now, planner(self.org, now, self._timeouts), FIRE_BATCH, TIMEOUT_ERROR
+                )
+                for run_key in due.timed_out:  # executing here: stop it now, not at a heartbeat
                     self.abort(run_key)
-                fired += started + len(timed_out)
-                upcoming = (next_wake, next_tick, next_deadline)
-                next_at = min((t for t in upcoming if t is not None), default=None)
+                fired, next_at = due.fired + due.started + len(due.timed_out), due.next_at
             except Exception:  # the database is away: try again next pass
                 log.exception("firing timers failed; will retry")
                 fired, next_at = 0, None

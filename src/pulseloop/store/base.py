@@ -25,6 +25,7 @@ from pulseloop.store.protocols import (
     ScheduleStore,
     SessionStore,
     StatsStore,
+    TimerPass,
     WorkerLiveness,
     WorkerStore,
 )
@@ -55,6 +56,7 @@ from pulseloop.store.records import (
     Signal,
     StepRecord,
     StoreStats,
+    TimerOutcome,
     WaitRecord,
     child_signal_key,
     fallback_run_key,
@@ -101,6 +103,8 @@ __all__ = [
     "StepRecord",
     "Store",
     "StoreStats",
+    "TimerOutcome",
+    "TimerPass",
     "WaitRecord",
     "WorkerLiveness",
     "WorkerStore",
@@ -119,6 +123,7 @@ class Store(
     ScheduleStore,
     RunDeadlines,
     ChildRuns,
+    TimerPass,
     Protocol,
 ):
     """What a storage backend provides: every concern, plus opening and closing."""

@@ -56,6 +56,7 @@ from pulseloop.store.records import (
     Signal,
     StepRecord,
     StoreStats,
+    TimerOutcome,
     WaitRecord,
 )
 
@@ -502,3 +503,24 @@ class ChildRuns(Protocol):
 
     async def run_family(self, org: str, run_id: str, limit: int = 500) -> RunFamily | None:
         """The run's parent and up to ``limit`` descendants; None if no such run."""
+
+
+class TimerPass(Protocol):
+    """The worker's timer pass as one store call: one transaction, one round trip.
+
+    Atomicity: what :meth:`WorkerStore.fire_timers`,
+    :meth:`ScheduleStore.fire_schedules` and :meth:`RunDeadlines.expire_deadlines` each
+    promise, in that order, committed together (a run whose wake time and deadline both
+    passed is re-queued and then failed, as three separate calls would have left it)."""
+
+    async def timer_pass(
+        self,
+        org: str,
+        now: float,
+        plan: Callable[[ScheduleRecord], Firing],
+        limit: int,
+        deadline_error: dict[str, Any],
+    ) -> TimerOutcome:
+        """Re-queue due runs and expire due scans, fire up to ``limit`` due schedules
+        (``plan`` as for ``fire_schedules``), fail runs past their deadline with
+        ``deadline_error``; what was done and when the next pass is due."""

@@ -383,3 +383,17 @@ class RunFamily:
     parent_id: str | None
     parent_step: str | None
     descendants: list[ChildRun] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class TimerOutcome:
+    """What one timer pass did (:meth:`~pulseloop.store.protocols.TimerPass.timer_pass`)."""
+
+    fired: int
+    """Waiting runs re-queued and open scans expired (as ``fire_timers`` counts them)."""
+    started: int
+    """Runs of due schedule ticks inserted."""
+    timed_out: tuple[str, ...]
+    """Keys of the runs failed because their deadline passed."""
+    next_at: float | None
+    """The earliest of the org's next wake, scan expiry, schedule tick and run deadline."""

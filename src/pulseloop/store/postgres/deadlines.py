@@ -43,34 +43,41 @@ class PostgresDeadlines:
         error_text = json.dumps(error)
 
         async def op(conn: Conn) -> tuple[list[str], float | None]:
-            cur = await conn.execute(
-                "SELECT run_key, status FROM runs WHERE org = %s AND deadline_at IS NOT NULL "
-                "AND deadline_at <= %s ORDER BY deadline_at LIMIT %s FOR UPDATE SKIP LOCKED",
-                (org, now, BATCH),
-            )
-            due = await cur.fetchall()
-            failed = [key for key, status in due if status in UNFINISHED]
-            if failed:
-                await conn.execute(
-                    "UPDATE runs SET status = 'failed', error = %s, finished_at = %s, "
-                    "updated_at = %s, wake_at = NULL, lease_owner = NULL, "
-                    "lease_expires_at = NULL WHERE run_key = ANY(%s)",
-                    (error_text, now, now, failed),
-                )
-                await conn.execute("DELETE FROM waits WHERE run_id = ANY(%s)", (failed,))
-                for key in failed:
-                    await outbox.run_ended(conn, key, "failed")
-                    await run_ended(conn, key, now)
-            if due:
-                await conn.execute(
-                    "UPDATE runs SET deadline_at = NULL WHERE run_key = ANY(%s)",
-                    ([key for key, _ in due],),
-                )
-            cur = await conn.execute(
-                "SELECT min(deadline_at) FROM runs WHERE org = %s AND deadline_at IS NOT NULL",
-                (org,),
-            )
-            row = await cur.fetchone()
-            return failed, None if row is None else row[0]
+            return await expire_deadlines_in(conn, org, now, error_text)
 
         return await self._tx(op)
+
+
+async def expire_deadlines_in(
+    conn: Conn, org: str, now: float, error_text: str
+) -> tuple[list[str], float | None]:
+    """``expire_deadlines`` within the caller's transaction (``error`` as JSON text)."""
+    cur = await conn.execute(
+        "SELECT run_key, status FROM runs WHERE org = %s AND deadline_at IS NOT NULL "
+        "AND deadline_at <= %s ORDER BY deadline_at LIMIT %s FOR UPDATE SKIP LOCKED",
+        (org, now, BATCH),
+    )
+    due = await cur.fetchall()
+    failed = [key for key, status in due if status in UNFINISHED]
+    if failed:
+        await conn.execute(
+            "UPDATE runs SET status = 'failed', error = %s, finished_at = %s, "
+            "updated_at = %s, wake_at = NULL, lease_owner = NULL, "
+            "lease_expires_at = NULL WHERE run_key = ANY(%s)",
+            (error_text, now, now, failed),
+        )
+        await conn.execute("DELETE FROM waits WHERE run_id = ANY(%s)", (failed,))
+        for key in failed:
+            await outbox.run_ended(conn, key, "failed")
+            await run_ended(conn, key, now)
+    if due:
+        await conn.execute(
+            "UPDATE runs SET deadline_at = NULL WHERE run_key = ANY(%s)",
+            ([key for key, _ in due],),
+        )
+    cur = await conn.execute(
+        "SELECT min(deadline_at) FROM runs WHERE org = %s AND deadline_at IS NOT NULL",
+        (org,),
+    )
+    row = await cur.fetchone()
+    return failed, None if row is None else row[0]

@@ -198,35 +198,42 @@ class PostgresSchedules:
         self, org: str, now: float, plan: Callable[[ScheduleRecord], Firing], limit: int
     ) -> tuple[int, float | None]:
         async def op(conn: Conn) -> tuple[int, float | None]:
-            cur = await conn.execute(
-                f"{_SELECT} WHERE org = %s AND next_fire_at <= %s ORDER BY next_fire_at "
-                "LIMIT %s FOR UPDATE SKIP LOCKED",
-                (org, now, limit),
-            )
-            firings = [(s, plan(s)) for s in (ScheduleRecord(*r) for r in await cur.fetchall())]
-            started = await _start_ticks(conn, org, now, firings)
-            if firings:  # one statement for the batch: round trips, not rows, cost here
-                fired = [f.run_id is not None and f.tick_at is not None for _, f in firings]
-                await conn.execute(
-                    "UPDATE schedules s SET next_fire_at = t.next, updated_at = %s, "
-                    "last_fire_at = CASE WHEN t.fired THEN t.tick ELSE s.last_fire_at END, "
-                    "last_run_id = CASE WHEN t.fired THEN t.run ELSE s.last_run_id END "
-                    "FROM unnest(%s::text[], %s::float8[], %s::bool[], %s::float8[], "
-                    "%s::text[]) AS t(id, next, fired, tick, run) "
-                    "WHERE s.org = %s AND s.id = t.id",
-                    (now, [s.id for s, _ in firings], [f.next_fire_at for _, f in firings],
-                     fired, [f.tick_at for _, f in firings], [f.run_id for _, f in firings],
-                     org),
-                )  # fmt: skip
-            cur = await conn.execute(
-                "SELECT min(next_fire_at) FROM schedules "
-                "WHERE org = %s AND next_fire_at IS NOT NULL",
-                (org,),
-            )
-            upcoming = await cur.fetchone()
-            return started, None if upcoming is None else upcoming[0]
+            return await fire_schedules_in(conn, org, now, plan, limit)
 
         started, next_at = await self._tx(op)
         if started:  # only then: every worker runs this on every timer pass
             self._notifier.hint(org)
         return started, next_at
+
+
+async def fire_schedules_in(
+    conn: Conn, org: str, now: float, plan: Callable[[ScheduleRecord], Firing], limit: int
+) -> tuple[int, float | None]:
+    """``fire_schedules`` within the caller's transaction (hinting other workers is the
+    caller's part, after the commit)."""
+    cur = await conn.execute(
+        f"{_SELECT} WHERE org = %s AND next_fire_at <= %s ORDER BY next_fire_at "
+        "LIMIT %s FOR UPDATE SKIP LOCKED",
+        (org, now, limit),
+    )
+    firings = [(s, plan(s)) for s in (ScheduleRecord(*r) for r in await cur.fetchall())]
+    started = await _start_ticks(conn, org, now, firings)
+    if firings:  # one statement for the batch: round trips, not rows, cost here
+        fired = [f.run_id is not None and f.tick_at is not None for _, f in firings]
+        await conn.execute(
+            "UPDATE schedules s SET next_fire_at = t.next, updated_at = %s, "
+            "last_fire_at = CASE WHEN t.fired THEN t.tick ELSE s.last_fire_at END, "
+            "last_run_id = CASE WHEN t.fired THEN t.run ELSE s.last_run_id END "
+            "FROM unnest(%s::text[], %s::float8[], %s::bool[], %s::float8[], "
+            "%s::text[]) AS t(id, next, fired, tick, run) "
+            "WHERE s.org = %s AND s.id = t.id",
+            (now, [s.id for s, _ in firings], [f.next_fire_at for _, f in firings],
+             fired, [f.tick_at for _, f in firings], [f.run_id for _, f in firings],
+             org),
+        )  # fmt: skip
+    cur = await conn.execute(
+        "SELECT min(next_fire_at) FROM schedules WHERE org = %s AND next_fire_at IS NOT NULL",
+        (org,),
+    )
+    upcoming = await cur.fetchone()
+    return started, None if upcoming is None else upcoming[0]

@@ -58,6 +58,7 @@ from pulseloop.store.postgres.liveness import AdvisoryLocks
 from pulseloop.store.postgres.schedules import PostgresSchedules
 from pulseloop.store.postgres.schema import migrate
 from pulseloop.store.postgres.sessions import PostgresSessions
+from pulseloop.store.postgres.timers import PostgresTimerPass, fire_timers_in
 from pulseloop.store.postgres.writer import OUTAGE_S, Writer
 from pulseloop.store.sql import LIST_DEPLOYS
 from pulseloop.store.sqlite.rows import (
@@ -89,7 +90,7 @@ def _reraise_swallowed_cancel() -> None:
         raise asyncio.CancelledError()
 
 
-class PostgresStore(PostgresSchedules, PostgresDeadlines, PostgresChildren):
+class PostgresStore(PostgresSchedules, PostgresDeadlines, PostgresChildren, PostgresTimerPass):
     """:class:`~pulseloop.store.base.Store` on a PostgreSQL database."""
 
     def __init__(self, url: str) -> None:
@@ -418,19 +419,7 @@ class PostgresStore(PostgresSchedules, PostgresDeadlines, PostgresChildren):
 
     async def fire_timers(self, org: str, now: float) -> tuple[int, float | None]:
         async def op(conn: Conn) -> tuple[int, float | None]:
-            expired, next_expiry = await scans.expire_due(conn, org, now)
-            cur = await conn.execute(
-                "UPDATE runs SET status = 'queued', wake_at = NULL, updated_at = %s "
-                "WHERE org = %s AND status = 'waiting' AND wake_at <= %s",
-                (now, org, now),
-            )
-            fired = max(cur.rowcount, 0)
-            cur = await conn.execute(
-                "SELECT min(wake_at) FROM runs WHERE org = %s AND status = 'waiting'", (org,)
-            )
-            row = await cur.fetchone()
-            upcoming = [t for t in (row[0] if row else None, next_expiry) if t is not None]
-            return fired + expired, min(upcoming, default=None)
+            return await fire_timers_in(conn, org, now)
 
         return await self._tx(op)
 

@@ -18,10 +18,11 @@ fetched and the batch fired again.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
 from pulseloop.errors import EncryptionKeyError
-from pulseloop.store.base import Firing, ScheduleRecord, ScheduleStore
+from pulseloop.store.base import Firing, ScheduleRecord, ScheduleStore, TimerOutcome, TimerPass
 from pulseloop.store.sealed.columns import SEALED_PREFIX
 from pulseloop.store.sealed.keyring import DataKey, Keyring, key_id_of, seal, unseal
 
@@ -31,6 +32,13 @@ _ATTEMPTS = 3
 racing the call; a worker's next timer pass tries again)."""
 
 
+_T = TypeVar("_T")
+
+
+class _Backend(ScheduleStore, TimerPass, Protocol):
+    """What this half needs of the wrapped backend."""
+
+
 class _UnknownKey(Exception):
     """A due schedule's body names a data key this process has not fetched yet."""
 
@@ -38,7 +46,7 @@ class _UnknownKey(Exception):
 class SealedSchedules:
     """The schedule half of :class:`~pulseloop.store.sealed.store.EncryptedStore`."""
 
-    inner: ScheduleStore  # provided by EncryptedStore: the wrapped backend
+    inner: _Backend  # provided by EncryptedStore: the wrapped backend
 
     @property
     def keyring(self) -> Keyring:  # provided by EncryptedStore
@@ -100,13 +108,40 @@ class SealedSchedules:
         self, org: str, now: float, plan: Callable[[ScheduleRecord], Firing], limit: int
     ) -> tuple[int, float | None]:
         """Fire the due ticks, each run's input the body resealed for that run."""
+        return await self._firing(
+            org, plan, lambda resealing: self.inner.fire_schedules(org, now, resealing, limit)
+        )
+
+    async def timer_pass(
+        self,
+        org: str,
+        now: float,
+        plan: Callable[[ScheduleRecord], Firing],
+        limit: int,
+        deadline_error: dict[str, Any],
+    ) -> TimerOutcome:
+        """The backend's one-transaction timer pass, tick inputs resealed as in
+        :meth:`fire_schedules` (the deadline error is stored as given: see
+        ``EncryptedStore.expire_deadlines``)."""
+        return await self._firing(
+            org,
+            plan,
+            lambda resealing: self.inner.timer_pass(org, now, resealing, limit, deadline_error),
+        )
+
+    async def _firing(
+        self,
+        org: str,
+        plan: Callable[[ScheduleRecord], Firing],
+        fire: Callable[[Callable[[ScheduleRecord], Firing]], Awaitable[_T]],
+    ) -> _T:
+        """``fire(resealing plan)``, again after fetching the data keys of bodies sealed
+        under keys this process had not seen (the failed attempt rolled back)."""
         for attempt in range(_ATTEMPTS):
             key = await self._key(org, "runs.input")
             missing: set[str] = set()
             try:
-                return await self.inner.fire_schedules(
-                    org, now, self._resealing(plan, org, key, missing), limit
-                )
+                return await fire(self._resealing(plan, org, key, missing))
             except _UnknownKey:
                 if attempt == _ATTEMPTS - 1:
                     raise EncryptionKeyError(

@@ -33,30 +33,37 @@ class SqliteDeadlines:
         error_text = json.dumps(error)
 
         def op(conn: sqlite3.Connection) -> tuple[list[str], float | None]:
-            due = conn.execute(
-                "SELECT run_key, status FROM runs WHERE org = ? AND deadline_at IS NOT NULL "
-                "AND deadline_at <= ? ORDER BY deadline_at LIMIT ?",
-                (org, now, BATCH),
-            ).fetchall()
-            failed = [key for key, status in due if status in UNFINISHED]
-            for key in failed:
-                conn.execute(
-                    "UPDATE runs SET status = 'failed', error = ?, finished_at = ?, "
-                    "updated_at = ?, wake_at = NULL, lease_owner = NULL, "
-                    "lease_expires_at = NULL WHERE run_key = ?",
-                    (error_text, now, now, key),
-                )
-                conn.execute("DELETE FROM waits WHERE run_id = ?", (key,))
-                outbox.run_ended(conn, key, "failed")
-                run_ended(conn, key, now)
-            conn.executemany(
-                "UPDATE runs SET deadline_at = NULL WHERE run_key = ?", [(key,) for key, _ in due]
-            )
-            row = conn.execute(
-                "SELECT min(deadline_at) FROM runs WHERE org = ? AND deadline_at IS NOT NULL",
-                (org,),
-            ).fetchone()
-            return failed, None if row is None else row[0]
+            return expire_deadlines_in(conn, org, now, error_text)
 
         result: tuple[list[str], float | None] = await self._run(op)
         return result
+
+
+def expire_deadlines_in(
+    conn: sqlite3.Connection, org: str, now: float, error_text: str
+) -> tuple[list[str], float | None]:
+    """``expire_deadlines`` within the caller's transaction (``error`` as JSON text)."""
+    due = conn.execute(
+        "SELECT run_key, status FROM runs WHERE org = ? AND deadline_at IS NOT NULL "
+        "AND deadline_at <= ? ORDER BY deadline_at LIMIT ?",
+        (org, now, BATCH),
+    ).fetchall()
+    failed = [key for key, status in due if status in UNFINISHED]
+    for key in failed:
+        conn.execute(
+            "UPDATE runs SET status = 'failed', error = ?, finished_at = ?, "
+            "updated_at = ?, wake_at = NULL, lease_owner = NULL, "
+            "lease_expires_at = NULL WHERE run_key = ?",
+            (error_text, now, now, key),
+        )
+        conn.execute("DELETE FROM waits WHERE run_id = ?", (key,))
+        outbox.run_ended(conn, key, "failed")
+        run_ended(conn, key, now)
+    conn.executemany(
+        "UPDATE runs SET deadline_at = NULL WHERE run_key = ?", [(key,) for key, _ in due]
+    )
+    row = conn.execute(
+        "SELECT min(deadline_at) FROM runs WHERE org = ? AND deadline_at IS NOT NULL",
+        (org,),
+    ).fetchone()
+    return failed, None if row is None else row[0]

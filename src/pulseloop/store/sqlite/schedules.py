@@ -155,34 +155,44 @@ class SqliteSchedules:
         self, org: str, now: float, plan: Callable[[ScheduleRecord], Firing], limit: int
     ) -> tuple[int, float | None]:
         def op(conn: sqlite3.Connection) -> tuple[int, float | None]:
-            due = conn.execute(
-                f"{_SELECT} WHERE org = ? AND next_fire_at <= ? ORDER BY next_fire_at LIMIT ?",
-                (org, now, limit),
-            ).fetchall()
-            started = 0
-            for row in due:
-                schedule = schedule_from_row(row)
-                firing = plan(schedule)
-                fired = firing.tick_at is not None and firing.run_id is not None
-                if firing.run_id is not None and fired:
-                    started += insert_tick_run(
-                        conn, org, firing.run_id, schedule.loop, _input(schedule, firing), now,
-                        firing.deadline_at, firing.trace_parent,
-                    )  # fmt: skip
-                conn.execute(
-                    "UPDATE schedules SET next_fire_at = ?, updated_at = ?, "
-                    "last_fire_at = CASE WHEN ? THEN ? ELSE last_fire_at END, "
-                    "last_run_id = CASE WHEN ? THEN ? ELSE last_run_id END "
-                    "WHERE org = ? AND id = ?",
-                    (firing.next_fire_at, now, fired, firing.tick_at, fired, firing.run_id,
-                     org, schedule.id),
-                )  # fmt: skip
-            upcoming = conn.execute(
-                "SELECT min(next_fire_at) FROM schedules "
-                "WHERE org = ? AND next_fire_at IS NOT NULL",
-                (org,),
-            ).fetchone()
-            return started, None if upcoming is None else upcoming[0]
+            return fire_schedules_in(conn, org, now, plan, limit)
 
         result: tuple[int, float | None] = await self._run(op)
         return result
+
+
+def fire_schedules_in(
+    conn: sqlite3.Connection,
+    org: str,
+    now: float,
+    plan: Callable[[ScheduleRecord], Firing],
+    limit: int,
+) -> tuple[int, float | None]:
+    """``fire_schedules`` within the caller's transaction."""
+    due = conn.execute(
+        f"{_SELECT} WHERE org = ? AND next_fire_at <= ? ORDER BY next_fire_at LIMIT ?",
+        (org, now, limit),
+    ).fetchall()
+    started = 0
+    for row in due:
+        schedule = schedule_from_row(row)
+        firing = plan(schedule)
+        fired = firing.tick_at is not None and firing.run_id is not None
+        if firing.run_id is not None and fired:
+            started += insert_tick_run(
+                conn, org, firing.run_id, schedule.loop, _input(schedule, firing), now,
+                firing.deadline_at, firing.trace_parent,
+            )  # fmt: skip
+        conn.execute(
+            "UPDATE schedules SET next_fire_at = ?, updated_at = ?, "
+            "last_fire_at = CASE WHEN ? THEN ? ELSE last_fire_at END, "
+            "last_run_id = CASE WHEN ? THEN ? ELSE last_run_id END "
+            "WHERE org = ? AND id = ?",
+            (firing.next_fire_at, now, fired, firing.tick_at, fired, firing.run_id,
+             org, schedule.id),
+        )  # fmt: skip
+    upcoming = conn.execute(
+        "SELECT min(next_fire_at) FROM schedules WHERE org = ? AND next_fire_at IS NOT NULL",
+        (org,),
+    ).fetchone()
+    return started, None if upcoming is None else upcoming[0]

@@ -55,6 +55,7 @@ from pulseloop.store.sqlite.rows import (
 from pulseloop.store.sqlite.schedules import SqliteSchedules
 from pulseloop.store.sqlite.schema import check_version, migrate, prepare_path
 from pulseloop.store.sqlite.sessions import SqliteSessions
+from pulseloop.store.sqlite.timers import SqliteTimerPass, fire_timers_in
 from pulseloop.store.webhooks import RELEASE_DEAD_DELIVERIES, SqlWebhooks
 
 _STEPS_SQL = f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY seq"
@@ -83,7 +84,7 @@ def _fence(conn: sqlite3.Connection, lease: Lease, now: float, grow: int = 0) ->
     return str(row[0])
 
 
-class SqliteStore(SqliteSchedules, SqliteDeadlines, SqliteChildren):
+class SqliteStore(SqliteSchedules, SqliteDeadlines, SqliteChildren, SqliteTimerPass):
     """:class:`~pulseloop.store.base.Store` on one SQLite file."""
 
     def __init__(self, path: str, *, reserve_wal: bool = False) -> None:
@@ -467,17 +468,7 @@ class SqliteStore(SqliteSchedules, SqliteDeadlines, SqliteChildren):
 
     async def fire_timers(self, org: str, now: float) -> tuple[int, float | None]:
         def op(conn: sqlite3.Connection) -> tuple[int, float | None]:
-            expired, next_expiry = scans.expire_due(conn, org, now)
-            fired = conn.execute(
-                "UPDATE runs SET status = 'queued', wake_at = NULL, updated_at = ? "
-                "WHERE org = ? AND status = 'waiting' AND wake_at <= ?",
-                (now, org, now),
-            ).rowcount
-            (next_wake,) = conn.execute(
-                "SELECT min(wake_at) FROM runs WHERE org = ? AND status = 'waiting'", (org,)
-            ).fetchone()
-            upcoming = [t for t in (next_wake, next_expiry) if t is not None]
-            return fired + expired, min(upcoming, default=None)
+            return fire_timers_in(conn, org, now)
 
         result: tuple[int, float | None] = await self._run(op)
         return result
