@@ -45,9 +45,10 @@ async def test_a_payload_just_sealed_here_does_not_open_in_another_orgs_row(db_u
 
 
 async def test_steps_sealed_under_a_key_this_process_never_saw_open(db_url: str) -> None:
-    async with opened(db_url) as reader, opened(db_url) as writer:
-        await reader.create_run("a", "warm", "loop", "{}", 1.0)  # reader holds a's first key
-        await writer.rotate_data_key("a")  # "another process" rotates; reader has not seen it
+    async with opened(db_url) as reader, opened(db_url) as poller, opened(db_url) as writer:
+        await reader.create_run("a", "warm", "loop", "{}", 1.0)  # a's first key
+        await poller.get_run("a", "warm")
+        await writer.rotate_data_key("a")  # "another process" rotates; the others have not seen it
         await writer.create_run("a", "r1", "loop", json.dumps({"n": 1}), 2.0)
         (run,) = await writer.claim_runs("a", "w1", ["loop"], 1, time.time(), 30.0, 3.0, "r1")
         lease = Lease(run.key, "w1", "a")
@@ -57,7 +58,9 @@ async def test_steps_sealed_under_a_key_this_process_never_saw_open(db_url: str)
             )
             await writer.record_step(lease, step)
 
-        history = await reader.load_history(run.key, run.generation)
+        polled = await poller.get_run("a", "r1")  # its first read under the new key: a run
+        assert polled is not None and json.loads(polled.input) == {"n": 1}
+        history = await reader.load_history(run.key, run.generation)  # ... and steps
         assert {name: s.output for name, s in history.steps.items()} == {
             "s0": '"first"',
             "s1": '"second"',

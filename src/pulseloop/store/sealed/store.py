@@ -157,7 +157,10 @@ class EncryptedStore(SealedSchedules, SealedChildren):
         return await self._opening(lambda: codec.open(stored, column, row, org))
 
     async def _run(self, r: RunRecord) -> RunRecord:
-        return await self._opening(functools.partial(self._codec.run, r))
+        try:  # the usual case first, without another coroutine (polls read runs often)
+            return self._codec.run(r)
+        except Unlearnt:
+            return await self._opening(functools.partial(self._codec.run, r))
 
     async def _runs(self, records: list[RunRecord]) -> list[RunRecord]:
         run = self._codec.run
