@@ -15,6 +15,7 @@ from pulseloop.errors import EncryptionKeyError
 from pulseloop.store import open_store
 from pulseloop.store.base import Lease, StepRecord
 from pulseloop.store.sealed import EncryptedStore
+from pulseloop.store.sealed.keyring import key_id_of, unseal
 
 
 @asynccontextmanager
@@ -68,3 +69,21 @@ async def test_steps_sealed_under_a_key_this_process_never_saw_open(db_url: str)
         detail = await reader.get_run_detail("a", "r1")
         assert detail is not None and [s.output for s in detail.steps] == ['"first"', '"second"']
         assert json.loads(detail.run.input) == {"n": 1}
+
+
+async def test_a_step_output_sealed_on_the_hot_path_opens_with_the_keyring(db_url: str) -> None:
+    # the step write inlines the keyring's seal; the resealer and other tools open rows
+    # with keyring.unseal, so the two must make the same token for the same row
+    async with opened(db_url) as store:
+        await store.create_run("a", "r1", "loop", "{}", 1.0)
+        (run,) = await store.claim_runs("a", "w1", ["loop"], 1, time.time(), 30.0, 2.0, "r1")
+        step = StepRecord(
+            run.key, "vitals", 0, "do", "completed", '{"bpm": 61}', None, 1, 2, 2, "v"
+        )
+        await store.record_step(Lease(run.key, "w1", "a"), step)
+        (rows,) = await store.payload_sql(
+            [("SELECT output FROM steps WHERE run_id = ? AND name = 'vitals'", (run.key,))]
+        )
+        token = str(rows[0][0])
+        key = await store.keyring.by_id(key_id_of(token))
+        assert unseal(key, token, "steps.output", run.key, "vitals", org="a") == '{"bpm": 61}'
