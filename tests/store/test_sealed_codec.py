@@ -11,10 +11,13 @@ from contextlib import asynccontextmanager
 
 import pytest
 
+from pulseloop.engine.deadlines import TIMEOUT_ERROR
+from pulseloop.engine.schedules import planner
 from pulseloop.errors import EncryptionKeyError
 from pulseloop.store import open_store
 from pulseloop.store.base import Lease, StepRecord
 from pulseloop.store.sealed import EncryptedStore
+from pulseloop.store.sealed.columns import token_of
 from pulseloop.store.sealed.keyring import key_id_of, unseal
 
 
@@ -87,3 +90,14 @@ async def test_a_step_output_sealed_on_the_hot_path_opens_with_the_keyring(db_ur
         token = str(rows[0][0])
         key = await store.keyring.by_id(key_id_of(token))
         assert unseal(key, token, "steps.output", run.key, "vitals", org="a") == '{"bpm": 61}'
+
+
+async def test_a_deadline_timeout_of_the_timer_pass_is_sealed_at_once(db_url: str) -> None:
+    async with opened(db_url) as store:
+        await store.create_run("a", "r1", "loop", "{}", 1.0, deadline_at=5.0)
+        due = await store.timer_pass("a", 10.0, planner("a", 10.0), 10, TIMEOUT_ERROR)
+        assert len(due.timed_out) == 1
+        (rows,) = await store.payload_sql([("SELECT error FROM runs WHERE id = 'r1'", ())])
+        assert token_of(str(rows[0][0]), is_error=True) is not None  # a ciphertext
+        run = await store.get_run("a", "r1")
+        assert run is not None and run.error == TIMEOUT_ERROR

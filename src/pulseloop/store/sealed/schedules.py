@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from pulseloop.errors import EncryptionKeyError
-from pulseloop.store.base import Firing, ScheduleRecord, ScheduleStore, TimerOutcome, TimerPass
+from pulseloop.store.base import Firing, ScheduleRecord, ScheduleStore, TimerPass
 from pulseloop.store.sealed.columns import SEALED_PREFIX
 from pulseloop.store.sealed.keyring import DataKey, Keyring, key_id_of, seal, unseal
 
@@ -110,23 +110,6 @@ class SealedSchedules:
         """Fire the due ticks, each run's input the body resealed for that run."""
         return await self._firing(
             org, plan, lambda resealing: self.inner.fire_schedules(org, now, resealing, limit)
-        )
-
-    async def timer_pass(
-        self,
-        org: str,
-        now: float,
-        plan: Callable[[ScheduleRecord], Firing],
-        limit: int,
-        deadline_error: dict[str, Any],
-    ) -> TimerOutcome:
-        """The backend's one-transaction timer pass, tick inputs resealed as in
-        :meth:`fire_schedules` (the deadline error is stored as given: see
-        ``EncryptedStore.expire_deadlines``)."""
-        return await self._firing(
-            org,
-            plan,
-            lambda resealing: self.inner.timer_pass(org, now, resealing, limit, deadline_error),
         )
 
     async def _firing(

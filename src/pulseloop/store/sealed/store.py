@@ -30,6 +30,7 @@ from pulseloop.store.base import (
     AnalysisJob,
     AttemptRecord,
     DeployRecord,
+    Firing,
     History,
     KeyRecord,
     Lease,
@@ -37,10 +38,12 @@ from pulseloop.store.base import (
     RunDetail,
     RunRecord,
     ScanRecord,
+    ScheduleRecord,
     Signal,
     StepRecord,
     Store,
     StoreStats,
+    TimerOutcome,
     WaitRecord,
 )
 from pulseloop.store.sealed.children import SealedChildren
@@ -350,6 +353,27 @@ class EncryptedStore(SealedSchedules, SealedChildren):
 
         await seal_expired(self, expired[0])
         return expired
+
+    async def timer_pass(
+        self,
+        org: str,
+        now: float,
+        plan: Callable[[ScheduleRecord], Firing],
+        limit: int,
+        deadline_error: dict[str, Any],
+    ) -> TimerOutcome:
+        """The backend's one-transaction timer pass: tick inputs resealed as in
+        ``fire_schedules``, timed-out runs' errors sealed right after, as in
+        :meth:`expire_deadlines`."""
+        outcome = await self._firing(
+            org,
+            plan,
+            lambda resealing: self.inner.timer_pass(org, now, resealing, limit, deadline_error),
+        )
+        from pulseloop.store.sealed.resealer import seal_expired  # it imports this module
+
+        await seal_expired(self, list(outcome.timed_out))
+        return outcome
 
     async def register_worker(self, worker: str) -> None:
         await self.inner.register_worker(worker)
