@@ -16,41 +16,43 @@ import argparse
 import asyncio
 import dataclasses
 import gc
+import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from pulseloop.store.base import Lease, RunDetail, RunRecord, StepRecord
 from pulseloop.store.sealed.master import MasterKey
 from pulseloop.store.sealed.store import EncryptedStore
+from pulseloop.store.sqlite.store import SqliteStore
 
 STEPS, POLLS = 10, 8
 
 
 class DictBackend:
     """The backend calls the pattern makes, on dicts; every read returns a fresh record,
-    as the real backends build one from its row."""
+    as the real backends build one from its row. The data keys (read at open, made at
+    the first write, never on the measured path) live in a real SQLite file."""
 
-    def __init__(self) -> None:
+    def __init__(self, keys_db: str) -> None:
         self.runs: dict[str, RunRecord] = {}
         self.steps: dict[str, list[StepRecord]] = {}
-        self.keys: list[tuple[Any, ...]] = []
+        self.keys = SqliteStore(keys_db)
 
     async def open(self) -> None:
-        return None
+        await self.keys.open()
+
+    async def close(self) -> None:
+        await self.keys.close()
 
     async def payload_sql(
         self, statements: Sequence[tuple[str, tuple[Any, ...]]]
     ) -> list[list[tuple[Any, ...]]]:
-        out: list[list[tuple[Any, ...]]] = []
-        for sql, args in statements:  # only the data-key statements are used here
-            if sql.startswith("INSERT INTO data_keys"):
-                self.keys.append(args)
-            out.append(list(self.keys) if sql.startswith("SELECT id, org, wrapped") else [])
-        return out
+        return await self.keys.payload_sql(statements)
 
     async def create_run(
-        self, org: str, run_id: str, loop: str, input_json: str, now: float, deadline: Any = None
+        self, org: str, run_id: str, loop: str, input_json: str, now: float, *more: Any
     ) -> tuple[RunRecord, bool]:
         run = RunRecord(org, run_id, loop, "queued", input_json, None, None, 0, 0, now, now,
                         None, None, None, run_id)  # fmt: skip
@@ -106,15 +108,20 @@ async def one_pass(store: Any, runs: int) -> None:
 
 
 async def cpu_us_per_step(sealed: bool, runs: int, repeats: int) -> float:
-    backend = DictBackend()
-    store: Any = EncryptedStore(backend, MasterKey(b"m" * 32, "bench")) if sealed else backend  # type: ignore[arg-type]
-    await store.open()
-    best = float("inf")
-    for _ in range(repeats):
-        gc.collect()
-        start = time.process_time()
-        await one_pass(store, runs)
-        best = min(best, (time.process_time() - start) / (runs * STEPS) * 1e6)
+    with tempfile.TemporaryDirectory() as folder:
+        backend = DictBackend(str(Path(folder) / "keys.db"))
+        master = MasterKey(b"m" * 32, "bench")
+        store: Any = EncryptedStore(backend, master) if sealed else backend  # type: ignore[arg-type]
+        await store.open()
+        try:
+            best = float("inf")
+            for _ in range(repeats):
+                gc.collect()
+                start = time.process_time()
+                await one_pass(store, runs)
+                best = min(best, (time.process_time() - start) / (runs * STEPS) * 1e6)
+        finally:
+            await store.close()
     return best
 
 
