@@ -11,6 +11,7 @@ def test_public_names_are_pinned() -> None:
         "parse_duration",
         "enable_tracing", "disable_tracing",
         "ChildLoopFailed",
+        "Concurrency", "InvalidFlowControl", "RateLimit",
     ])  # fmt: skip
     for name in pulseloop.__all__:
         assert getattr(pulseloop, name) is not None

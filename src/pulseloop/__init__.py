@@ -24,6 +24,10 @@ if TYPE_CHECKING:  # the names and editors see them
     from pulseloop.runs import Attempt, Deploy, Run, StepInfo
     from pulseloop.schedules import Schedule, Schedules
 
+if TYPE_CHECKING:  # flow control (docs/flow-control.md)
+    from pulseloop.engine.flow import Concurrency, RateLimit
+    from pulseloop.errors import InvalidFlowControl
+
 __version__ = "0.1.0"
 
 _EXPORTS = {
@@ -48,6 +52,13 @@ _EXPORTS = {
     "enable_tracing": "pulseloop.engine.tracing",
     "disable_tracing": "pulseloop.engine.tracing",
 }
+_EXPORTS.update(
+    {  # flow control (docs/flow-control.md)
+        "Concurrency": "pulseloop.engine.flow",
+        "InvalidFlowControl": "pulseloop.errors",
+        "RateLimit": "pulseloop.engine.flow",
+    }
+)
 
 __all__ = [
     "App", "Attempt", "ChildLoopFailed", "Cron", "Deploy", "Duration", "Event", "Loop",
@@ -56,6 +67,7 @@ __all__ = [
     "disable_tracing", "enable_tracing",
     "parse_duration",
 ]  # fmt: skip
+__all__ += ["Concurrency", "InvalidFlowControl", "RateLimit"]  # flow control
 
 
 def __getattr__(name: str) -> Any:

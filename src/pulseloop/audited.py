@@ -69,8 +69,9 @@ class AuditedClient(OrgClient):
         *,
         id: str | None = None,
         run_timeout: Duration | None = None,
+        priority: int | None = None,
     ) -> Run:
-        run = await super().trigger(loop, body, id=id, run_timeout=run_timeout)
+        run = await super().trigger(loop, body, id=id, run_timeout=run_timeout, priority=priority)
         await self._record("trigger", "run", run.id)
         return run
 

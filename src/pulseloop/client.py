@@ -21,6 +21,7 @@ from pulseloop.engine import tracing
 from pulseloop.engine.clock import Clock
 from pulseloop.engine.codec import encode
 from pulseloop.engine.deadlines import run_timeout_s
+from pulseloop.engine.flow import trigger_flow
 from pulseloop.engine.loop import Loop
 from pulseloop.engine.worker import wait_event
 from pulseloop.errors import InvalidRunId, LoopNotFound, RunNotFound
@@ -88,11 +89,14 @@ class OrgClient:
         *,
         id: str | None = None,
         run_timeout: Duration | None = None,
+        priority: int | None = None,
     ) -> Run:
         """Start a run of ``loop`` with ``body``; an existing ``id`` returns that run.
 
         ``run_timeout`` (else the loop's ``run_timeout``): fail the run with ``RunTimeout``
-        if it has not finished that long after now, even while it is parked."""
+        if it has not finished that long after now, even while it is parked.
+        ``priority`` (else the loop's ``priority``, 0): higher is claimed first among
+        queued runs. A loop's ``concurrency`` key is computed from the body now."""
         loops = self.runtime.loops
         if loop not in loops and (loops or self.runtime.runs_worker):
             known = ", ".join(sorted(loops)) or "none"
@@ -106,9 +110,11 @@ class OrgClient:
         run_id = id or new_run_id()
         # the run's trace: a child of the span current here, if tracing is on
         parent = tracing.trigger_parent(self._org, run_id, loop) if tracing.ENABLED else None
+        flow = trigger_flow(loops.get(loop), loop, run_id, body, now, priority)
         record, _ = await self._store.create_run(
-            self._org, run_id, loop, text, now, deadline_at, parent
-        )
+            self._org, run_id, loop, text, now, deadline_at, parent,
+            priority=flow.priority, flow_key=flow.key, flow_limit=flow.limit,
+        )  # fmt: skip
         self.runtime.notify_work()
         if deadline_at is not None:
             self.runtime.timers_changed()

@@ -29,7 +29,8 @@ what was wrong and what to do::
     ├── InvalidRequest           a request the API cannot read (HTTP 422)
     │   ├── InvalidRunId         a run id outside 1-200 of ``A-Za-z0-9._~:-`` (HTTP 422)
     │   ├── InvalidSchedule      a bad cron expression, time zone, policy or date range
-    │   └── InvalidWebhook       a webhook URL that is not http(s), or an unknown event type
+    │   ├── InvalidWebhook       a webhook URL that is not http(s), or an unknown event type
+    │   └── InvalidFlowControl   a bad concurrency limit or key, priority or rate limit
     ├── WebhookNotFound          no webhook endpoint with that id (in this organization)
     ├── WebhookSignatureError    a notification whose signature does not verify (receivers)
     ├── OrgNotFound / OrgExists  organizations (``pulseloop orgs``)
@@ -228,6 +229,15 @@ class InvalidSchedule(InvalidRequest):
     id outside the allowed characters. ``field`` names the offending part."""
 
     code = "invalid_schedule"
+
+
+class InvalidFlowControl(InvalidRequest):
+    """A flow-control setting that cannot be kept: a concurrency limit below 1, a
+    concurrency key function that fails or returns no text, a priority that is not an
+    integer in range, or a rate limit that is not ``"<count>/<unit>"``. ``field`` names
+    the offending part."""
+
+    code = "invalid_flow_control"
 
 
 class ScheduleNotFound(PulseloopError, LookupError):

@@ -31,6 +31,7 @@ from pulseloop.engine.clock import Clock
 from pulseloop.engine.codec import decode, encode, round_trip
 from pulseloop.engine.context import ConnectorFactory, StepCtx, StepScope
 from pulseloop.engine.fanout import counted, settle
+from pulseloop.engine.flow import RateLimit
 from pulseloop.engine.loop import MAX_SUMMARY_CHARS, Event, Loop
 from pulseloop.engine.retries import DEFAULT_TIMEOUT, Retries, as_retries
 from pulseloop.engine.suspend import Interrupted, Suspend
@@ -46,6 +47,7 @@ from pulseloop.store.base import (
 )
 from pulseloop.store.protocols import (
     ChildRuns,
+    RateLimits,
     RunDeadlines,
     ScanReads,
     ScheduleStore,
@@ -94,7 +96,14 @@ def wants_ctx(fn: Callable[..., Any]) -> bool:
 
 
 class EngineStore(
-    WorkerStore, ScanReads, ScheduleStore, RunDeadlines, ChildRuns, TimerPass, Protocol
+    WorkerStore,
+    ScanReads,
+    ScheduleStore,
+    RunDeadlines,
+    ChildRuns,
+    TimerPass,
+    RateLimits,
+    Protocol,
 ):
     """All the engine asks of storage: the worker's side, reading a run's latest scan
     (what ``wait_for_scan`` listens for), the timer pass's schedules and run deadlines,
@@ -253,6 +262,7 @@ class Execution:
         fn: Callable[..., Any],
         retries: Retries | Mapping[str, Any] | int | None,
         timeout: Duration | None,
+        rate: RateLimit | None = None,
     ) -> Any:
         """Return the step's recorded result, or run it (with retries) and record it."""
         seq = self._use_name(name)
@@ -270,6 +280,12 @@ class Execution:
         started = clock.now()
         if failed and retry_at is not None and retry_at > started:
             raise self._suspend(retry_at)
+        if rate is not None:  # no permit: park until one frees, holding no worker
+            free_at = await self.services.store.take_permit(
+                self.run.org, rate.digest, rate.count, rate.period_s, started
+            )
+            if free_at is not None:
+                raise self._suspend(max(free_at, started))
         attempt = failed + 1
         scope = StepScope(
             self.run.org, self.run.id, name, attempt, self.services.connector_services

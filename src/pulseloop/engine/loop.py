@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:
     from pulseloop.durations import Duration
     from pulseloop.engine.cron import Cron
+    from pulseloop.engine.flow import Concurrency
     from pulseloop.engine.step import Step
 
 
@@ -43,6 +44,13 @@ class Loop:
     schedules: ClassVar[Sequence[Cron]] = ()
     """Recurring triggers of this loop (see docs/schedules.md): ``[Cron("0 8 * * *",
     id="morning", tz="Europe/Paris")]``. Workers serving the loop keep them in the store."""
+    concurrency: ClassVar[Concurrency | None] = None
+    """At most ``limit`` runs per key at once, e.g. ``Concurrency(limit=1, key=lambda e:
+    e.body["patientId"])``; sleeping and waiting runs hold no slot (docs/flow-control.md).
+    None: no limit."""
+    priority: ClassVar[int] = 0
+    """The default priority of this loop's runs: higher is claimed first among queued
+    runs (FIFO within one priority); ``trigger(..., priority=N)`` overrides it."""
 
     async def run(self, event: Event, step: Step) -> Any:
         """The workflow. Side effects belong in ``step.do``; code between steps re-runs."""

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pulseloop import errors
 from pulseloop.durations import Duration
+from pulseloop.engine.flow import RateLimit
 
 if TYPE_CHECKING:
     from pulseloop.engine.execution import Execution
@@ -36,6 +37,7 @@ class Step:
         *,
         retries: Retries | Mapping[str, Any] | int | None = None,
         timeout: Duration | None = None,
+        rate: RateLimit | None = None,
     ) -> Any:
         """Run ``fn`` as the named, checkpointed step ``name`` and return its result.
 
@@ -45,9 +47,16 @@ class Step:
         in this run returns its stored result without calling ``fn``. Failures are
         retried per ``retries`` (default: 5 retries, 10 s exponential) with each attempt
         limited by ``timeout`` (default 10 minutes); the final failure raises
-        :class:`~pulseloop.errors.StepFailed`.
+        :class:`~pulseloop.errors.StepFailed`. ``rate`` (a
+        :class:`~pulseloop.RateLimit`): take a permit before each attempt; with none free
+        the run parks until one frees, holding no worker.
         """
-        return await self._execution.do(name, fn, retries, timeout)
+        if rate is not None and not isinstance(rate, RateLimit):
+            raise errors.InvalidFlowControl(
+                f'step {name!r}: rate={rate!r} must be a RateLimit("10/second", key="sms")',
+                field="rate",
+            )
+        return await self._execution.do(name, fn, retries, timeout, rate)
 
     async def sleep(self, name: str, duration: Duration) -> None:
         """Park the run for ``duration`` (up to 365 days), holding no worker meanwhile."""

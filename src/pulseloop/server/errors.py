@@ -39,6 +39,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "invalid_schedule": 422,
     "invalid_webhook": 422,
     "webhook_not_found": 404,
+    "invalid_flow_control": 422,
     "loop_not_found": 404,
     "not_found": 404,
     "method_not_allowed": 405,

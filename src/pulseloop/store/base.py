@@ -18,6 +18,7 @@ from pulseloop.store.protocols import (
     ChildRuns,
     InlineCommits,
     OrgStore,
+    RateLimits,
     RunDeadlines,
     RunStore,
     ScanReads,
@@ -86,6 +87,7 @@ __all__ = [
     "LeaseLost",
     "OrgRecord",
     "OrgStore",
+    "RateLimits",
     "RunDeadlines",
     "RunDetail",
     "RunFamily",
@@ -124,6 +126,7 @@ class Store(
     RunDeadlines,
     ChildRuns,
     TimerPass,
+    RateLimits,
     Protocol,
 ):
     """What a storage backend provides: every concern, plus opening and closing."""

@@ -16,6 +16,7 @@ protocol               what it holds                               who depends o
 :class:`SessionStore`  dashboard sessions, failed sign-ins         ``server.sessions``
 :class:`ScheduleStore` recurring triggers, firing the due ticks    worker, ``OrgClient``
 :class:`RunDeadlines`  failing runs past their whole-run deadline  ``engine.Worker``
+:class:`RateLimits`    permits of durable rate limits              ``engine.Execution``
 =====================  ==========================================  ==========================
 
 Rules every protocol keeps: each method that writes does so in one transaction (all of
@@ -83,11 +84,19 @@ class RunStore(Protocol):
         now: float,
         deadline_at: float | None = None,
         trace_parent: str | None = None,
+        *,
+        priority: int = 0,
+        flow_key: str | None = None,
+        flow_limit: int = 0,
     ) -> tuple[RunRecord, bool]:
         """Insert a queued run; if ``run_id`` exists return it instead (created=False).
 
         ``deadline_at``: when the run fails with ``RunTimeout`` if still unfinished.
-        ``trace_parent``: the W3C traceparent its spans join (engine/tracing.py)."""
+        ``trace_parent``: the W3C traceparent its spans join (engine/tracing.py).
+        ``priority``: claimed before queued runs of lower priority (FIFO within one).
+        ``flow_key``: the run's concurrency key, already hashed (never a raw patient id):
+        at most ``flow_limit`` runs of the key hold a slot (run) at once; the limit is
+        stored per key, the last trigger's wins (see docs/flow-control.md)."""
 
     async def get_run(self, org: str, run_id: str) -> RunRecord | None:
         """The run, or None if it does not exist in ``org``."""
@@ -471,6 +480,19 @@ class RunDeadlines(Protocol):
         """Fail every unfinished run of ``org`` whose ``deadline_at`` has passed with
         ``error``, as a cancel would (its worker loses the lease, its waits go); return
         (their run keys, the org's next deadline)."""
+
+
+class RateLimits(Protocol):
+    """Durable rate limits shared by every process on the database (see
+    ``engine/flow.py``). Each call is one transaction; on PostgreSQL it holds the key's
+    row lock while it counts, so racing processes decide one at a time."""
+
+    async def take_permit(
+        self, org: str, key: str, limit: int, period_s: float, now: float
+    ) -> float | None:
+        """Grant a permit (None) if fewer than ``limit`` were granted for ``key`` in the
+        ``period_s`` before ``now``; otherwise grant nothing and return when the oldest
+        of them leaves the window (when a permit may be free)."""
 
 
 @runtime_checkable

@@ -1,8 +1,9 @@
 """The worker's SQL on PostgreSQL: claims, fenced writes, timers and signals.
 
-Claims. One statement, under READ COMMITTED: two ``FOR UPDATE SKIP LOCKED`` arms, one
-over runs whose lease expired (their worker died; oldest lease first) and one over
-queued runs (oldest first), each reading a partial index of the ready set only, feed
+Claims. One statement, under READ COMMITTED: ``FOR UPDATE SKIP LOCKED`` arms, one
+over runs whose lease expired (their worker died; oldest lease first), one over
+unkeyed queued runs (highest priority, then oldest) and one over runs under a concurrency
+limit (their keys' free slots: see ``flow.py``), each reading a partial index, feed
 ``UPDATE runs ... WHERE id IN (...) RETURNING``. Concurrent claimers skip each other's
 rows instead of queueing on them, and a row whose state changed before it was locked is
 re-checked against the arm's conditions by PostgreSQL before it is taken. Considered:
@@ -33,7 +34,7 @@ from pulseloop.store.base import (
     StepRecord,
     WaitRecord,
 )
-from pulseloop.store.postgres import outbox
+from pulseloop.store.postgres import flow, outbox
 from pulseloop.store.postgres.children import ended_statements
 from pulseloop.store.postgres.writer import Rows, Statement, Write
 from pulseloop.store.sqlite.rows import (
@@ -92,13 +93,17 @@ def claim(
         f"WITH stale AS (SELECT run_key FROM runs WHERE {match} AND status = 'running' "
         "AND lease_expires_at < %(lease_now)s ORDER BY lease_expires_at LIMIT %(limit)s "
         "FOR UPDATE SKIP LOCKED), "
-        f"fresh AS (SELECT run_key FROM runs WHERE {match} AND status = 'queued' "
-        "ORDER BY created_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
+        f"fresh AS (SELECT run_key, priority, created_at FROM runs WHERE {match} "
+        "AND status = 'queued' AND flow_key IS NULL "
+        "ORDER BY priority DESC, created_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED), "
+        f"{flow.keyed_arms(match, run_id is not None)}, "
+        "queued AS (SELECT run_key FROM (SELECT * FROM fresh UNION ALL SELECT * FROM keyed) "
+        "AS q ORDER BY priority DESC, created_at LIMIT %(limit)s) "
         "UPDATE runs SET status = 'running', lease_owner = %(worker)s, "
         "lease_expires_at = %(expires)s, updated_at = %(now)s, "
         "started_at = COALESCE(started_at, %(now)s) "
         "WHERE run_key IN (SELECT run_key FROM (SELECT run_key FROM stale UNION ALL "
-        f"SELECT run_key FROM fresh) AS ready LIMIT %(limit)s) RETURNING {RUN_COLUMNS}"
+        f"SELECT run_key FROM queued) AS ready LIMIT %(limit)s) RETURNING {RUN_COLUMNS}"
     )
     params = {
         "org": org, "loops": loops, "only": run_id, "lease_now": lease_now, "limit": limit,

@@ -44,6 +44,7 @@ from pulseloop.store.postgres import (
     analysis,
     counts,
     errors,
+    flow,
     operators,
     orgs,
     runs,
@@ -54,6 +55,7 @@ from pulseloop.store.postgres.audit import PostgresAudit
 from pulseloop.store.postgres.children import PostgresChildren
 from pulseloop.store.postgres.connection import connect, make_pool, parse_url
 from pulseloop.store.postgres.deadlines import PostgresDeadlines
+from pulseloop.store.postgres.flow import PostgresRates
 from pulseloop.store.postgres.liveness import AdvisoryLocks
 from pulseloop.store.postgres.schedules import PostgresSchedules
 from pulseloop.store.postgres.schema import migrate
@@ -90,7 +92,9 @@ def _reraise_swallowed_cancel() -> None:
         raise asyncio.CancelledError()
 
 
-class PostgresStore(PostgresSchedules, PostgresDeadlines, PostgresChildren, PostgresTimerPass):
+class PostgresStore(
+    PostgresSchedules, PostgresDeadlines, PostgresChildren, PostgresTimerPass, PostgresRates
+):
     """:class:`~pulseloop.store.base.Store` on a PostgreSQL database."""
 
     def __init__(self, url: str) -> None:
@@ -219,14 +223,24 @@ class PostgresStore(PostgresSchedules, PostgresDeadlines, PostgresChildren, Post
         now: float,
         deadline_at: float | None = None,
         trace_parent: str | None = None,
+        *,
+        priority: int = 0,
+        flow_key: str | None = None,
+        flow_limit: int = 0,
     ) -> tuple[RunRecord, bool]:
         async def op(conn: Conn) -> tuple[RunRecord, bool]:
             insert = (
                 "INSERT INTO runs (org, id, loop, status, input, created_at, updated_at, "
-                "deadline_at, trace_parent, run_key) "
-                "VALUES (%s, %s, %s, 'queued', %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+                "deadline_at, trace_parent, priority, flow_key, run_key) "
+                "VALUES (%s, %s, %s, 'queued', %s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT DO NOTHING"
             )
-            values = (org, run_id, loop, input_json, now, now, deadline_at, trace_parent)
+            if flow_key is not None:
+                await conn.execute(flow.ENSURE_SLOT, (org, flow_key, loop, flow_limit))
+            values = (
+                org, run_id, loop, input_json, now, now, deadline_at, trace_parent, priority,
+                flow_key,
+            )  # fmt: skip
             select = f"SELECT {RUN_COLUMNS} FROM runs WHERE org = %s AND id = %s"
             inserted = (await conn.execute(insert, (*values, run_id))).rowcount > 0
             if not inserted:

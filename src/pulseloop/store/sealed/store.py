@@ -49,6 +49,7 @@ from pulseloop.store.base import (
 from pulseloop.store.sealed.children import SealedChildren
 from pulseloop.store.sealed.codec import Codec, Unlearnt, is_sealed_error
 from pulseloop.store.sealed.columns import RUN_ORG, SCAN_ORG
+from pulseloop.store.sealed.flow import FlowKeys
 from pulseloop.store.sealed.keyring import DataKey, Keyring, PayloadSql, Recent, Statement
 from pulseloop.store.sealed.master import MasterKey
 from pulseloop.store.sealed.schedules import SealedSchedules
@@ -72,6 +73,7 @@ class EncryptedStore(SealedSchedules, SealedChildren):
         self.inner = inner
         self._master = master
         self._keyring: Keyring | None = None
+        self._flow: FlowKeys | None = None
         self._recent = Recent()
         self._codec = Codec(self._recent)
 
@@ -91,6 +93,7 @@ class EncryptedStore(SealedSchedules, SealedChildren):
         try:
             master = self._master if isinstance(self._master, MasterKey) else self._master()
             self._keyring = Keyring(master, self.inner)
+            self._flow = FlowKeys(master)
             await self._keyring.load()  # a wrong master key fails here, not mid-run
             self._codec.use(self._keyring)
         except BaseException:
@@ -102,6 +105,12 @@ class EncryptedStore(SealedSchedules, SealedChildren):
 
     async def payload_sql(self, statements: Sequence[Statement]) -> list[list[tuple[Any, ...]]]:
         return await self.inner.payload_sql(statements)
+
+    @property
+    def _flow_keys(self) -> FlowKeys:
+        if self._flow is None:
+            raise EncryptionKeyError("the store is not open; open it before triggering runs")
+        return self._flow
 
     async def open_stored(self, stored: str | None, column: str, *row: str) -> str | None:
         """The plaintext of a payload read straight from the database, for tools that read
@@ -212,11 +221,18 @@ class EncryptedStore(SealedSchedules, SealedChildren):
         now: float,
         deadline_at: float | None = None,
         trace_parent: str | None = None,
+        *,
+        priority: int = 0,
+        flow_key: str | None = None,
+        flow_limit: int = 0,
     ) -> tuple[RunRecord, bool]:
         sealed = await self._seal(org, input_json, "runs.input", run_id)
+        if flow_key is not None:  # a keyed hash, never the (patient) key: sealed/flow.py
+            flow_key = self._flow_keys.hide(org, flow_key)
         record, created = await self.inner.create_run(
-            org, run_id, loop, sealed, now, deadline_at, trace_parent
-        )
+            org, run_id, loop, sealed, now, deadline_at, trace_parent,
+            priority=priority, flow_key=flow_key, flow_limit=flow_limit,
+        )  # fmt: skip
         return await self._run(record), created
 
     async def get_run(self, org: str, run_id: str) -> RunRecord | None:
@@ -544,3 +560,9 @@ class EncryptedStore(SealedSchedules, SealedChildren):
             return await self._open(stored, column, endpoint_id, org=org) or ""
 
         return SealedWebhooks(self.inner.webhooks, self._seal, open_)
+
+    # flow control -------------------------------------------------------------------
+    async def take_permit(
+        self, org: str, key: str, limit: int, period_s: float, now: float
+    ) -> float | None:
+        return await self.inner.take_permit(org, key, limit, period_s, now)

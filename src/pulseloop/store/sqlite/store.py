@@ -8,6 +8,7 @@ into one transaction. Fenced writes check the lease inside that same transaction
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -32,11 +33,12 @@ from pulseloop.store.base import (
     fallback_run_key,
 )
 from pulseloop.store.sql import LIST_DEPLOYS, lite
-from pulseloop.store.sqlite import operators, orgs, outbox, scans
+from pulseloop.store.sqlite import flow, operators, orgs, outbox, scans
 from pulseloop.store.sqlite.audit import SqliteAudit
 from pulseloop.store.sqlite.children import SqliteChildren, run_ended
 from pulseloop.store.sqlite.database import Database
 from pulseloop.store.sqlite.deadlines import SqliteDeadlines
+from pulseloop.store.sqlite.flow import SqliteRates
 from pulseloop.store.sqlite.liveness import WorkerLocks
 from pulseloop.store.sqlite.rows import (
     ATTEMPT_COLUMNS,
@@ -84,7 +86,7 @@ def _fence(conn: sqlite3.Connection, lease: Lease, now: float, grow: int = 0) ->
     return str(row[0])
 
 
-class SqliteStore(SqliteSchedules, SqliteDeadlines, SqliteChildren, SqliteTimerPass):
+class SqliteStore(SqliteSchedules, SqliteDeadlines, SqliteChildren, SqliteTimerPass, SqliteRates):
     """:class:`~pulseloop.store.base.Store` on one SQLite file."""
 
     def __init__(self, path: str, *, reserve_wal: bool = False) -> None:
@@ -132,6 +134,10 @@ class SqliteStore(SqliteSchedules, SqliteDeadlines, SqliteChildren, SqliteTimerP
         now: float,
         deadline_at: float | None = None,
         trace_parent: str | None = None,
+        *,
+        priority: int = 0,
+        flow_key: str | None = None,
+        flow_limit: int = 0,
     ) -> tuple[RunRecord, bool]:
         def op(conn: sqlite3.Connection) -> tuple[RunRecord, bool]:
             select = f"SELECT {RUN_COLUMNS} FROM runs WHERE org = ? AND id = ?"
@@ -140,10 +146,25 @@ class SqliteStore(SqliteSchedules, SqliteDeadlines, SqliteChildren, SqliteTimerP
                 return run_from_row(row), False
             taken = conn.execute("SELECT 1 FROM runs WHERE run_key = ?", (run_id,)).fetchone()
             key = run_id if taken is None else fallback_run_key(org, run_id)
+            if flow_key is not None:
+                flow.ensure_slot(conn, org, flow_key, loop, flow_limit)
             conn.execute(
                 "INSERT INTO runs (org, id, loop, status, input, created_at, updated_at, "
-                "run_key, deadline_at, trace_parent) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
-                (org, run_id, loop, input_json, now, now, key, deadline_at, trace_parent),
+                "run_key, deadline_at, trace_parent, priority, flow_key) "
+                "VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    org,
+                    run_id,
+                    loop,
+                    input_json,
+                    now,
+                    now,
+                    key,
+                    deadline_at,
+                    trace_parent,
+                    priority,
+                    flow_key,
+                ),
             )
             return run_from_row(conn.execute(select, (org, run_id)).fetchone()), True
 
@@ -231,6 +252,9 @@ class SqliteStore(SqliteSchedules, SqliteDeadlines, SqliteChildren, SqliteTimerP
         # for expired leases), so a claim reads the ready set only: one OR over both states
         # walked every run of the org (O(history) per claim). INDEXED BY pins the plan: left
         # to itself the planner prefers runs_loop_list, which is ordered but holds history.
+        # Unkeyed queued runs come from runs_ready (highest priority, then oldest); runs
+        # under a concurrency limit from their keys' free slots (flow.keyed_candidates),
+        # merged with them by priority and age.
         marks = ", ".join("?" for _ in loops)
         only = "AND id = ?" if run_id is not None else ""
         match = f"org = ? AND loop IN ({marks}) {only}"
@@ -238,8 +262,13 @@ class SqliteStore(SqliteSchedules, SqliteDeadlines, SqliteChildren, SqliteTimerP
             "UPDATE runs SET status = 'running', lease_owner = ?, lease_expires_at = ?, "
             "updated_at = ?, started_at = COALESCE(started_at, ?) "
             "WHERE org = ? AND id IN ("
-            "SELECT id FROM (SELECT id FROM runs INDEXED BY runs_status_list "
-            f"WHERE {match} AND status = 'queued' ORDER BY created_at LIMIT ?) "
+            "SELECT id FROM (SELECT id FROM ("
+            "SELECT id, priority, created_at FROM (SELECT id, priority, created_at FROM runs "
+            f"INDEXED BY runs_ready WHERE {match} AND status = 'queued' AND flow_key IS NULL "
+            "ORDER BY priority DESC, created_at LIMIT ?) "
+            "UNION ALL SELECT id, priority, created_at FROM runs "
+            "WHERE org = ? AND id IN (SELECT value FROM json_each(?))) "
+            "ORDER BY priority DESC, created_at LIMIT ?) "
             "UNION ALL SELECT id FROM (SELECT id FROM runs INDEXED BY runs_leased "
             f"WHERE {match} "
             "AND status = 'running' AND lease_expires_at < ? ORDER BY lease_expires_at "
@@ -248,10 +277,13 @@ class SqliteStore(SqliteSchedules, SqliteDeadlines, SqliteChildren, SqliteTimerP
         )
         arm: list[Any] = [org, *loops] + ([run_id] if run_id is not None else [])
         params: list[Any] = [worker, lease_now + lease_s, now, now, org]
-        params += [*arm, limit, *arm, lease_now, limit, limit]
+        head = [*arm, limit, org]
+        tail = [limit, *arm, lease_now, limit, limit]
 
         def op(conn: sqlite3.Connection) -> list[RunRecord]:
-            return [run_from_row(r) for r in conn.execute(sql, params)]
+            keyed = flow.keyed_candidates(conn, org, loops, limit, run_id)
+            values = [*params, *head, json.dumps(keyed), *tail]
+            return [run_from_row(r) for r in conn.execute(sql, values)]
 
         if not loops or limit <= 0:
             return []
