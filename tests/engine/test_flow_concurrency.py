@@ -64,8 +64,9 @@ async def test_fifty_runs_for_five_patients_never_overlap_per_patient(
     make_app: AppFactory, tmp_path: Path
 ) -> None:
     PerPatient.side = SideTable(tmp_path / "side.db")
-    async with make_app([PerPatient], concurrency=20) as app:
+    async with make_app([PerPatient], worker=False) as app:  # a backlog, then a worker
         runs = [await app.trigger("per-patient", {"patientId": f"p{n % 5}"}) for n in range(50)]
+    async with make_app([PerPatient], concurrency=20) as app:
         done = await asyncio.gather(*(app.wait_for_run(r.id, timeout="2 minutes") for r in runs))
     assert {r.status for r in done} == {"completed"}
     most, peak = PerPatient.side.most_at_once()
@@ -84,6 +85,7 @@ class Gated(Loop):
         async def work() -> str:
             Gated.entered.append(event.body["name"])
             await Gated.gates[event.body["name"]].wait()
+            Gated.entered.append(f"{event.body['name']} left")
             return "ok"
 
         # a long timeout: the test moves the workflow clock while a step waits at its gate
@@ -119,7 +121,9 @@ async def test_queued_runs_of_a_full_key_wait_in_order_and_other_keys_run(
         Gated.gates["a3"].set()
         for run in (a1, a2, a3, b1):
             assert (await app.wait_for_run(run.id, timeout="1 minute")).status == "completed"
-    assert [n for n in Gated.entered if n.startswith("a")] == ["a1", "a2", "a3"]
+    assert [n for n in Gated.entered if n.startswith("a")] == [
+        "a1", "a1 left", "a2", "a2 left", "a3", "a3 left",
+    ]  # fmt: skip
 
 
 async def test_a_parked_run_frees_its_slot_and_needs_one_to_resume(
@@ -135,15 +139,24 @@ async def test_a_parked_run_frees_its_slot_and_needs_one_to_resume(
         nxt = await app.trigger("gated", {"patientId": "A", "name": "next"})
         await _entered("next")  # the sleeping run held no slot
         await clock.advance("2 hours")  # the sleeper wakes while "next" holds the slot
-        while (await app.run_record(sleeper.id)).status != "queued":
+        while (woken := await app.run_record(sleeper.id)) and woken.status == "waiting":
             await asyncio.sleep(0.01)
+        assert woken is not None and woken.status == "queued"
         other = await app.store.claim_runs(app.org, "w-test", ["gated"], 10, 0.0, 10.0, clock.now())
         assert other == []  # woken, it waits for a slot like any queued run
         Gated.gates["next"].set()
         assert (await app.wait_for_run(nxt.id, timeout="1 minute")).status == "completed"
         done = await app.wait_for_run(sleeper.id, timeout="1 minute")
     assert done.status == "completed"
-    assert Gated.entered == ["sleeper", "next", "sleeper"]
+    # the woken sleeper went on only once "next" gave its slot back
+    assert Gated.entered == [
+        "sleeper",
+        "sleeper left",
+        "next",
+        "next left",
+        "sleeper",
+        "sleeper left",
+    ]
 
 
 class Ranked(Loop):
