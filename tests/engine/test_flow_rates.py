@@ -52,11 +52,11 @@ def _sql(db_url: str, backend: str, *statements: str) -> list[Any]:
         finally:
             conn.close()
     with psycopg.connect(db_url, autocommit=True) as pg:
-        rows = []
+        found: list[Any] = []
         for s in statements:
             cur = pg.execute(s)
-            rows = cur.fetchall() if cur.description else []
-        return rows
+            found = list(cur.fetchall()) if cur.description else []
+        return found
 
 
 def _most_in_a_window(times: list[float], period_s: float) -> int:
