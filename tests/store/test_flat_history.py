@@ -231,3 +231,53 @@ async def test_counters_start_from_the_rows_of_an_older_database(tmp_path: Path)
     finally:
         await store.close()
     assert stats.runs_by_status == {"completed": 2, "failed": 1, "queued": 1}
+
+
+async def _keyed_backlog(store: SqliteStore, queued_per_key: int) -> None:
+    """Five keys (limit 1), each with a run holding its slot and ``queued_per_key`` queued
+    behind it."""
+    for key in range(5):
+        for n in range(queued_per_key + 1):
+            await store.create_run(
+                ORG, f"k{key}-{n:05d}", "loop", "{}", 10.0 + n, flow_key=f"key{key}", flow_limit=1
+            )
+        (held,) = await store.claim_runs(ORG, "w0", ["loop"], 1, 10.0, 1e9, 10.0, f"k{key}-00000")
+        assert held.id == f"k{key}-00000"
+
+
+async def _keyed_session(store: SqliteStore) -> dict[str, int]:
+    """The work of triggering and claiming under a per-key limit."""
+    now = 1e6
+    work: dict[str, int] = {}
+
+    async def measure(name: str, op: Callable[[], Awaitable[object]]) -> None:
+        work[name] = await _work(store, op)
+
+    await measure(
+        "keyed trigger",
+        lambda: store.create_run(ORG, "fresh", "loop", "{}", now, flow_key="free", flow_limit=1),
+    )
+    await measure("keyed claim", lambda: store.claim_runs(ORG, "w1", ["loop"], 10, now, 30.0, now))
+    await measure(
+        "keyed claim (every key full)",
+        lambda: store.claim_runs(ORG, "w1", ["loop"], 10, now, 30.0, now),
+    )
+    await measure("keyed park", lambda: store.park_run(Lease("fresh", "w1"), now + 10, [], now))
+    return work
+
+
+async def test_keyed_claims_do_the_same_work_whatever_the_history_and_backlog(
+    stores: tuple[SqliteStore, SqliteStore],
+) -> None:
+    small, large = stores
+    await _keyed_backlog(small, SMALL // 5)
+    await _keyed_backlog(large, LARGE // 5)
+    small_work, large_work = await _keyed_session(small), await _keyed_session(large)
+    grew = {
+        name: (small_work[name], large_work[name])
+        for name in small_work
+        if large_work[name] > 2 * small_work[name] + 5
+    }
+    assert grew == {}, f"work (x100 instructions, {SMALL} vs {LARGE} runs) grew with history"
+    claimed = await large.claim_runs(ORG, "w2", ["loop"], 10, 2e6, 30.0, 2e6)
+    assert claimed == []  # the five keys stay full: nothing behind them was taken
