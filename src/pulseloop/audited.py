@@ -70,8 +70,15 @@ class AuditedClient(OrgClient):
         id: str | None = None,
         run_timeout: Duration | None = None,
         priority: int | None = None,
+        debounce: Duration | None = None,
+        debounce_key: str | None = None,
+        dedupe: Duration | None = None,
+        dedupe_key: str | None = None,
     ) -> Run:
-        run = await super().trigger(loop, body, id=id, run_timeout=run_timeout, priority=priority)
+        run = await super().trigger(
+            loop, body, id=id, run_timeout=run_timeout, priority=priority,
+            debounce=debounce, debounce_key=debounce_key, dedupe=dedupe, dedupe_key=dedupe_key,
+        )  # fmt: skip
         await self._record("trigger", "run", run.id)
         return run
 

@@ -21,7 +21,7 @@ from pulseloop.engine import tracing
 from pulseloop.engine.clock import Clock
 from pulseloop.engine.codec import encode
 from pulseloop.engine.deadlines import run_timeout_s
-from pulseloop.engine.flow import trigger_flow
+from pulseloop.engine.flow import trigger_flow, trigger_window
 from pulseloop.engine.loop import Loop
 from pulseloop.engine.worker import wait_event
 from pulseloop.errors import InvalidRunId, LoopNotFound, RunNotFound
@@ -29,7 +29,7 @@ from pulseloop.runs import Deploy, Run, build_deploy, build_run
 from pulseloop.schedules import Schedules
 from pulseloop.store.audit import AuditRecord
 from pulseloop.store.base import TERMINAL_STATUSES, RunFamily, RunRecord, ScanRecord
-from pulseloop.store.protocols import ChildRuns, RunStore, ScanReads
+from pulseloop.store.protocols import ChildRuns, RunStore, ScanReads, TriggerWindows
 
 if TYPE_CHECKING:
     from pulseloop.runtime import Runtime
@@ -45,9 +45,9 @@ _SETTLE_POLL_S = 0.05
 _SETTLE_POLL_MAX_S = 1.0
 
 
-class ClientStore(RunStore, ScanReads, ChildRuns, Protocol):
-    """All a client asks of storage: runs as operators see them, scan reads, and a run's
-    family tree (parent and child runs)."""
+class ClientStore(RunStore, ScanReads, ChildRuns, TriggerWindows, Protocol):
+    """All a client asks of storage: runs as operators see them, scan reads, a run's
+    family tree (parent and child runs), and debounce and dedupe windows."""
 
 
 class OrgClient:
@@ -90,13 +90,23 @@ class OrgClient:
         id: str | None = None,
         run_timeout: Duration | None = None,
         priority: int | None = None,
+        debounce: Duration | None = None,
+        debounce_key: str | None = None,
+        dedupe: Duration | None = None,
+        dedupe_key: str | None = None,
     ) -> Run:
         """Start a run of ``loop`` with ``body``; an existing ``id`` returns that run.
 
         ``run_timeout`` (else the loop's ``run_timeout``): fail the run with ``RunTimeout``
         if it has not finished that long after now, even while it is parked.
         ``priority`` (else the loop's ``priority``, 0): higher is claimed first among
-        queued runs. A loop's ``concurrency`` key is computed from the body now."""
+        queued runs. A loop's ``concurrency`` key is computed from the body now.
+
+        ``debounce`` (trailing, keyed by ``debounce_key``, else by the body): the run
+        starts once that long passes with no further trigger of the key; each trigger
+        meanwhile replaces its body (the last wins) and returns the same run. ``dedupe``:
+        a trigger of the same ``dedupe_key`` (else body) within that long of the first
+        returns the first run. See docs/flow-control.md."""
         loops = self.runtime.loops
         if loop not in loops and (loops or self.runtime.runs_worker):
             known = ", ".join(sorted(loops)) or "none"
@@ -111,10 +121,18 @@ class OrgClient:
         # the run's trace: a child of the span current here, if tracing is on
         parent = tracing.trigger_parent(self._org, run_id, loop) if tracing.ENABLED else None
         flow = trigger_flow(loops.get(loop), loop, run_id, body, now, priority)
-        record, _ = await self._store.create_run(
-            self._org, run_id, loop, text, now, deadline_at, parent,
-            priority=flow.priority, flow_key=flow.key, flow_limit=flow.limit,
-        )  # fmt: skip
+        window = trigger_window(loop, text, debounce, debounce_key, dedupe, dedupe_key)
+        if window is None:
+            record, _ = await self._store.create_run(
+                self._org, run_id, loop, text, now, deadline_at, parent,
+                priority=flow.priority, flow_key=flow.key, flow_limit=flow.limit,
+            )  # fmt: skip
+        else:
+            record, _ = await self._store.create_run_windowed(
+                self._org, run_id, loop, lambda _: text, now, window, deadline_at,
+                priority=flow.priority, flow_key=flow.key, flow_limit=flow.limit,
+            )  # fmt: skip
+            self.runtime.timers_changed()  # a debounced run starts on a timer
         self.runtime.notify_work()
         if deadline_at is not None:
             self.runtime.timers_changed()

@@ -4,6 +4,7 @@ patients'), rotation, re-encryption of older rows, wrong keys, swapped ciphertex
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from pulseloop import App, Event, Loop, NonRetryableError, Step
+from pulseloop import App, Concurrency, Event, Loop, NonRetryableError, Step
 from pulseloop.connectors.facial_scan import ScanService
 from pulseloop.engine.cron import plan
 from pulseloop.engine.schedules import new_record
@@ -394,3 +395,30 @@ async def test_a_child_runs_input_and_output_are_sealed(db_url: str) -> None:
     raw += raw_database(db_url)
     assert CHILD_TEXT.encode() not in raw
     assert b"parent~note" in raw
+
+
+FLOW_PATIENT = "patient-Oduya-Haverkamp-0193"
+
+
+class PerPatientRounds(Loop):
+    """A loop limited per patient: its concurrency key is a patient id."""
+
+    concurrency = Concurrency(limit=1, key=lambda e: e.body["patientId"])
+
+    async def run(self, event: Event, step: Step) -> Any:
+        return await step.do("note", lambda: "seen")
+
+
+async def test_flow_keys_are_stored_as_keyed_hashes_only(db_url: str) -> None:
+    async with App([PerPatientRounds], db_url, worker=False) as app:
+        body = {"patientId": FLOW_PATIENT}
+        await app.trigger("per-patient-rounds", body)
+        await app.trigger("per-patient-rounds", body, dedupe="1 hour", dedupe_key=FLOW_PATIENT)
+        await app.trigger("per-patient-rounds", body, debounce="1 hour", debounce_key=FLOW_PATIENT)
+        raw = raw_database(db_url)
+    raw += raw_database(db_url)
+    assert FLOW_PATIENT.encode() not in raw
+    # nor its plain digest, which anyone could recompute from a list of patient ids
+    plain = hashlib.sha256(f"per-patient-rounds\0{FLOW_PATIENT}".encode()).hexdigest()
+    assert plain.encode() not in raw
+    assert b"h1:" in raw

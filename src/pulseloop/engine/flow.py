@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from pulseloop.durations import Duration, duration_seconds
 from pulseloop.engine.loop import Event, Loop
 from pulseloop.errors import InvalidFlowControl
+from pulseloop.store.records import TriggerWindow
 
 MAX_PRIORITY = 1_000_000
 """Priorities run from ``-MAX_PRIORITY`` to ``MAX_PRIORITY`` (0 is the default)."""
@@ -181,3 +183,45 @@ def trigger_flow(
         )
     event = Event(id=run_id, body=body, received_at=datetime.fromtimestamp(now, UTC))
     return TriggerFlow(chosen, concurrency_key(loop, concurrency, event), concurrency.limit)
+
+
+def trigger_window(
+    loop: str,
+    body_text: str,
+    debounce: Duration | None,
+    debounce_key: str | None,
+    dedupe: Duration | None,
+    dedupe_key: str | None,
+) -> TriggerWindow | None:
+    """The debounce or dedupe window a trigger asked for, its key hashed (SHA-256 of loop,
+    kind and key; the store keeps a keyed hash of that). Without a key, the body is the
+    key: identical bodies fall in one window."""
+    if debounce is not None and dedupe is not None:
+        raise InvalidFlowControl(
+            "trigger takes debounce= or dedupe=, not both: debounce delays the run until "
+            "triggers stop, dedupe returns the first run of the window",
+            field="debounce",
+        )
+    for kind, window, key in (("debounce", debounce, debounce_key),
+                              ("dedupe", dedupe, dedupe_key)):  # fmt: skip
+        if window is None:
+            if key is not None:
+                raise InvalidFlowControl(
+                    f"{kind}_key={key!r} was given without {kind}=; add the window, e.g. "
+                    f'{kind}="5 minutes"',
+                    field=f"{kind}_key",
+                )
+            continue
+        seconds = duration_seconds(window)
+        if seconds <= 0:
+            raise InvalidFlowControl(
+                f'{kind}={window!r} must be a positive duration, e.g. "5 minutes"', field=kind
+            )
+        if key is not None and (not isinstance(key, str) or not key):
+            raise InvalidFlowControl(
+                f"{kind}_key={key!r} must be a non-empty string", field=f"{kind}_key"
+            )
+        text = key if key is not None else f"body\0{body_text}"
+        digest = hashlib.sha256(f"{loop}\0{kind}\0{text}".encode()).hexdigest()
+        return TriggerWindow(kind, digest, seconds)
+    return None

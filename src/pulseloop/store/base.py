@@ -27,6 +27,7 @@ from pulseloop.store.protocols import (
     SessionStore,
     StatsStore,
     TimerPass,
+    TriggerWindows,
     WorkerLiveness,
     WorkerStore,
 )
@@ -58,6 +59,7 @@ from pulseloop.store.records import (
     StepRecord,
     StoreStats,
     TimerOutcome,
+    TriggerWindow,
     WaitRecord,
     child_signal_key,
     fallback_run_key,
@@ -107,6 +109,8 @@ __all__ = [
     "StoreStats",
     "TimerOutcome",
     "TimerPass",
+    "TriggerWindow",
+    "TriggerWindows",
     "WaitRecord",
     "WorkerLiveness",
     "WorkerStore",
@@ -127,6 +131,7 @@ class Store(
     ChildRuns,
     TimerPass,
     RateLimits,
+    TriggerWindows,
     Protocol,
 ):
     """What a storage backend provides: every concern, plus opening and closing."""

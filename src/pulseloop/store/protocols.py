@@ -17,6 +17,7 @@ protocol               what it holds                               who depends o
 :class:`ScheduleStore` recurring triggers, firing the due ticks    worker, ``OrgClient``
 :class:`RunDeadlines`  failing runs past their whole-run deadline  ``engine.Worker``
 :class:`RateLimits`    permits of durable rate limits              ``engine.Execution``
+:class:`TriggerWindows` debounce and dedupe windows on trigger     ``OrgClient``
 =====================  ==========================================  ==========================
 
 Rules every protocol keeps: each method that writes does so in one transaction (all of
@@ -58,6 +59,7 @@ from pulseloop.store.records import (
     StepRecord,
     StoreStats,
     TimerOutcome,
+    TriggerWindow,
     WaitRecord,
 )
 
@@ -493,6 +495,34 @@ class RateLimits(Protocol):
         """Grant a permit (None) if fewer than ``limit`` were granted for ``key`` in the
         ``period_s`` before ``now``; otherwise grant nothing and return when the oldest
         of them leaves the window (when a permit may be free)."""
+
+
+class TriggerWindows(Protocol):
+    """Debounce and dedupe windows on trigger (see
+    :class:`~pulseloop.store.records.TriggerWindow`). One transaction per call; on
+    PostgreSQL it holds a lock on the window's key, so racing triggers of one key take
+    turns and see each other's run."""
+
+    async def create_run_windowed(
+        self,
+        org: str,
+        run_id: str,
+        loop: str,
+        input_for: Callable[[str], str],
+        now: float,
+        window: TriggerWindow,
+        deadline_at: float | None = None,
+        *,
+        priority: int = 0,
+        flow_key: str | None = None,
+        flow_limit: int = 0,
+    ) -> tuple[RunRecord, bool]:
+        """Create the run as ``create_run`` would, unless ``window`` names a run already:
+        dedupe returns it (created=False) while the window lasts; debounce, while that run
+        has not started, writes ``input_for(its id)`` as its input and moves its start to
+        ``now + window.seconds``. A debounced new run is created ``waiting`` until then.
+        ``input_for`` gives the input as stored for a run id (synchronous: it runs inside
+        the transaction; an encrypting store seals per row)."""
 
 
 @runtime_checkable

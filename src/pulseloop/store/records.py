@@ -397,3 +397,22 @@ class TimerOutcome:
     """Keys of the runs failed because their deadline passed."""
     next_at: float | None
     """The earliest of the org's next wake, scan expiry, schedule tick and run deadline."""
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerWindow:
+    """A debounce or dedupe window on trigger (docs/flow-control.md).
+
+    ``kind`` "dedupe": a trigger with the same ``key`` within ``seconds`` of the first
+    returns the first run. "debounce" (trailing): the run waits until ``seconds`` pass
+    with no trigger of the same key; each trigger meanwhile replaces its input and
+    restarts the wait. ``key`` is already hashed (it may be derived from patient data)."""
+
+    kind: str
+    key: str
+    seconds: float
+
+
+def window_open(run: RunRecord) -> bool:
+    """Whether a debounced run still takes new triggers: it has not started yet."""
+    return run.status == "waiting" and run.started_at is None

@@ -82,3 +82,15 @@ CREATE TABLE rate_permits (
     at  double precision NOT NULL
 );
 CREATE INDEX rate_permits_window ON rate_permits (org, key, at);
+
+-- Debounce and dedupe windows on trigger: the run a (loop, kind, key) names until `until`.
+-- key is a keyed hash (as runs.flow_key), never the key itself.
+CREATE TABLE trigger_windows (
+    org    TEXT NOT NULL,
+    loop   TEXT NOT NULL,
+    kind   TEXT NOT NULL,
+    key    TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    until  double precision NOT NULL,
+    PRIMARY KEY (org, loop, kind, key)
+);

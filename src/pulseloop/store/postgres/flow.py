@@ -32,6 +32,9 @@ from typing import Any, TypeVar
 
 import psycopg
 
+from pulseloop.store.records import RunRecord, TriggerWindow, fallback_run_key, window_open
+from pulseloop.store.sqlite.rows import RUN_COLUMNS, run_from_row
+
 Conn = psycopg.AsyncConnection[Any]
 T = TypeVar("T")
 
@@ -64,8 +67,9 @@ def keyed_arms(match: str, only: bool) -> str:
     )
 
 
-class PostgresRates:
-    """The rate-limit half of :class:`~pulseloop.store.postgres.store.PostgresStore`.
+class PostgresFlow:
+    """The flow-control part of :class:`~pulseloop.store.postgres.store.PostgresStore`:
+    rate permits and trigger windows.
 
     A permit is decided with the key's ``rate_keys`` row locked, so two processes never
     both count the window before either inserts its permit."""
@@ -112,3 +116,98 @@ class PostgresRates:
 
         # not idempotent: a rerun after a lost COMMIT answer would take a second permit
         return await self._tx(op, idempotent=False)
+
+    async def create_run_windowed(
+        self,
+        org: str,
+        run_id: str,
+        loop: str,
+        input_for: Callable[[str], str],
+        now: float,
+        window: TriggerWindow,
+        deadline_at: float | None = None,
+        *,
+        priority: int = 0,
+        flow_key: str | None = None,
+        flow_limit: int = 0,
+    ) -> tuple[RunRecord, bool]:
+        """See :meth:`pulseloop.store.protocols.TriggerWindows.create_run_windowed`."""
+
+        async def op(conn: Conn) -> tuple[RunRecord, bool]:
+            ident = (org, loop, window.kind, window.key)
+            # racing triggers of one key take turns (the window row may not exist yet)
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 14))",
+                ("\x1f".join(ident),),
+            )
+            return await _windowed(
+                conn, org, run_id, loop, input_for, now, window, deadline_at, priority,
+                flow_key, flow_limit,
+            )  # fmt: skip
+
+        # not idempotent: a rerun after a lost COMMIT answer could restart a debounce
+        return await self._tx(op, idempotent=False, notify=org)
+
+
+async def _windowed(
+    conn: Conn,
+    org: str,
+    run_id: str,
+    loop: str,
+    input_for: Callable[[str], str],
+    now: float,
+    window: TriggerWindow,
+    deadline_at: float | None,
+    priority: int,
+    flow_key: str | None,
+    flow_limit: int,
+) -> tuple[RunRecord, bool]:
+    where = "org = %s AND loop = %s AND kind = %s AND key = %s"
+    ident = (org, loop, window.kind, window.key)
+    select = f"SELECT {RUN_COLUMNS} FROM runs WHERE org = %s AND id = %s"
+    until = now + window.seconds
+
+    async def one(sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        return await (await conn.execute(sql, params)).fetchone()
+
+    found = await one(f"SELECT run_id, until FROM trigger_windows WHERE {where}", ident)
+    if found is not None:
+        prior = await one(select, (org, found[0]))
+        run = None if prior is None else run_from_row(prior)
+        if run is not None and window.kind == "dedupe" and found[1] > now:
+            return run, False
+        if run is not None and window.kind == "debounce" and window_open(run):
+            await conn.execute(
+                "UPDATE runs SET input = %s, wake_at = %s, updated_at = %s WHERE run_key = %s",
+                (input_for(run.id), until, now, run.key),
+            )
+            await conn.execute(
+                f"UPDATE trigger_windows SET until = %s WHERE {where}", (until, *ident)
+            )
+            row = await one(select, (org, run.id))
+            assert row is not None
+            return run_from_row(row), False
+    existing = await one(select, (org, run_id))
+    if existing is not None:  # an idempotent trigger: the run this id already names
+        return run_from_row(existing), False
+    taken = await one("SELECT 1 FROM runs WHERE run_key = %s", (run_id,))
+    key = run_id if taken is None else fallback_run_key(org, run_id)
+    if flow_key is not None:
+        await conn.execute(ENSURE_SLOT, (org, flow_key, loop, flow_limit))
+    debounced = window.kind == "debounce"
+    await conn.execute(
+        "INSERT INTO runs (org, id, loop, status, input, created_at, updated_at, run_key, "
+        "deadline_at, priority, flow_key, wake_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (org, run_id, loop, "waiting" if debounced else "queued", input_for(run_id), now, now,
+         key, deadline_at, priority, flow_key, until if debounced else None),
+    )  # fmt: skip
+    await conn.execute(
+        "INSERT INTO trigger_windows (org, loop, kind, key, run_id, until) "
+        "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (org, loop, kind, key) "
+        "DO UPDATE SET run_id = excluded.run_id, until = excluded.until",
+        (*ident, run_id, until),
+    )
+    row = await one(select, (org, run_id))
+    assert row is not None
+    return run_from_row(row), True

@@ -55,7 +55,7 @@ from pulseloop.store.postgres.audit import PostgresAudit
 from pulseloop.store.postgres.children import PostgresChildren
 from pulseloop.store.postgres.connection import connect, make_pool, parse_url
 from pulseloop.store.postgres.deadlines import PostgresDeadlines
-from pulseloop.store.postgres.flow import PostgresRates
+from pulseloop.store.postgres.flow import PostgresFlow
 from pulseloop.store.postgres.liveness import AdvisoryLocks
 from pulseloop.store.postgres.schedules import PostgresSchedules
 from pulseloop.store.postgres.schema import migrate
@@ -93,7 +93,7 @@ def _reraise_swallowed_cancel() -> None:
 
 
 class PostgresStore(
-    PostgresSchedules, PostgresDeadlines, PostgresChildren, PostgresTimerPass, PostgresRates
+    PostgresSchedules, PostgresDeadlines, PostgresChildren, PostgresTimerPass, PostgresFlow
 ):
     """:class:`~pulseloop.store.base.Store` on a PostgreSQL database."""
 

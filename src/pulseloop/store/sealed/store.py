@@ -44,13 +44,21 @@ from pulseloop.store.base import (
     Store,
     StoreStats,
     TimerOutcome,
+    TriggerWindow,
     WaitRecord,
 )
 from pulseloop.store.sealed.children import SealedChildren
 from pulseloop.store.sealed.codec import Codec, Unlearnt, is_sealed_error
 from pulseloop.store.sealed.columns import RUN_ORG, SCAN_ORG
 from pulseloop.store.sealed.flow import FlowKeys
-from pulseloop.store.sealed.keyring import DataKey, Keyring, PayloadSql, Recent, Statement
+from pulseloop.store.sealed.keyring import (
+    DataKey,
+    Keyring,
+    PayloadSql,
+    Recent,
+    Statement,
+    seal,
+)
 from pulseloop.store.sealed.master import MasterKey
 from pulseloop.store.sealed.schedules import SealedSchedules
 from pulseloop.store.sealed.webhooks import SealedWebhooks
@@ -566,3 +574,31 @@ class EncryptedStore(SealedSchedules, SealedChildren):
         self, org: str, key: str, limit: int, period_s: float, now: float
     ) -> float | None:
         return await self.inner.take_permit(org, key, limit, period_s, now)
+
+    async def create_run_windowed(
+        self,
+        org: str,
+        run_id: str,
+        loop: str,
+        input_for: Callable[[str], str],
+        now: float,
+        window: TriggerWindow,
+        deadline_at: float | None = None,
+        *,
+        priority: int = 0,
+        flow_key: str | None = None,
+        flow_limit: int = 0,
+    ) -> tuple[RunRecord, bool]:
+        data_key = await self._key(org, "runs.input")
+
+        def sealed_for(rid: str) -> str:  # inside the transaction: the run id is known there
+            return seal(data_key, input_for(rid), "runs.input", rid)
+
+        hide = self._flow_keys.hide
+        record, created = await self.inner.create_run_windowed(
+            org, run_id, loop, sealed_for, now,
+            dataclasses.replace(window, key=hide(org, window.key)), deadline_at,
+            priority=priority, flow_key=None if flow_key is None else hide(org, flow_key),
+            flow_limit=flow_limit,
+        )  # fmt: skip
+        return await self._run(record), created

@@ -8,7 +8,11 @@ are kept by triggers (migration 0014), whatever path changes a run's status.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from typing import Any
+
+from pulseloop.store.records import RunRecord, TriggerWindow, fallback_run_key, window_open
+from pulseloop.store.sqlite.rows import RUN_COLUMNS, run_from_row
 
 
 def ensure_slot(conn: sqlite3.Connection, org: str, key: str, loop: str, limit: int) -> None:
@@ -75,8 +79,9 @@ def take_permit(
     return None
 
 
-class SqliteRates:
-    """The rate-limit half of :class:`~pulseloop.store.sqlite.store.SqliteStore`."""
+class SqliteFlow:
+    """The flow-control part of :class:`~pulseloop.store.sqlite.store.SqliteStore`: rate
+    permits and trigger windows."""
 
     async def _run(self, fn: Any) -> Any:  # provided by SqliteStore
         raise NotImplementedError
@@ -91,3 +96,83 @@ class SqliteRates:
 
         result: float | None = await self._run(op)
         return result
+
+    async def create_run_windowed(
+        self,
+        org: str,
+        run_id: str,
+        loop: str,
+        input_for: Callable[[str], str],
+        now: float,
+        window: TriggerWindow,
+        deadline_at: float | None = None,
+        *,
+        priority: int = 0,
+        flow_key: str | None = None,
+        flow_limit: int = 0,
+    ) -> tuple[RunRecord, bool]:
+        """See :meth:`pulseloop.store.protocols.TriggerWindows.create_run_windowed`."""
+
+        def op(conn: sqlite3.Connection) -> tuple[RunRecord, bool]:
+            return windowed_run(
+                conn, org, run_id, loop, input_for, now, window, deadline_at, priority,
+                flow_key, flow_limit,
+            )  # fmt: skip
+
+        result: tuple[RunRecord, bool] = await self._run(op)
+        return result
+
+
+def windowed_run(
+    conn: sqlite3.Connection,
+    org: str,
+    run_id: str,
+    loop: str,
+    input_for: Callable[[str], str],
+    now: float,
+    window: TriggerWindow,
+    deadline_at: float | None,
+    priority: int,
+    flow_key: str | None,
+    flow_limit: int,
+) -> tuple[RunRecord, bool]:
+    """A trigger inside a debounce or dedupe window (see ``RunStore.create_run_windowed``)."""
+    where = "org = ? AND loop = ? AND kind = ? AND key = ?"
+    ident = (org, loop, window.kind, window.key)
+    select = f"SELECT {RUN_COLUMNS} FROM runs WHERE org = ? AND id = ?"
+    until = now + window.seconds
+    row = conn.execute(f"SELECT run_id, until FROM trigger_windows WHERE {where}", ident)
+    found = row.fetchone()
+    if found is not None:
+        prior = conn.execute(select, (org, found[0])).fetchone()
+        run = None if prior is None else run_from_row(prior)
+        if run is not None and window.kind == "dedupe" and found[1] > now:
+            return run, False
+        if run is not None and window.kind == "debounce" and window_open(run):
+            conn.execute(
+                "UPDATE runs SET input = ?, wake_at = ?, updated_at = ? WHERE run_key = ?",
+                (input_for(run.id), until, now, run.key),
+            )
+            conn.execute(f"UPDATE trigger_windows SET until = ? WHERE {where}", (until, *ident))
+            return run_from_row(conn.execute(select, (org, run.id)).fetchone()), False
+    existing = conn.execute(select, (org, run_id)).fetchone()
+    if existing is not None:  # an idempotent trigger: the run this id already names
+        return run_from_row(existing), False
+    taken = conn.execute("SELECT 1 FROM runs WHERE run_key = ?", (run_id,)).fetchone()
+    key = run_id if taken is None else fallback_run_key(org, run_id)
+    if flow_key is not None:
+        ensure_slot(conn, org, flow_key, loop, flow_limit)
+    debounced = window.kind == "debounce"
+    conn.execute(
+        "INSERT INTO runs (org, id, loop, status, input, created_at, updated_at, run_key, "
+        "deadline_at, priority, flow_key, wake_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (org, run_id, loop, "waiting" if debounced else "queued", input_for(run_id), now, now,
+         key, deadline_at, priority, flow_key, until if debounced else None),
+    )  # fmt: skip
+    conn.execute(
+        "INSERT INTO trigger_windows (org, loop, kind, key, run_id, until) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (org, loop, kind, key) "
+        "DO UPDATE SET run_id = excluded.run_id, until = excluded.until",
+        (*ident, run_id, until),
+    )
+    return run_from_row(conn.execute(select, (org, run_id)).fetchone()), True

@@ -38,7 +38,7 @@ from pulseloop.store.sqlite.audit import SqliteAudit
 from pulseloop.store.sqlite.children import SqliteChildren, run_ended
 from pulseloop.store.sqlite.database import Database
 from pulseloop.store.sqlite.deadlines import SqliteDeadlines
-from pulseloop.store.sqlite.flow import SqliteRates
+from pulseloop.store.sqlite.flow import SqliteFlow
 from pulseloop.store.sqlite.liveness import WorkerLocks
 from pulseloop.store.sqlite.rows import (
     ATTEMPT_COLUMNS,
@@ -86,7 +86,7 @@ def _fence(conn: sqlite3.Connection, lease: Lease, now: float, grow: int = 0) ->
     return str(row[0])
 
 
-class SqliteStore(SqliteSchedules, SqliteDeadlines, SqliteChildren, SqliteTimerPass, SqliteRates):
+class SqliteStore(SqliteSchedules, SqliteDeadlines, SqliteChildren, SqliteTimerPass, SqliteFlow):
     """:class:`~pulseloop.store.base.Store` on one SQLite file."""
 
     def __init__(self, path: str, *, reserve_wal: bool = False) -> None:
