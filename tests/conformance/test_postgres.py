@@ -103,7 +103,7 @@ async def test_eight_processes_migrate_one_empty_database_at_once(
         assert proc.returncode == 0
     cur = await admin.execute("SELECT version FROM pulseloop_schema")
     assert await cur.fetchall() == [(latest_version("postgres"),)]
-    cur = await admin.execute("SELECT count(*) FROM pg_indexes WHERE indexname = 'runs_queued'")
+    cur = await admin.execute("SELECT count(*) FROM pg_indexes WHERE indexname = 'runs_ready'")
     assert await cur.fetchone() == (1,)
 
 
