@@ -19,7 +19,7 @@ from typing import Any
 
 from pulseloop.durations import Duration, duration_seconds
 from pulseloop.engine.loop import Event, Loop
-from pulseloop.errors import InvalidFlowControl
+from pulseloop.errors import InvalidDuration, InvalidFlowControl
 from pulseloop.store.records import TriggerWindow
 
 MAX_PRIORITY = 1_000_000
@@ -212,7 +212,10 @@ def trigger_window(
                     field=f"{kind}_key",
                 )
             continue
-        seconds = duration_seconds(window)
+        try:
+            seconds = duration_seconds(window)
+        except InvalidDuration as exc:
+            raise InvalidFlowControl(f"{kind}: {exc}", field=kind) from None
         if seconds <= 0:
             raise InvalidFlowControl(
                 f'{kind}={window!r} must be a positive duration, e.g. "5 minutes"', field=kind

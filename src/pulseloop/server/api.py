@@ -104,7 +104,11 @@ def build_router(max_video_bytes: int, upload_dir: pathlib.Path | None = None) -
         if loop not in pulse.loops:
             known = ", ".join(sorted(pulse.loops)) or "none"
             raise LoopNotFound(f"this server serves no loop named {loop!r}; it serves: {known}")
-        run = await pulse.trigger(loop, request.body, id=request.id)
+        run = await pulse.trigger(
+            loop, request.body, id=request.id, priority=request.priority,
+            debounce=request.debounce, debounce_key=request.debounce_key,
+            dedupe=request.dedupe, dedupe_key=request.dedupe_key,
+        )  # fmt: skip
         return RunOut.of(run)
 
     @router.get("/runs", response_model=RunPage)

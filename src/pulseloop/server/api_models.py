@@ -31,6 +31,12 @@ class TriggerIn(BaseModel):
     id: str | None = Field(
         default=None, description="1-200 characters of A-Za-z0-9._~:- (not only dots)"
     )
+    # flow control (docs/flow-control.md), checked by App.trigger: 422 invalid_flow_control
+    priority: int | None = Field(default=None, description="higher is claimed first")
+    debounce: str | None = Field(default=None, description='a duration, e.g. "5 minutes"')
+    debounce_key: str | None = None
+    dedupe: str | None = Field(default=None, description='a duration, e.g. "10 minutes"')
+    dedupe_key: str | None = None
 
 
 class RestartIn(BaseModel):
