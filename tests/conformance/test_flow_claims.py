@@ -55,3 +55,18 @@ async def test_racing_claimers_never_exceed_a_key_limit(store: Store, second_sto
                 del holding[run_id]
                 done.append(run_id)
     assert set(most.values()) == {LIMIT}  # every key was filled to its limit, never beyond
+
+
+async def test_a_one_run_claim_takes_its_keyed_run_only_when_the_key_has_room(
+    store: Store,
+) -> None:
+    for run_id in ("first", "second"):
+        await store.create_run("org", run_id, "loop", "1", 1.0, flow_key="k", flow_limit=1)
+    await store.create_run("org", "other", "loop", "1", 1.0, flow_key="k2", flow_limit=1)
+    (held,) = await store.claim_runs("org", "w1", ["loop"], 5, 10.0, 60.0, 10.0, run_id="first")
+    assert held.id == "first"
+    assert await store.claim_runs("org", "w2", ["loop"], 5, 10.0, 60.0, 10.0, "second") == []
+    await store.finish_run(Lease(held.key, "w1", "org"), "completed", "1", None, 11.0)
+    (taken,) = await store.claim_runs("org", "w2", ["loop"], 5, 10.0, 60.0, 10.0, "second")
+    assert taken.id == "second"  # and only it: "other" of another key stays queued
+    assert (await store.get_run("org", "other")).status == "queued"  # type: ignore[union-attr]

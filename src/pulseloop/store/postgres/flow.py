@@ -50,15 +50,12 @@ in it), or set its limit to the loop's current one."""
 def keyed_arms(match: str, only: bool) -> str:
     """CTEs ``slots`` and ``keyed``: the keys with room, locked, and each one's oldest
     queued runs up to its free slots (``match`` filters runs by org, loop and id)."""
-    slot_filter = (
-        "key = (SELECT flow_key FROM runs WHERE org = %(org)s AND id = %(only)s)"
-        if only
-        else "TRUE"
-    )
+    # a one-run worker (trigger --wait) looks only at its run's key
+    of_run = "AND key = (SELECT flow_key FROM runs WHERE org = %(org)s AND id = %(only)s) "
     return (
         "slots AS (SELECT key, lim - held AS free FROM concurrency_slots "
-        f"WHERE org = %(org)s AND loop = ANY(%(loops)s::text[]) AND {slot_filter} "
-        "AND queued > 0 AND held < lim "
+        "WHERE org = %(org)s AND loop = ANY(%(loops)s::text[]) "
+        f"{of_run if only else ''}AND queued > 0 AND held < lim "
         "ORDER BY served_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED), "
         "keyed AS (SELECT k.run_key, k.priority, k.created_at FROM slots CROSS JOIN LATERAL "
         f"(SELECT run_key, priority, created_at FROM runs WHERE {match} "
