@@ -23,6 +23,13 @@ Considered and rejected:
 
 The unkeyed path is unchanged in shape: one more partial index arm (``runs_ready``),
 and the keyed arms read an empty partial index when no run is keyed.
+
+Costs (docs/benchmarks.md, "Flow control"): a keyed run rewrites its key's slot row at
+insert, claim and finish (the per-row trigger dominates a keyed claim), and those rows
+are never HOT-updated, since the counts sit in the partial index's predicate; the
+migration vacuums the table after 500 dead rows. Until the table has been analyzed,
+PostgreSQL reads it with a bitmap scan that visits every dead version; afterwards an
+ordered index scan that stops at the batch.
 """
 
 from __future__ import annotations

@@ -248,42 +248,49 @@ class SqliteStore(SqliteSchedules, SqliteDeadlines, SqliteChildren, SqliteTimerP
         now: float,
         run_id: str | None = None,
     ) -> list[RunRecord]:
-        # Two arms, each a range of an index (runs_status_list for queued runs, runs_leased
-        # for expired leases), so a claim reads the ready set only: one OR over both states
-        # walked every run of the org (O(history) per claim). INDEXED BY pins the plan: left
-        # to itself the planner prefers runs_loop_list, which is ordered but holds history.
-        # Unkeyed queued runs come from runs_ready (highest priority, then oldest); runs
-        # under a concurrency limit from their keys' free slots (flow.keyed_candidates),
-        # merged with them by priority and age.
+        # Two arms, each a range of an index (runs_ready for queued runs: highest priority,
+        # then oldest; runs_leased for expired leases), so a claim reads the ready set only:
+        # one OR over both states walked every run of the org (O(history) per claim).
+        # INDEXED BY pins the plan: left to itself the planner prefers runs_loop_list, which
+        # is ordered but holds history. Runs under a concurrency limit come from their keys'
+        # free slots (flow.keyed_candidates) and are merged in by priority and age; when
+        # there are none, the statement keeps the plain shape (no merge to pay for).
         marks = ", ".join("?" for _ in loops)
         only = "AND id = ?" if run_id is not None else ""
         match = f"org = ? AND loop IN ({marks}) {only}"
-        sql = (
+        unkeyed = (
+            f"SELECT id, priority, created_at FROM runs INDEXED BY runs_ready WHERE {match} "
+            "AND status = 'queued' AND flow_key IS NULL ORDER BY priority DESC, created_at "
+            "LIMIT ?"
+        )
+        merged = (
+            f"SELECT id FROM (SELECT * FROM ({unkeyed}) UNION ALL "
+            "SELECT id, priority, created_at FROM runs WHERE org = ? "
+            "AND id IN (SELECT value FROM json_each(?))) ORDER BY priority DESC, created_at "
+            "LIMIT ?"
+        )
+        update = (
             "UPDATE runs SET status = 'running', lease_owner = ?, lease_expires_at = ?, "
             "updated_at = ?, started_at = COALESCE(started_at, ?) "
-            "WHERE org = ? AND id IN ("
-            "SELECT id FROM (SELECT id FROM ("
-            "SELECT id, priority, created_at FROM (SELECT id, priority, created_at FROM runs "
-            f"INDEXED BY runs_ready WHERE {match} AND status = 'queued' AND flow_key IS NULL "
-            "ORDER BY priority DESC, created_at LIMIT ?) "
-            "UNION ALL SELECT id, priority, created_at FROM runs "
-            "WHERE org = ? AND id IN (SELECT value FROM json_each(?))) "
-            "ORDER BY priority DESC, created_at LIMIT ?) "
+            "WHERE org = ? AND id IN (SELECT id FROM ({queued}) "
             "UNION ALL SELECT id FROM (SELECT id FROM runs INDEXED BY runs_leased "
             f"WHERE {match} "
             "AND status = 'running' AND lease_expires_at < ? ORDER BY lease_expires_at "
             "LIMIT ?) LIMIT ?) "
             f"RETURNING {RUN_COLUMNS}"
         )
+        plain_sql, keyed_sql = update.format(queued=unkeyed), update.format(queued=merged)
         arm: list[Any] = [org, *loops] + ([run_id] if run_id is not None else [])
-        params: list[Any] = [worker, lease_now + lease_s, now, now, org]
-        head = [*arm, limit, org]
-        tail = [limit, *arm, lease_now, limit, limit]
+        head: list[Any] = [worker, lease_now + lease_s, now, now, org, *arm, limit]
+        tail = [*arm, lease_now, limit, limit]
 
         def op(conn: sqlite3.Connection) -> list[RunRecord]:
             keyed = flow.keyed_candidates(conn, org, loops, limit, run_id)
-            values = [*params, *head, json.dumps(keyed), *tail]
-            return [run_from_row(r) for r in conn.execute(sql, values)]
+            if keyed:
+                rows = conn.execute(keyed_sql, [*head, org, json.dumps(keyed), limit, *tail])
+            else:
+                rows = conn.execute(plain_sql, [*head, *tail])
+            return [run_from_row(r) for r in rows]
 
         if not loops or limit <= 0:
             return []
