@@ -70,3 +70,18 @@ async def test_a_one_run_claim_takes_its_keyed_run_only_when_the_key_has_room(
     (taken,) = await store.claim_runs("org", "w2", ["loop"], 5, 10.0, 60.0, 10.0, "second")
     assert taken.id == "second"  # and only it: "other" of another key stays queued
     assert (await store.get_run("org", "other")).status == "queued"  # type: ignore[union-attr]
+
+
+async def test_a_run_paused_mid_step_keeps_its_slot_until_its_worker_lets_go(
+    store: Store,
+) -> None:
+    for run_id in ("first", "second"):
+        await store.create_run("org", run_id, "loop", "1", 1.0, flow_key="k", flow_limit=1)
+    (held,) = await store.claim_runs("org", "w1", ["loop"], 5, 10.0, 60.0, 10.0)
+    await store.pause_run("org", held.id, 11.0)  # its worker is still in the step
+    assert await store.claim_runs("org", "w2", ["loop"], 5, 10.0, 60.0, 11.0) == []
+    await store.release_run(Lease(held.key, "w1", "org"), 12.0)  # the step ended: let go
+    (taken,) = await store.claim_runs("org", "w2", ["loop"], 5, 10.0, 60.0, 12.0)
+    assert taken.id == "second"
+    await store.resume_run("org", held.id, 13.0, 13.0)  # queued again: waits for the slot
+    assert await store.claim_runs("org", "w3", ["loop"], 5, 13.0, 60.0, 13.0) == []
