@@ -129,7 +129,7 @@ class OrgClient:
             )  # fmt: skip
         else:
             record, _ = await self._store.create_run_windowed(
-                self._org, run_id, loop, lambda _: text, now, window, deadline_at,
+                self._org, run_id, loop, lambda _: text, now, window, deadline_at, parent,
                 priority=flow.priority, flow_key=flow.key, flow_limit=flow.limit,
             )  # fmt: skip
             self.runtime.timers_changed()  # a debounced run starts on a timer

@@ -333,3 +333,17 @@ async def test_a_schedule_tick_run_is_rooted_in_a_trigger_span(
     assert trigger.parent is None  # the timer pass fired it: a root
     assert dict(trigger.attributes or {})["pulseloop.run.id"] == run.id
     assert all(_parent_id(p) == _id(trigger) for p in passes)
+
+
+async def test_a_debounced_run_joins_the_trace_of_the_trigger_that_made_it(
+    make_app: AppFactory, clock: FakeClock, otel: Otel
+) -> None:
+    async with make_app([Nap], worker=False) as app:
+        with otel.tracer.start_as_current_span("first trigger") as first:
+            run = await app.trigger("nap", 1, debounce="5 minutes", debounce_key="p1")
+        with otel.tracer.start_as_current_span("second trigger"):
+            again = await app.trigger("nap", 2, debounce="5 minutes", debounce_key="p1")
+        stored = await app.run_record(run.id)
+    assert again.id == run.id
+    assert stored is not None and stored.trace_parent is not None
+    assert f"{first.get_span_context().trace_id:032x}" in stored.trace_parent

@@ -512,6 +512,7 @@ class TriggerWindows(Protocol):
         now: float,
         window: TriggerWindow,
         deadline_at: float | None = None,
+        trace_parent: str | None = None,
         *,
         priority: int = 0,
         flow_key: str | None = None,
@@ -522,7 +523,8 @@ class TriggerWindows(Protocol):
         has not started, writes ``input_for(its id)`` as its input and moves its start to
         ``now + window.seconds``. A debounced new run is created ``waiting`` until then.
         ``input_for`` gives the input as stored for a run id (synchronous: it runs inside
-        the transaction; an encrypting store seals per row)."""
+        the transaction; an encrypting store seals per row). ``trace_parent``: as for
+        ``create_run``, stored on a new run only."""
 
 
 @runtime_checkable

@@ -130,6 +130,7 @@ class PostgresFlow:
         now: float,
         window: TriggerWindow,
         deadline_at: float | None = None,
+        trace_parent: str | None = None,
         *,
         priority: int = 0,
         flow_key: str | None = None,
@@ -145,8 +146,8 @@ class PostgresFlow:
                 ("\x1f".join(ident),),
             )
             return await _windowed(
-                conn, org, run_id, loop, input_for, now, window, deadline_at, priority,
-                flow_key, flow_limit,
+                conn, org, run_id, loop, input_for, now, window, deadline_at, trace_parent,
+                priority, flow_key, flow_limit,
             )  # fmt: skip
 
         # not idempotent: a rerun after a lost COMMIT answer could restart a debounce
@@ -162,6 +163,7 @@ async def _windowed(
     now: float,
     window: TriggerWindow,
     deadline_at: float | None,
+    trace_parent: str | None,
     priority: int,
     flow_key: str | None,
     flow_limit: int,
@@ -201,10 +203,10 @@ async def _windowed(
     debounced = window.kind == "debounce"
     await conn.execute(
         "INSERT INTO runs (org, id, loop, status, input, created_at, updated_at, run_key, "
-        "deadline_at, priority, flow_key, wake_at) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        "deadline_at, trace_parent, priority, flow_key, wake_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (org, run_id, loop, "waiting" if debounced else "queued", input_for(run_id), now, now,
-         key, deadline_at, priority, flow_key, until if debounced else None),
+         key, deadline_at, trace_parent, priority, flow_key, until if debounced else None),
     )  # fmt: skip
     await conn.execute(
         "INSERT INTO trigger_windows (org, loop, kind, key, run_id, until) "

@@ -584,6 +584,7 @@ class EncryptedStore(SealedSchedules, SealedChildren):
         now: float,
         window: TriggerWindow,
         deadline_at: float | None = None,
+        trace_parent: str | None = None,
         *,
         priority: int = 0,
         flow_key: str | None = None,
@@ -599,7 +600,7 @@ class EncryptedStore(SealedSchedules, SealedChildren):
         hide = self._flow_keys.hide
         record, created = await self.inner.create_run_windowed(
             org, run_id, loop, sealed_for, now,
-            dataclasses.replace(window, key=hide(org, window.key)), deadline_at,
+            dataclasses.replace(window, key=hide(org, window.key)), deadline_at, trace_parent,
             priority=priority, flow_key=None if flow_key is None else hide(org, flow_key),
             flow_limit=flow_limit,
         )  # fmt: skip

@@ -106,6 +106,7 @@ class SqliteFlow:
         now: float,
         window: TriggerWindow,
         deadline_at: float | None = None,
+        trace_parent: str | None = None,
         *,
         priority: int = 0,
         flow_key: str | None = None,
@@ -115,8 +116,8 @@ class SqliteFlow:
 
         def op(conn: sqlite3.Connection) -> tuple[RunRecord, bool]:
             return windowed_run(
-                conn, org, run_id, loop, input_for, now, window, deadline_at, priority,
-                flow_key, flow_limit,
+                conn, org, run_id, loop, input_for, now, window, deadline_at, trace_parent,
+                priority, flow_key, flow_limit,
             )  # fmt: skip
 
         result: tuple[RunRecord, bool] = await self._run(op)
@@ -132,6 +133,7 @@ def windowed_run(
     now: float,
     window: TriggerWindow,
     deadline_at: float | None,
+    trace_parent: str | None,
     priority: int,
     flow_key: str | None,
     flow_limit: int,
@@ -165,9 +167,10 @@ def windowed_run(
     debounced = window.kind == "debounce"
     conn.execute(
         "INSERT INTO runs (org, id, loop, status, input, created_at, updated_at, run_key, "
-        "deadline_at, priority, flow_key, wake_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "deadline_at, trace_parent, priority, flow_key, wake_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (org, run_id, loop, "waiting" if debounced else "queued", input_for(run_id), now, now,
-         key, deadline_at, priority, flow_key, until if debounced else None),
+         key, deadline_at, trace_parent, priority, flow_key, until if debounced else None),
     )  # fmt: skip
     conn.execute(
         "INSERT INTO trigger_windows (org, loop, kind, key, run_id, until) "
