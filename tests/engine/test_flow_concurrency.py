@@ -12,7 +12,7 @@ import pytest
 from pulseloop import Concurrency, Event, InvalidFlowControl, Loop, Step
 from pulseloop.testing import FakeClock
 from tests.conftest import AppFactory
-from tests.engine.helpers import idle
+from tests.engine.helpers import IDLE_LIMIT_S, idle
 
 
 class SideTable:
@@ -97,8 +97,13 @@ class Gated(Loop):
 
 
 async def _entered(name: str) -> None:
-    while name not in Gated.entered:
-        await asyncio.sleep(0.01)  # polling for a positive event, never for an absence
+    """Wait for run ``name`` to enter its step; fail (not hang) if it never does."""
+    try:
+        async with asyncio.timeout(IDLE_LIMIT_S):
+            while name not in Gated.entered:
+                await asyncio.sleep(0.01)  # polling for a positive event, not an absence
+    except TimeoutError:
+        raise AssertionError(f"{name} never entered its step; entered: {Gated.entered}") from None
 
 
 async def test_queued_runs_of_a_full_key_wait_in_order_and_other_keys_run(
