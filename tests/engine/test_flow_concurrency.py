@@ -107,7 +107,7 @@ async def _entered(name: str) -> None:
 
 
 async def test_queued_runs_of_a_full_key_wait_in_order_and_other_keys_run(
-    make_app: AppFactory,
+    make_app: AppFactory, clock: FakeClock
 ) -> None:
     Gated.gates = {n: asyncio.Event() for n in ("a1", "a2", "a3", "b1")}
     Gated.entered = []
@@ -115,6 +115,7 @@ async def test_queued_runs_of_a_full_key_wait_in_order_and_other_keys_run(
         a1 = await app.trigger("gated", {"patientId": "A", "name": "a1"})
         await _entered("a1")
         a2 = await app.trigger("gated", {"patientId": "A", "name": "a2"})
+        await clock.advance("1 second")  # FIFO is by trigger time: no tie between a2 and a3
         a3 = await app.trigger("gated", {"patientId": "A", "name": "a3"})
         b1 = await app.trigger("gated", {"patientId": "B", "name": "b1"})
         await _entered("b1")  # B is not held up behind A's queue
