@@ -593,8 +593,8 @@ class EncryptedStore(SealedSchedules, SealedChildren):
         data_key = await self._key(org, "runs.input")
 
         def sealed_for(rid: str) -> str:  # inside the transaction: the run id is known there
-            # seal() itself, not the codec's caching path: this may run on the SQLite writer thread, and the
-            # recent-plaintext cache belongs to the event loop's thread
+            # seal() itself, not the codec's caching path: this may run on the SQLite writer
+            # thread, and the recent-plaintext cache belongs to the event loop's thread
             return seal(data_key, input_for(rid), "runs.input", rid)
 
         hide = self._flow_keys.hide
