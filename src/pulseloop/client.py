@@ -193,10 +193,10 @@ class OrgClient:
                 while True:
                     event = self.runtime.settled_event(run_id)
                     event.clear()
-                    record = await self.run_record(run_id)  # the row only: polls are cheap
-                    if record is None:
+                    status = await self._store.run_status(self._org, run_id)  # cheap poll
+                    if status is None:
                         raise _not_found(run_id)
-                    if record.status in TERMINAL_STATUSES:
+                    if status in TERMINAL_STATUSES:
                         return await self.get_run(run_id)
                     # this process's worker settles the event at once; polling (backing
                     # off) covers runs executed by a worker in another process

@@ -103,6 +103,10 @@ class RunStore(Protocol):
     async def get_run(self, org: str, run_id: str) -> RunRecord | None:
         """The run, or None if it does not exist in ``org``."""
 
+    async def run_status(self, org: str, run_id: str) -> str | None:
+        """The run's status alone, or None if it does not exist in ``org``: what a waiter
+        polls, so a poll reads one plaintext column and opens no sealed payload."""
+
     async def list_runs(
         self,
         org: str,

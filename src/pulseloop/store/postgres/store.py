@@ -262,6 +262,12 @@ class PostgresStore(
         )
         return run_from_row(rows[0]) if rows else None
 
+    async def run_status(self, org: str, run_id: str) -> str | None:
+        rows = await self._fetchall(
+            "SELECT status FROM runs WHERE org = %s AND id = %s", (org, run_id)
+        )
+        return str(rows[0][0]) if rows else None
+
     async def list_runs(
         self,
         org: str,

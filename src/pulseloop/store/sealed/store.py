@@ -247,6 +247,9 @@ class EncryptedStore(SealedSchedules, SealedChildren):
         record = await self.inner.get_run(org, run_id)
         return None if record is None else await self._run(record)
 
+    async def run_status(self, org: str, run_id: str) -> str | None:
+        return await self.inner.run_status(org, run_id)  # plaintext: nothing to open
+
     async def list_runs(
         self,
         org: str,

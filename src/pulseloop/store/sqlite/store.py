@@ -181,6 +181,16 @@ class SqliteStore(SqliteSchedules, SqliteDeadlines, SqliteChildren, SqliteTimerP
         result: RunRecord | None = await self._run(op)
         return result
 
+    async def run_status(self, org: str, run_id: str) -> str | None:
+        def op(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(
+                "SELECT status FROM runs WHERE org = ? AND id = ?", (org, run_id)
+            ).fetchone()
+            return None if row is None else str(row[0])
+
+        result: str | None = await self._run(op)
+        return result
+
     async def list_runs(
         self,
         org: str,
