@@ -347,3 +347,34 @@ async def test_a_debounced_run_joins_the_trace_of_the_trigger_that_made_it(
     assert again.id == run.id
     assert stored is not None and stored.trace_parent is not None
     assert f"{first.get_span_context().trace_id:032x}" in stored.trace_parent
+
+
+class Kid(Loop):
+    name = "kid"
+
+    async def run(self, event: Event, step: Step) -> Any:
+        return await step.do("grow", lambda: 2)
+
+
+class Parent(Loop):
+    name = "parent"
+
+    async def run(self, event: Event, step: Step) -> Any:
+        return await step.run_loop("child", "kid", {"n": 1})
+
+
+async def test_a_child_loop_joins_its_parents_trace(make_app: AppFactory, otel: Otel) -> None:
+    async with make_app([Parent, Kid]) as app:
+        run = await app.trigger("parent")
+        done = await app.wait_for_run(run.id, timeout="20 seconds")
+        await idle(app)
+    assert done.output == 2
+    parent_passes = otel.named("run parent")
+    (child_trigger,) = otel.named("trigger kid")
+    (child_pass,) = otel.named("run kid")
+    assert len(parent_passes) == 2  # started the child and parked; resumed with its output
+    assert {_trace(s) for s in [*parent_passes, child_trigger, child_pass]} == {
+        _trace(parent_passes[0])
+    }
+    assert _parent_id(child_trigger) == _id(parent_passes[0])  # started by that pass
+    assert _parent_id(child_pass) == _id(child_trigger)

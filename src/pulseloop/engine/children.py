@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from pulseloop import errors
 from pulseloop.durations import Duration, duration_seconds
+from pulseloop.engine import tracing
 from pulseloop.engine.codec import decode, encode
 from pulseloop.engine.deadlines import run_timeout_s
 from pulseloop.engine.loop import Loop, loop_name
@@ -86,8 +87,14 @@ async def run_loop(
     pending = ex.history.waits.get(name)
     wait_at = pending.deadline_at if pending is not None else _deadline(name, now, timeout)
     started_at = pending.created_at if pending is not None else now
-    start = ChildStart(child_run_id(ex.run.id, name), target, text, name, now,
-                       _child_deadline(ex, target, cls, now))  # fmt: skip
+    child_id = child_run_id(ex.run.id, name)
+    trace = (  # a trigger span under this step's, so the child's passes join this trace
+        tracing.trigger_parent(ex.run.org, child_id, target)
+        if tracing.ENABLED and pending is None
+        else None
+    )
+    start = ChildStart(child_id, target, text, name, now,
+                       _child_deadline(ex, target, cls, now), trace)  # fmt: skip
     wait = WaitRecord(ex.run.key, name, seq, "child", None, wait_at, started_at)
     child, ours = await ex.services.store.start_child(ex.lease, start, wait)
     if not ours:

@@ -117,8 +117,8 @@ PARENT_FENCE = "SELECT org, id FROM runs WHERE run_key = %s AND lease_owner = %s
 its worker)."""
 INSERT_CHILD = (
     "INSERT INTO runs (org, id, loop, status, input, created_at, updated_at, run_key, "
-    "deadline_at, parent_key, parent_id, parent_step) "
-    "VALUES (%s, %s, %s, 'queued', %s, %s, %s, %s, %s, %s, %s, %s)"
+    "deadline_at, parent_key, parent_id, parent_step, trace_parent) "
+    "VALUES (%s, %s, %s, 'queued', %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 CHILD_ROW = f"SELECT {RUN_COLUMNS}, parent_key, parent_step FROM runs WHERE org = %s AND id = %s"
 
@@ -129,7 +129,7 @@ def insert_child_params(
     """:data:`INSERT_CHILD`'s parameters: ``parent`` is (key, id)."""
     c = child
     return (org, c.run_id, c.loop, c.input, c.created_at, c.created_at, key, c.deadline_at,
-            parent[0], parent[1], c.step)  # fmt: skip
+            parent[0], parent[1], c.step, c.trace_parent)  # fmt: skip
 
 
 def child_row(row: tuple[Any, ...], parent_key: str, step: str) -> tuple[RunRecord, bool]:

@@ -360,6 +360,9 @@ class ChildStart:
     """The parent's step that starts it: one child per (parent run, step)."""
     created_at: float
     deadline_at: float | None = None
+    trace_parent: str | None = None
+    """The W3C traceparent of the span that started it, so the child joins the parent's
+    trace (None while tracing is off)."""
 
 
 @dataclass(frozen=True, slots=True)

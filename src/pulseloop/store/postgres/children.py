@@ -55,9 +55,11 @@ async def run_ended(conn: Conn, run_key: str, now: float) -> None:
 _HELD_PARENT = "FROM runs p WHERE p.run_key = %(run)s AND p.lease_owner = %(worker)s"
 _INSERT_CHILD = (
     "INSERT INTO runs (org, id, loop, status, input, created_at, updated_at, run_key, "
-    "deadline_at, parent_key, parent_id, parent_step) SELECT p.org, %(child)s::text, "
+    "deadline_at, parent_key, parent_id, parent_step, trace_parent) SELECT p.org, "
+    "%(child)s::text, "
     "%(loop)s::text, 'queued', %(input)s::text, %(now)s::float8, %(now)s::float8, "
-    f"%(key)s::text, %(deadline)s::float8, p.run_key, p.id, %(step)s::text {_HELD_PARENT} "
+    f"%(key)s::text, %(deadline)s::float8, p.run_key, p.id, %(step)s::text, "
+    f"%(trace)s::text {_HELD_PARENT} "
     "AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.org = p.org AND r.id = %(child)s::text) "
     "ON CONFLICT DO NOTHING"
 )
@@ -80,6 +82,7 @@ def start_write(lease: Lease, child: ChildStart, wait: WaitRecord) -> Write[tupl
     params = {
         "run": lease.run_id, "worker": lease.worker, "child": c.run_id, "loop": c.loop,
         "input": c.input, "now": c.created_at, "deadline": c.deadline_at, "step": c.step,
+        "trace": c.trace_parent,
         "name": wait.name, "seq": wait.seq, "wait_at": wait.deadline_at,
         "wait_created": wait.created_at,
     }  # fmt: skip

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from pulseloop.errors import EncryptionKeyError
+from pulseloop.store.audit import AuditStore
 from pulseloop.store.base import (
     SCAN_SIGNAL_PAYLOAD,
     AnalysisJob,
@@ -39,6 +40,7 @@ from pulseloop.store.base import (
     RunRecord,
     ScanRecord,
     ScheduleRecord,
+    SessionStore,
     Signal,
     StepRecord,
     Store,
@@ -64,6 +66,21 @@ from pulseloop.store.sealed.schedules import SealedSchedules
 from pulseloop.store.sealed.webhooks import SealedWebhooks
 
 _T = TypeVar("_T")
+
+
+def _store_members() -> frozenset[str]:
+    """The public names of every concern the Store protocol is made of."""
+    return frozenset(
+        name
+        for proto in Store.__mro__
+        if getattr(proto, "_is_protocol", False)
+        for name in vars(proto)
+        if not name.startswith("_")
+    )
+
+
+STORE_MEMBERS = _store_members()
+"""Names the encrypting store must define itself (see ``EncryptedStore.__getattr__``)."""
 
 
 class SealedBackend(Store, PayloadSql, Protocol):
@@ -93,7 +110,16 @@ class EncryptedStore(SealedSchedules, SealedChildren):
         return self._keyring
 
     def __getattr__(self, name: str) -> Any:
-        # backend extras the worker probes for (commits, wake-up subscriptions, ...)
+        # backend extras the worker probes for (commits, wake-up subscriptions, ...), never
+        # a Store method: each of those is defined in this layer, sealing what it carries,
+        # so one added to the protocol without a sealed counterpart fails loudly here
+        # instead of quietly storing patient data in plaintext
+        if name in STORE_MEMBERS:
+            raise AttributeError(
+                f"EncryptedStore has no {name!r}: a Store method must be defined in "
+                "pulseloop.store.sealed (sealing its payloads, or passing it through when it "
+                "carries none), not forwarded to the backend unsealed"
+            )
         return getattr(self.inner, name)
 
     async def open(self) -> None:
@@ -561,6 +587,17 @@ class EncryptedStore(SealedSchedules, SealedChildren):
 
     async def stats(self, steps_since: float) -> StoreStats:
         return await self.inner.stats(steps_since)
+
+    # concerns that carry no patient payload: passed through as they are ---------------
+    @property
+    def sessions(self) -> SessionStore:
+        """Dashboard sessions: token hashes, key ids and times, nothing to seal."""
+        return self.inner.sessions
+
+    @property
+    def audit(self) -> AuditStore:
+        """The audit trail: who, what action, which object id, when; no payloads."""
+        return self.inner.audit
 
     # webhook endpoints (their secrets sealed; see store/sealed/webhooks.py) ------------
     @property
