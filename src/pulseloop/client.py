@@ -16,6 +16,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pulseloop.background import wait_event
 from pulseloop.durations import Duration, duration_seconds
 from pulseloop.engine import tracing
 from pulseloop.engine.clock import Clock
@@ -23,7 +24,6 @@ from pulseloop.engine.codec import encode
 from pulseloop.engine.deadlines import run_timeout_s
 from pulseloop.engine.flow import trigger_flow, trigger_window
 from pulseloop.engine.loop import Loop
-from pulseloop.engine.worker import wait_event
 from pulseloop.errors import InvalidRunId, LoopNotFound, RunNotFound
 from pulseloop.runs import Deploy, Run, build_deploy, build_run
 from pulseloop.schedules import Schedules

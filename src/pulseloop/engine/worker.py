@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pulseloop.background import wait_event
 from pulseloop.engine import logcontext
 from pulseloop.engine.clock import Clock
 from pulseloop.engine.context import ConnectorFactory
@@ -44,14 +45,6 @@ from pulseloop.store.base import (
 )
 
 log = logging.getLogger(__name__)
-
-
-async def wait_event(event: asyncio.Event, timeout_s: float) -> None:
-    """Wait until ``event`` is set or ``timeout_s`` passes, without creating a task
-    (``asyncio.wait_for`` makes one per call, and the claim loop waits constantly)."""
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(timeout_s):
-            await event.wait()
 
 
 @dataclasses.dataclass(slots=True)

@@ -12,10 +12,9 @@ batch re-checks ``purged_at``, so a row is purged, and audited, once).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
+from pulseloop.background import Background
 from pulseloop.engine.clock import Clock
 from pulseloop.store.retention import BATCH, PurgeReport, purge_org
 from pulseloop.store.sealed.keyring import PayloadSql
@@ -27,9 +26,11 @@ CHECK_S = 3600.0
 LIST_ORGS = "SELECT name FROM orgs ORDER BY name"
 
 
-class Purger:
+class Purger(Background):
     """Applies every organization's retention policy in the background (``org``, the
     worker's own, is always covered, even before it has a row in ``orgs``)."""
+
+    task_name = "pulseloop-purger"
 
     def __init__(
         self,
@@ -40,6 +41,7 @@ class Purger:
         batch: int = BATCH,
         check_s: float = CHECK_S,
     ) -> None:
+        super().__init__()  # idle: set whenever a pass has finished
         self.store = store
         self.org = org
         self.clock = clock
@@ -47,27 +49,6 @@ class Purger:
         self.check_s = check_s
         self.reports: dict[str, PurgeReport] = {}
         """The last pass's report per organization (read after :attr:`idle` is set)."""
-        self.idle = asyncio.Event()
-        """Set whenever a pass has finished (tests wait on it, not on time)."""
-        self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
-
-    def start(self) -> None:
-        """Start passing in the background."""
-        self._task = asyncio.create_task(self._loop(), name="pulseloop-purger")
-
-    def kick(self) -> None:
-        """Pass again now (tests, after moving a fake clock)."""
-        self.idle.clear()
-        self._wake.set()
-
-    async def stop(self) -> None:
-        """Stop between batches."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     @property
     def last(self) -> PurgeReport | None:
@@ -81,10 +62,7 @@ class Purger:
             except Exception:  # keep serving; the next pass retries
                 log.exception("purging payloads past retention failed; retrying")
             self.idle.set()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.check_s):
-                    await self._wake.wait()
-            self._wake.clear()
+            await self._pause(self.check_s)
 
     async def _pass(self) -> None:
         (rows,) = await self.store.payload_sql([(LIST_ORGS, ())])

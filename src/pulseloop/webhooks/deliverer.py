@@ -20,7 +20,6 @@ compromised endpoint receives no patient data.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
@@ -30,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from pulseloop.background import Background, wait_event
 from pulseloop.engine.clock import Clock
 from pulseloop.store.webhooks import AttemptLog, DeliveryRecord, DueDelivery, WebhookStore
 from pulseloop.webhooks.endpoints import delivery_id
@@ -86,8 +86,10 @@ def backoff_s(attempt: int, base_s: float = BACKOFF_S, cap_s: float = MAX_BACKOF
     return random.uniform(ceiling / 2, ceiling)
 
 
-class Deliverer:
+class Deliverer(Background):
     """Claims due deliveries and POSTs them, signed, until stopped."""
+
+    task_name = "pulseloop-deliverer"
 
     def __init__(
         self,
@@ -102,6 +104,7 @@ class Deliverer:
         poll_s: float = POLL_S,
         batch: int = BATCH,
     ) -> None:
+        super().__init__()
         self.store = store
         self.clock = clock
         self.worker = worker
@@ -113,29 +116,18 @@ class Deliverer:
         self.batch = batch
         self.attempted = asyncio.Event()
         """Set after each recorded attempt (tests wait on it, then read the log)."""
-        self.idle = asyncio.Event()
-        """Set when a pass found nothing due and the deliverer waits (for a kick, a wake-up
-        hint from another process, the next due time or the poll)."""
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        # idle: set when a pass found nothing due and the deliverer waits (for a kick, a
+        # wake-up hint from another process, the next due time or the poll)
         self._http: httpx.AsyncClient | None = None
 
     def start(self) -> None:
         """Start delivering in the background."""
         self._http = httpx.AsyncClient(timeout=self.timeout_s, follow_redirects=False)
-        self._task = asyncio.create_task(self._loop(), name="pulseloop-deliverer")
-
-    def kick(self) -> None:
-        """Look for due deliveries now (a transition was committed; a clock moved)."""
-        self._wake.set()
+        super().start()
 
     async def stop(self) -> None:
         """Stop; deliveries in flight are sent again by whoever claims them next."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await super().stop()
         if self._http is not None:
             await self._http.aclose()
             self._http = None
@@ -157,9 +149,7 @@ class Deliverer:
             except Exception:  # keep serving; the next pass retries
                 log.exception("claiming webhook deliveries failed; retrying")
             self.idle.set()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait_s):
-                    await self._wake.wait()
+            await wait_event(self._wake, wait_s)  # cleared at the top of the next pass
 
     async def _deliver(self, item: DueDelivery) -> None:
         delivery = item.delivery

@@ -23,11 +23,11 @@ rotation and makes the start check O(keys).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
 
+from pulseloop.background import Background
 from pulseloop.store.base import SCAN_SIGNAL_PAYLOAD
 from pulseloop.store.sealed.columns import COLUMNS, PayloadColumn, stored_error, token_of
 from pulseloop.store.sealed.keyring import REFRESH_S, Statement, key_id_of, seal, unseal
@@ -147,8 +147,10 @@ async def mark_resealed(store: EncryptedStore, started: float, settle_s: float) 
     await store.payload_sql([*marks, (CLEAR_DUE, ())])
 
 
-class Resealer:
+class Resealer(Background):
     """The background task a worker process runs (see the module doc)."""
+
+    task_name = "pulseloop-resealer"
 
     def __init__(
         self,
@@ -158,33 +160,13 @@ class Resealer:
         check_s: float = CHECK_S,
         settle_s: float = SETTLE_S,
     ):
+        super().__init__()  # idle: set whenever nothing is due, or a pass found nothing
         self.store = store
         self.batch = batch
         self.check_s = check_s
         self.settle_s = settle_s
         self.passes = 0
         """Passes finished (tests wait on :attr:`idle`, not on time)."""
-        self.idle = asyncio.Event()
-        """Set whenever nothing is due, or a pass found nothing to do."""
-        self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
-
-    def start(self) -> None:
-        """Start checking (and passing when due) in the background."""
-        self._task = asyncio.create_task(self._loop(), name="pulseloop-resealer")
-
-    def kick(self) -> None:
-        """Check again now (after a rotation in this process)."""
-        self.idle.clear()
-        self._wake.set()
-
-    async def stop(self) -> None:
-        """Stop between batches."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     async def _loop(self) -> None:
         while True:
@@ -210,10 +192,3 @@ class Resealer:
         if changed == 0 or not more:
             self.idle.set()
         return more
-
-    async def _pause(self, seconds: float) -> None:
-        """Wait ``seconds`` or until kicked."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await self._wake.wait()
-        self._wake.clear()
