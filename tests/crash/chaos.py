@@ -228,6 +228,8 @@ class Feeder:
         self.world = asyncio.Lock()
         self.uploaded: set[int] = set()
         self.refused: list[str] = []
+        self._unanswered: dict[str, int] = {}
+        """Scans whose upload got no answer (the server died mid-request), by run index."""
         self._finished: set[str] = set()
         self._rng = random.Random(7)
 
@@ -254,6 +256,7 @@ class Feeder:
                 await asyncio.sleep(0.05)
 
     async def _pass(self, client: httpx.AsyncClient) -> None:
+        await self._settle_unanswered()
         for (rid,) in await self.db.rows("SELECT run_id FROM waits WHERE name = 'reply'"):
             if rid not in self.replied:
                 await self.send_event(rid)
@@ -267,7 +270,7 @@ class Feeder:
             i = int(rid.rsplit("-", 1)[1])
             provisioned = await open_stored(self.app, sealed, "steps.output", rid, "provision")
             if self.upload(i):
-                if await self._upload(client, i, json.loads(provisioned)["url"]):
+                if await self._upload(client, scan_id, i, json.loads(provisioned)["url"]):
                     self._finished.add(scan_id)
                 continue
             self._finished.add(scan_id)
@@ -279,7 +282,20 @@ class Feeder:
                 )
             )
 
-    async def _upload(self, client: httpx.AsyncClient, i: int, url: str) -> bool:
+    async def _settle_unanswered(self) -> None:
+        """An upload whose server was killed after accepting it but before answering
+        (the scan left ``pending``) went through, as a patient's page would learn by
+        reloading; one still pending is posted again by this pass."""
+        if not self._unanswered:
+            return
+        ids = ", ".join(f"'{scan_id}'" for scan_id in self._unanswered)
+        rows = await self.db.rows(f"SELECT id, status FROM scans WHERE id IN ({ids})")
+        for scan_id, status in rows:
+            if status != "pending":
+                self.uploaded.add(self._unanswered.pop(scan_id))
+                self._finished.add(scan_id)
+
+    async def _upload(self, client: httpx.AsyncClient, scan_id: str, i: int, url: str) -> bool:
         """POST the run's trace to a live server, as the patient's page does; true once
         the link has its upload (202 now, or 409: an earlier POST whose answer was lost)."""
         from tests.connectors.scan_helpers import trace_upload
@@ -295,6 +311,7 @@ class Feeder:
                 headers={"Content-Type": "application/json"},
             )  # fmt: skip
         except httpx.TransportError:  # that server was just killed: another try later
+            self._unanswered[scan_id] = i  # unless it accepted the upload before dying
             return False
         if answer.status_code in (202, 409):
             self.uploaded.add(i)
